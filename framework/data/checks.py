@@ -1,0 +1,89 @@
+"""The quality-check interface shared by the core gates and by plugins.
+
+A :class:`QualityCheck` reads a :class:`~framework.data.records.DataBundle` and returns a
+:class:`CheckResult`. The core's six gates (coverage, consistency, accuracy, cleanliness, balance,
+documentation) are checks; modalities and third-party plugins add more through the
+``framework_quality_checks`` hook. The audit stage runs them all, writes every result into
+``audit/audit.json`` and the data card, and refuses to train when a failed check is a gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+from framework.data.records import DataBundle
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One concrete problem a check found (a duplicate pair, an outlier file...).
+
+    Attributes:
+        kind: Short category (``exact_duplicate``, ``low_resolution``, ``clipping``...).
+        items: Record ids or sources involved.
+        detail: Human-readable explanation.
+    """
+
+    kind: str
+    items: tuple[str, ...]
+    detail: str = ""
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one quality check.
+
+    Attributes:
+        name: The check's name, as used in config overrides (``data.gates.<name>``).
+        passed: Whether the measured values meet the thresholds.
+        gate: When ``True`` a failure stops the run before training (unless
+            ``data.gates.enforce=false``); when ``False`` a failure is a warning in the report.
+        summary: One line that says what was measured, against which threshold, and by how much
+            it missed, e.g. ``"kappa 0.52 < 0.70 (short by 0.18)"``.
+        measured: The figures behind the summary, for ``audit.json``.
+        findings: The individual problems, for the report and the quarantine list.
+        override: What the user can set to relax or disable this check.
+    """
+
+    name: str
+    passed: bool
+    gate: bool = True
+    summary: str = ""
+    measured: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    override: str = ""
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a check may read besides the data.
+
+    Attributes:
+        modality: Name of the running modality.
+        settings: This check's own settings from ``data.gates.<name>`` (thresholds...), or empty.
+        slice_fields: The slice fields named in ``data.slices``.
+        out_dir: The audit directory, for checks that write artifacts (plots, lists).
+    """
+
+    modality: str
+    settings: Mapping[str, Any]
+    slice_fields: tuple[str, ...]
+    out_dir: Path
+
+
+@runtime_checkable
+class QualityCheck(Protocol):
+    """A data check run by the audit stage.
+
+    Implementations are small objects with a ``name`` and a ``run`` method; they must not modify
+    the bundle. A check that does not apply to the data at hand (no annotations, no audio)
+    returns a passing result whose summary says it was not applicable.
+    """
+
+    name: str
+
+    def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
+        """Measure the data and return the result; called once per audit."""
+        ...
