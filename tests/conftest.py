@@ -14,3 +14,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def cli(tmp_path):  # type: ignore[no-untyped-def]
+    """Run ``python -m framework ARGS`` in a fresh process, in ``tmp_path``; returns the result."""
+    import os
+    import subprocess
+    import sys
+
+    def run(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env.pop("FRAMEWORK_RUN_ID", None)
+        return subprocess.run([sys.executable, "-m", "framework", *args], cwd=tmp_path, env=full_env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    return run

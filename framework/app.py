@@ -1,0 +1,246 @@
+"""One run: audit, train, evaluate, export, as the config's ``stages`` select.
+
+:func:`run` is what ``python -m framework`` calls once per job (and what tests call directly). It
+knows no modality by name: everything modality-specific goes through the selected
+:class:`~framework.modality.Modality`, everything cross-cutting through the plugin facade.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+from framework.config import STAGES, typed_section
+from framework.data.records import DataBundle
+from framework.errors import FrameworkError
+from framework.evaluation import report as report_md
+from framework.evaluation import success
+from framework.evaluation.types import EvalReport, flatten
+from framework.hookspecs import RunInfo
+from framework.instantiate import check_targets, instantiate
+from framework.modality import Modality, RunContext
+from framework.plugins import Plugins, load_plugins
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What one run produced; also written as ``summary.json`` in the run dir."""
+
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    verdicts: list[success.Verdict] = field(default_factory=list)
+
+    @property
+    def fit_to_ship(self) -> bool | None:
+        """``None`` without success criteria, else whether every criterion passed."""
+        return all(v.passed for v in self.verdicts) if self.verdicts else None
+
+
+def run(cfg: DictConfig, run_dir: Path, *, plugins: Plugins | None = None, base_dir: Path | None = None,
+        overrides: list[str] | None = None) -> RunResult:
+    """Run the selected stages of one job and return its result.
+
+    Args:
+        cfg: The composed config (``conf/config.yaml`` + ``+modality=NAME`` + overrides).
+        run_dir: Where this job writes everything.
+        plugins: The plugin facade; loaded from entry points when omitted.
+        base_dir: The directory the user launched from (shared stores such as MLflow's live there).
+        overrides: The job's command-line overrides, recorded in ``summary.json``.
+    """
+    plugins = plugins or load_plugins()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    modality, ctx, stages = _prepare(cfg, run_dir, plugins)
+    info = _run_info(cfg, run_dir, modality)
+    result = RunResult(status="failed")
+    with ExitStack() as stack:
+        stack.enter_context(_observers(cfg, info, plugins, base_dir or Path.cwd()))
+        plugins.run_start(info)
+        try:
+            result = _stages(cfg, ctx, modality, stages, info)
+        except BaseException as exc:
+            result.status = _status_of(exc)
+            raise
+        finally:
+            plugins.run_end(info, result.status, result.metrics)
+            _write_summary(run_dir, result, overrides or [])
+    return result
+
+
+def _prepare(cfg: DictConfig, run_dir: Path, plugins: Plugins) -> tuple[Modality, RunContext, list[str]]:
+    if cfg.get("modality") is None or "name" not in cfg.modality:
+        names = ", ".join(plugins.modalities()) or "none installed"
+        raise FrameworkError(f"no modality selected: add +modality=NAME (installed: {names})")
+    modality = plugins.modality(cfg.modality.name)
+    check_targets(cfg, cfg.get("allowed_targets", []))
+    success.parse_criteria(cfg.success)  # a malformed threshold fails before any work is done
+    stages = list(cfg.stages)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise FrameworkError(f"unknown stage(s) {unknown}; valid stages: {', '.join(STAGES)} (e.g. stages=[audit])")
+    sections = {name: OmegaConf.to_object(typed_section(cfg, name, schema))
+                for name, schema in modality.sections.items()}
+    ctx = RunContext(
+        run_dir=run_dir,
+        modality=sections.get("modality", cfg.modality),
+        model=sections.get("model", cfg.get("model")),
+        data=OmegaConf.to_object(cfg.data),
+        seed=int(cfg.seed),
+        plugins=plugins,
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+    )
+    return modality, ctx, stages
+
+
+def _run_info(cfg: DictConfig, run_dir: Path, modality: Modality) -> RunInfo:
+    from framework.training.distributed import init_distributed
+
+    rank, world_size, _ = init_distributed()
+    return RunInfo(run_dir=run_dir, modality=modality.name, name=run_dir.name,
+                   config_yaml=OmegaConf.to_yaml(cfg, resolve=True), rank=rank, world_size=world_size)
+
+
+@contextmanager
+def _observers(cfg: DictConfig, info: RunInfo, plugins: Plugins, base_dir: Path) -> Iterator[None]:
+    """Register tracking backends and configured callbacks as plugins for this run only."""
+    from framework.tracking import open_trackers
+
+    tracking = OmegaConf.to_object(cfg.tracking)
+    observers: list[Any] = list(open_trackers(tracking, info, base_dir))
+    extra = cfg.get("allowed_targets", [])
+    observers += [instantiate(node, extra) for node in (cfg.get("callbacks") or {}).values()]
+    names = [plugins.pm.register(obs) for obs in observers]
+    try:
+        yield
+    finally:
+        for name in names:
+            if name is not None:
+                plugins.pm.unregister(name=name)
+
+
+def _stages(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: list[str], info: RunInfo) -> RunResult:
+    started = time.perf_counter()
+    data = modality.load_data(ctx)
+    log.info("data: %s records per split, %d quarantined", data.counts(), len(data.quarantine))
+    audit_line = _audit(cfg, ctx, modality, data) if "audit" in stages else None
+    result = RunResult(status="completed")
+    if stages == ["audit"]:
+        return result
+    task = modality.build_task(ctx, data)
+    if "train" in stages:
+        _train(cfg, ctx, modality, task, data, info)
+    elif "evaluate" in stages or "export" in stages:
+        _load_trained_weights(cfg, ctx, task)
+    if "evaluate" in stages:
+        reports = _evaluate(cfg, ctx, modality, task, data, info)
+        result.metrics = flatten(reports)
+        result.verdicts = success.check(success.parse_criteria(cfg.success), result.metrics)
+        text = report_md.render(modality.name, reports, result.verdicts, ctx.run_dir, audit_line)
+        ctx.path("report.md").write_text(text)
+        _say_verdict(result, ctx.run_dir / "report.md")
+    if "export" in stages and info.is_main:
+        written = modality.export(ctx, task, ctx.run_dir / "export")
+        log.info("exported %d file(s) to %s", len(written), ctx.run_dir / "export")
+    log.info("run finished in %.1fs: %s", time.perf_counter() - started, ctx.run_dir)
+    return result
+
+
+def _audit(cfg: DictConfig, ctx: RunContext, modality: Modality, data: DataBundle) -> str:
+    from framework.data.audit import enforce, run_audit
+
+    checks = ctx.plugins.quality_checks(modality.name)
+    audit = run_audit(data, ctx.data, modality=modality.name, extra_checks=checks, out_dir=ctx.run_dir / "audit")
+    enforce(audit, enforce=bool(cfg.data.gates.enforce))
+    failed = [r.name for r in audit.results if not r.passed]
+    return f"{len(audit.results)} checks, " + (f"failed: {', '.join(failed)}" if failed else "all passed") + \
+        " (see audit/datacard.md)"
+
+
+def _train(cfg: DictConfig, ctx: RunContext, modality: Modality, task: Any, data: DataBundle, info: RunInfo) -> None:
+    from framework.training import Engine
+
+    trainer = OmegaConf.to_object(cfg.trainer)
+    with Engine(trainer, info, events=ctx.plugins, seed=ctx.seed) as engine:
+        modality.train(ctx, engine, task, data)
+        ctx.extras["engine"] = engine
+
+
+def _load_trained_weights(cfg: DictConfig, ctx: RunContext, task: Any) -> None:
+    from framework.training import latest_checkpoint, load_model_weights
+
+    source = Path(cfg.checkpoint) if cfg.get("checkpoint") else latest_checkpoint(ctx.run_dir)
+    if source is None:
+        raise FrameworkError(
+            "evaluate/export without the train stage needs trained weights: set checkpoint=PATH to a "
+            "checkpoint directory (run_dir/checkpoints/step_...), or add train to stages"
+        )
+    load_model_weights(task, source)
+    log.info("loaded weights from %s", source)
+
+
+def _evaluate(cfg: DictConfig, ctx: RunContext, modality: Modality, task: Any, data: DataBundle,
+              info: RunInfo) -> list[EvalReport]:
+    reports = []
+    extra_metrics = ctx.plugins.metrics(modality.name)
+    for split in cfg.evaluation.splits:
+        if not data.splits.get(split):
+            log.info("evaluate: no %r split, skipped", split)
+            continue
+        report = modality.evaluate(ctx, task, data, split)
+        if extra_metrics:
+            predictions = modality.predict(ctx, task, data.records(split), split)
+            for metric in extra_metrics:
+                report.merge_metrics(metric.compute(predictions), source=metric.name)
+        ctx.plugins.evaluated(info, -1, split, report.metrics)
+        reports.append(report)
+    if not reports:
+        raise FrameworkError(f"nothing to evaluate: none of the splits {list(cfg.evaluation.splits)} has data; "
+                             f"set data.val / data.test or evaluation.splits")
+    return reports
+
+
+def _say_verdict(result: RunResult, report_path: Path) -> None:
+    if result.fit_to_ship is None:
+        log.info("evaluation: %s (no success criteria set) -> %s", _brief(result.metrics), report_path)
+        return
+    failed = [f"{v.criterion.metric} {v.value} (needs {v.criterion.op} {v.criterion.threshold:g})"
+              for v in result.verdicts if not v.passed]
+    if failed:
+        log.warning("NOT fit to ship: %s -> %s", "; ".join(failed), report_path)
+    else:
+        log.info("fit to ship: all %d success criteria met -> %s", len(result.verdicts), report_path)
+
+
+def _brief(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4f}" for k, v in list(metrics.items())[:6])
+
+
+def _status_of(exc: BaseException) -> str:
+    from framework.data.audit import GateFailure
+    from framework.training import Interrupted
+
+    if isinstance(exc, GateFailure):
+        return "refused"
+    if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+        return "interrupted"
+    return "failed"
+
+
+def _write_summary(run_dir: Path, result: RunResult, overrides: list[str]) -> None:
+    summary = {
+        "status": result.status,
+        "overrides": overrides,
+        "metrics": result.metrics,
+        "fit_to_ship": result.fit_to_ship,
+        "success": [{"metric": v.criterion.metric, "required": f"{v.criterion.op}{v.criterion.threshold:g}",
+                     "value": v.value, "passed": v.passed} for v in result.verdicts],
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

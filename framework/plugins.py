@@ -1,0 +1,268 @@
+"""The plugin manager and the typed facade the core calls instead of ``pm.hook``.
+
+Every plugin, built-in or third-party, is found through the ``framework.plugins`` entry-point
+group. The manager is built by :func:`load_plugins`, never at import time.
+
+Environment switches:
+
+* ``FRAMEWORK_DISABLE_PLUGINS=name1,name2`` blocks the named entry points (by entry-point name or
+  distribution name) so a misbehaving plugin can be switched off without uninstalling it;
+* ``FRAMEWORK_TRACE_PLUGINS=1`` logs every hook call and its result.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import traceback
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+import pluggy
+
+from framework import hookspecs
+from framework.errors import FrameworkError
+
+if TYPE_CHECKING:
+    from framework.data.checks import QualityCheck
+    from framework.evaluation.types import Metric
+    from framework.modality import Modality
+
+log = logging.getLogger(__name__)
+
+DISABLE_ENV = "FRAMEWORK_DISABLE_PLUGINS"
+TRACE_ENV = "FRAMEWORK_TRACE_PLUGINS"
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be loaded, reported by name and package and then skipped."""
+
+    name: str
+    package: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"plugin {self.name!r} from package {self.package!r} failed to load: {self.error}"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One loaded plugin, for ``python -m framework --plugins``."""
+
+    name: str
+    package: str
+    version: str
+    modalities: tuple[str, ...]
+
+
+@dataclass
+class Plugins:
+    """Typed access to the hooks of every loaded plugin.
+
+    Build it with :func:`load_plugins`. Tests may build one around their own
+    ``pluggy.PluginManager`` with :meth:`from_manager`.
+    """
+
+    pm: pluggy.PluginManager
+    failures: list[PluginFailure] = field(default_factory=list)
+    packages: dict[str, tuple[str, str]] = field(default_factory=dict)  # plugin name -> (dist, version)
+
+    @classmethod
+    def from_manager(cls, pm: pluggy.PluginManager) -> "Plugins":
+        """Wrap an already-populated plugin manager (used by tests and the contract kit)."""
+        pm.check_pending()
+        return cls(pm=pm)
+
+    # --- registration -------------------------------------------------------------------
+
+    def modalities(self) -> dict[str, "Modality"]:
+        """Every installed modality by name; two plugins claiming one name is an error."""
+        found: dict[str, tuple[str, Modality]] = {}
+        for impl in self.pm.hook.framework_modalities.get_hookimpls():
+            for modality in impl.function() or []:
+                owner = self._describe(impl.plugin_name)
+                if modality.name in found:
+                    other = found[modality.name][0]
+                    raise FrameworkError(
+                        f"modality {modality.name!r} is registered twice: by {other} and by {owner}. "
+                        f"Uninstall one, or block it with {DISABLE_ENV}=<plugin name>."
+                    )
+                found[modality.name] = (owner, modality)
+        return {name: pair[1] for name, pair in sorted(found.items())}
+
+    def modality(self, name: str) -> "Modality":
+        """The modality called ``name``; an unknown name lists the installed ones."""
+        available = self.modalities()
+        if name not in available:
+            listed = ", ".join(available) or "none"
+            hint = "".join(f"\n  {f}" for f in self.failures)
+            raise FrameworkError(
+                f"unknown modality {name!r}. Installed modalities: {listed}. "
+                f"Install the plugin that provides it, or pick one with +modality=NAME."
+                + (f"\nPlugins that failed to load:{hint}" if hint else "")
+            )
+        return available[name]
+
+    def config_search_path(self) -> list[str]:
+        """Hydra search-path entries contributed by every plugin, built-ins last."""
+        entries: list[str] = []
+        for contributed in self.pm.hook.framework_config_search_path():
+            entries.extend(e for e in contributed or [] if e not in entries)
+        return entries
+
+    # --- data and evaluation contributions ----------------------------------------------
+
+    def quality_checks(self, modality: str) -> list["QualityCheck"]:
+        """Extra audit checks for ``modality`` from every plugin."""
+        return _flatten(self.pm.hook.framework_quality_checks(modality=modality))
+
+    def metrics(self, modality: str) -> list["Metric"]:
+        """Extra metrics for ``modality`` from every plugin."""
+        return _flatten(self.pm.hook.framework_metrics(modality=modality))
+
+    # --- events (the engine's EngineEvents protocol, plus run start/end) -----------------
+
+    def run_start(self, run: hookspecs.RunInfo) -> None:
+        """Notify observers that ``run`` started."""
+        self._notify("framework_run_start", run=run)
+
+    def step(self, run: hookspecs.RunInfo, step: int, metrics: Mapping[str, float]) -> None:
+        """Notify observers of training metrics at ``step``."""
+        self._notify("framework_step", run=run, step=step, metrics=metrics)
+
+    def evaluated(self, run: hookspecs.RunInfo, step: int, split: str, metrics: Mapping[str, float]) -> None:
+        """Notify observers of evaluation metrics for ``split`` at ``step``."""
+        self._notify("framework_evaluated", run=run, step=step, split=split, metrics=metrics)
+
+    def checkpoint_saved(self, run: hookspecs.RunInfo, step: int, path: Path) -> None:
+        """Notify observers that a valid checkpoint was written at ``path``."""
+        self._notify("framework_checkpoint_saved", run=run, step=step, path=path)
+
+    def run_end(self, run: hookspecs.RunInfo, status: str, metrics: Mapping[str, float]) -> None:
+        """Notify observers that ``run`` ended with ``status``."""
+        self._notify("framework_run_end", run=run, status=status, metrics=metrics)
+
+    def _notify(self, hook_name: str, **kwargs: Any) -> None:
+        # An observer's bug must not end a training run: report it and carry on with the others.
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            accepted = {k: v for k, v in kwargs.items() if k in impl.argnames}
+            try:
+                impl.function(**accepted)
+            except Exception:  # noqa: BLE001 - deliberately broad, see above
+                log.error("plugin %s failed in %s:\n%s", self._describe(impl.plugin_name), hook_name,
+                          traceback.format_exc())
+
+    # --- description --------------------------------------------------------------------
+
+    def describe(self) -> list[PluginInfo]:
+        """Loaded plugins with their package and the modalities each provides."""
+        per_plugin: dict[str, list[str]] = {}
+        for impl in self.pm.hook.framework_modalities.get_hookimpls():
+            per_plugin[impl.plugin_name] = [m.name for m in impl.function() or []]
+        infos = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None or name.startswith("_"):
+                continue
+            dist, version = self.packages.get(name, ("", ""))
+            infos.append(PluginInfo(name, dist, version, tuple(per_plugin.get(name, []))))
+        return infos
+
+    def _describe(self, plugin_name: str) -> str:
+        dist = self.packages.get(plugin_name, ("", ""))[0]
+        if dist:
+            return f"plugin {plugin_name!r} (package {dist!r})"
+        plugin = self.pm.get_plugin(plugin_name)
+        # Plugins registered without a name (tests, notebooks) are named by pluggy after id().
+        label = getattr(plugin, "__name__", None) or type(plugin).__qualname__
+        return f"plugin {label!r}"
+
+
+def _flatten(lists: Iterable[list[Any] | None]) -> list[Any]:
+    return [item for items in lists for item in items or []]
+
+
+def _blocked_names() -> set[str]:
+    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+
+
+def new_manager() -> pluggy.PluginManager:
+    """An empty plugin manager that knows the framework's hook specifications."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+@functools.cache
+def default_plugins() -> Plugins:
+    """The plugins of this process, loaded on first use and shared (CLI and Hydra's search path)."""
+    return load_plugins()
+
+
+def load_plugins(extra: Iterable[object] = ()) -> Plugins:
+    """Build the plugin manager from the ``framework.plugins`` entry points.
+
+    A plugin that fails to import is recorded in :attr:`Plugins.failures` (and logged) and the
+    others still load. Hook implementations are validated at once, so a misspelled hook name or
+    an unknown argument raises here, naming the plugin. ``extra`` registers plugin objects
+    directly (tests, notebooks).
+    """
+    pm = new_manager()
+    blocked = _blocked_names()
+    plugins = Plugins(pm=pm)
+    for ep in sorted(entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=_builtins_last):
+        dist = ep.dist.name if ep.dist else "unknown"
+        version = ep.dist.version if ep.dist else ""
+        if ep.name in blocked or dist in blocked:
+            pm.set_blocked(ep.name)
+            log.info("plugin %r (package %r) blocked by %s", ep.name, dist, DISABLE_ENV)
+            continue
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any import error must be reported, not fatal
+            failure = PluginFailure(ep.name, dist, f"{type(exc).__name__}: {exc}")
+            plugins.failures.append(failure)
+            log.warning("%s; skipped (block it with %s=%s)", failure, DISABLE_ENV, ep.name)
+            continue
+        plugins.packages[ep.name] = (dist, version)
+        _register(pm, module, ep.name, plugins)
+    for obj in extra:
+        _register(pm, obj, None, plugins)
+    _check_hooks(pm, plugins)
+    if os.environ.get(TRACE_ENV):
+        pm.trace.root.setwriter(lambda msg: log.info("hook: %s", msg.rstrip()))
+        pm.enable_tracing()
+    return plugins
+
+
+def _builtins_last(ep: EntryPoint) -> tuple[int, str]:
+    # pluggy calls later registrations first, so registering built-ins first makes them run last:
+    # an outside plugin can then override a built-in's first-result hooks.
+    return (0 if ep.value.startswith("plugins.") else 1, ep.name)
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str | None, plugins: Plugins) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        owner = plugins._describe(name) if name else f"plugin {plugin!r}"
+        raise FrameworkError(
+            f"{owner} has a hook whose signature does not match the contract: {exc}. "
+            f"See framework/hookspecs.py or docs/plugins.md for the arguments each hook takes."
+        ) from exc
+
+
+def _check_hooks(pm: pluggy.PluginManager, plugins: Plugins) -> None:
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        owner = plugins._describe(pm.get_name(exc.plugin) or "") if exc.plugin else "a plugin"
+        raise FrameworkError(
+            f"{owner} implements a hook the framework does not define: {exc}. "
+            f"Check the name against framework/hookspecs.py (docs/plugins.md lists every hook)."
+        ) from exc

@@ -1,0 +1,99 @@
+"""Multirun sweeps: the objective each job returns and the summary table at the sweep root.
+
+Every job writes ``summary.json`` (status, overrides, metrics) into its own dir. When the sweep
+ends, :class:`SweepSummary` (a Hydra callback, enabled in ``conf/hydra/default.yaml``) collects
+them into ``summary.csv`` and ``summary.md`` at the sweep root, best job first.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from framework.evaluation.success import parse_criteria
+
+log = logging.getLogger(__name__)
+
+
+def ranking(cfg: DictConfig) -> tuple[str, bool]:
+    """The metric that ranks jobs and whether higher is better.
+
+    ``sweep.metric``/``sweep.mode`` when set; else the first success criterion; else ``val_loss``.
+    """
+    sweep = cfg.get("sweep") or {}
+    criteria = parse_criteria(cfg.get("success") or {})
+    metric = sweep.get("metric") or (criteria[0].metric if criteria else "val_loss")
+    mode = sweep.get("mode")
+    if mode is None:
+        matching = [c for c in criteria if c.metric == metric]
+        higher = matching[0].higher_is_better if matching else not metric.endswith(("loss", "wer", "cer"))
+    else:
+        higher = mode == "max"
+    return metric, higher
+
+
+def objective(cfg: DictConfig, metrics: Mapping[str, float]) -> float | None:
+    """The value an optimising sweeper (Optuna) sees for this job, or None if not measured."""
+    metric, _ = ranking(cfg)
+    value = metrics.get(metric)
+    return None if value is None else float(value)
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every job's ``summary.json`` under ``sweep_dir``, with its job dir name."""
+    rows = []
+    for path in sorted(sweep_dir.glob("*/summary.json")):
+        summary = json.loads(path.read_text())
+        rows.append({"job": path.parent.name, **summary})
+    return rows
+
+
+def write_summary(sweep_dir: Path, metric: str, higher_is_better: bool) -> tuple[Path, Path]:
+    """Write ``summary.csv`` and ``summary.md`` at ``sweep_dir``, best first; return their paths."""
+    rows = collect(sweep_dir)
+
+    def key(row: dict[str, Any]) -> tuple[int, float]:
+        value = row["metrics"].get(metric)
+        if value is None or math.isnan(value):
+            return (1, 0.0)  # unmeasured jobs (failed, refused) go last
+        return (0, -value if higher_is_better else value)
+
+    rows.sort(key=key)
+    metric_names = sorted({m for row in rows for m in row["metrics"]}, key=lambda m: (m != metric, m))
+    header = ["rank", "job", "status", "overrides", *metric_names]
+    table = [[str(i + 1), row["job"], row["status"], " ".join(row["overrides"]),
+              *[_fmt(row["metrics"].get(m)) for m in metric_names]] for i, row in enumerate(rows)]
+    csv_path, md_path = sweep_dir / "summary.csv", sweep_dir / "summary.md"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(table)
+    direction = "higher" if higher_is_better else "lower"
+    lines = [f"# Sweep summary: {len(rows)} jobs, ranked by `{metric}` ({direction} is better)", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in table]
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+class SweepSummary(Callback):
+    """Hydra callback: on multirun end, write the sweep's summary table."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        metric, higher = ranking(config)
+        csv_path, md_path = write_summary(sweep_dir, metric, higher)
+        log.info("sweep summary: %s and %s", md_path, csv_path)
