@@ -49,4 +49,5 @@ class TrainerConfig:
     resume: str = "auto"  # auto (newest valid in the run dir) | never | a checkpoint directory
     max_bad_steps: int = 5  # non-finite losses in a row before the run stops
     progress: bool = True  # progress bar on the main process
+    ema_decay: Optional[float] = None  # e.g. 0.999 keeps an exponential moving average of the weights
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)

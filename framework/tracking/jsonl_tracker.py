@@ -1,0 +1,38 @@
+"""The ``jsonl`` backend: run start/end and evaluate-stage results appended to ``metrics.jsonl``."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from framework.hookspecs import RunInfo, hookimpl
+from framework.training.monitor import MetricsFile
+
+
+class JsonlTracker:
+    """Adds ``run_start``, ``run_end`` and ``eval`` records to the run's ``metrics.jsonl``.
+
+    Train steps, periodic validation (``split="val"``) and checkpoints are written by the engine
+    itself, so this tracker skips ``val`` evaluations to avoid duplicate rows.
+    """
+
+    def __init__(self, run: RunInfo) -> None:
+        self.file = MetricsFile(run.run_dir / "metrics.jsonl")
+        self._last_step = 0
+
+    @hookimpl
+    def framework_run_start(self, run: RunInfo) -> None:
+        self.file.write(0, "run_start", {}, name=run.name, modality=run.modality)
+
+    @hookimpl
+    def framework_step(self, run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
+        self._last_step = step
+
+    @hookimpl
+    def framework_evaluated(self, run: RunInfo, step: int, split: str, metrics: Mapping[str, float]) -> None:
+        self._last_step = max(self._last_step, step)
+        if split != "val":
+            self.file.write(step, "eval", metrics, split=split)
+
+    @hookimpl
+    def framework_run_end(self, run: RunInfo, status: str, metrics: Mapping[str, float]) -> None:
+        self.file.write(self._last_step, "run_end", metrics, status=status)

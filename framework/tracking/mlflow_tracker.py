@@ -1,0 +1,130 @@
+"""The ``mlflow`` backend: one MLflow run per framework run, in an explicit SQLite store.
+
+mlflow is imported when the tracker is created, never by ``import framework``. Every call goes
+through :func:`_retry`, because sweep jobs share one SQLite file and SQLite answers "database is
+locked" (or, while the first job creates the schema, "already exists") to concurrent writers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, TypeVar
+
+import yaml
+
+from framework.hookspecs import RunInfo, hookimpl
+from framework.tracking.config import MlflowConfig
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_TRANSIENT = ("database is locked", "already exists", "unique constraint", "database table is locked")
+_STATUS = {"completed": "FINISHED", "interrupted": "KILLED", "failed": "FAILED", "refused": "FAILED"}
+_MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
+
+
+def _retry(fn: Callable[..., T], *args: Any, attempts: int = 8, **kwargs: Any) -> T:
+    """Call ``fn``; on a transient SQLite error wait (exponential backoff with jitter) and retry."""
+    for attempt in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # mlflow wraps sqlalchemy's OperationalError in several types
+            if attempt == attempts - 1 or not any(t in str(err).lower() for t in _TRANSIENT):
+                raise
+            time.sleep(min(5.0, 0.05 * 2**attempt) * (1 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def default_tracking_uri(base_dir: Path) -> str:
+    """``sqlite:///<base_dir>/mlflow.db`` (absolute path)."""
+    return f"sqlite:///{(Path(base_dir) / 'mlflow.db').resolve()}"
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    """``{"trainer": {"lr": 0.1}}`` -> ``{"trainer.lr": "0.1"}``; lists become their text form."""
+    if isinstance(tree, Mapping):
+        out: dict[str, str] = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): str(tree)} if prefix else {}
+
+
+def metric_key(split: str, key: str) -> str:
+    """``("val", "val_loss") -> "val/loss"``; ``("val", "train_loss") -> "val/train_loss"``."""
+    return f"{split}/{key[len(split) + 1:] if key.startswith(split + '_') else key}"
+
+
+class MlflowTracker:
+    """Logs params (the flattened resolved config), step metrics, evaluations and tags to MLflow.
+
+    Args:
+        cfg: The ``tracking.mlflow`` node.
+        run: The run being tracked.
+        base_dir: The directory the user launched from (holds the default ``mlflow.db``).
+    """
+
+    def __init__(self, cfg: MlflowConfig, run: RunInfo, base_dir: Path) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.uri = cfg.tracking_uri or default_tracking_uri(base_dir)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self.experiment_name = cfg.experiment
+        self.artifact_location = (Path(base_dir) / "mlartifacts").resolve().as_uri()
+        self.run_id: str | None = None
+
+    def _experiment_id(self) -> str:
+        # Two jobs may both see no experiment and both create it: the loser reads the winner's.
+        found = _retry(self.client.get_experiment_by_name, self.experiment_name)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
+        except Exception:
+            found = _retry(self.client.get_experiment_by_name, self.experiment_name)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    def _log_metrics(self, step: int, values: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
+        if self.run_id and metrics:
+            _retry(self.client.log_batch, self.run_id, metrics=metrics)
+
+    @hookimpl
+    def framework_run_start(self, run: RunInfo) -> None:
+        from mlflow.entities import Param
+
+        experiment_id = _retry(self._experiment_id)
+        tags = {"modality": run.modality, "run_dir": str(run.run_dir), "world_size": str(run.world_size)}
+        created = _retry(self.client.create_run, experiment_id, run_name=run.name, tags=tags)
+        self.run_id = created.info.run_id
+        params = [Param(k, v[:_MAX_PARAM_LEN]) for k, v in flatten(yaml.safe_load(run.config_yaml) or {}).items()]
+        for start in range(0, len(params), 100):  # MLflow accepts at most 100 params per batch
+            _retry(self.client.log_batch, self.run_id, params=params[start : start + 100])
+
+    @hookimpl
+    def framework_step(self, run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
+        self._log_metrics(step, {metric_key("train", k): v for k, v in metrics.items()})
+
+    @hookimpl
+    def framework_evaluated(self, run: RunInfo, step: int, split: str, metrics: Mapping[str, float]) -> None:
+        self._log_metrics(step, {metric_key(split, k): v for k, v in metrics.items()})
+
+    @hookimpl
+    def framework_checkpoint_saved(self, run: RunInfo, step: int, path: Path) -> None:
+        if self.run_id:
+            _retry(self.client.set_tag, self.run_id, "last_checkpoint", str(path))
+
+    @hookimpl
+    def framework_run_end(self, run: RunInfo, status: str, metrics: Mapping[str, float]) -> None:
+        if not self.run_id:
+            return
+        self._log_metrics(0, {f"final/{k}": v for k, v in metrics.items()})
+        _retry(self.client.set_terminated, self.run_id, status=_STATUS.get(status, "FAILED"))

@@ -1,0 +1,225 @@
+"""Checkpoints: atomic, verified, and loadable without unpickling anything but tensors.
+
+Layout of one checkpoint, ``run_dir/checkpoints/step_00000123/``:
+
+* ``model.safetensors``: the task's ``state_dict`` (unwrapped; tied tensors stored once);
+* ``state.pt``: optimizer, schedule, scaler, counters, data position, RNG states, EMA weights,
+  early-stopping state; plain containers and tensors, so ``torch.load(weights_only=True)`` reads it;
+* ``config.yaml``: the run's resolved config;
+* ``manifest.json``: written last; every file's size and sha256, the step and the format version.
+
+A checkpoint is written into a hidden temp directory beside the others and renamed into place only
+once its manifest is on disk, so a crash at any moment leaves every earlier checkpoint valid. The
+final checkpoint of a run is an ordinary ``step_XXXXXXXX`` directory (there is no ``last`` alias):
+:func:`latest_checkpoint` is how to find it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+WEIGHTS = "model.safetensors"
+STATE = "state.pt"
+CONFIG = "config.yaml"
+_STEP_DIR = re.compile(r"^step_(\d{8,})$")
+
+
+def checkpoint_root(run_dir: Path) -> Path:
+    """``run_dir/checkpoints``."""
+    return Path(run_dir) / "checkpoints"
+
+
+def step_dir_name(step: int) -> str:
+    """``step_00000123`` for step 123."""
+    return f"step_{step:08d}"
+
+
+def write_checkpoint(
+    root: Path, name: str, module: nn.Module, state: dict[str, Any], config_yaml: str, step: int
+) -> Path:
+    """Write one checkpoint atomically under ``root/name`` and return its path.
+
+    Everything goes into ``root/.tmp-<name>-<pid>`` first (each file fsynced), the manifest last,
+    then one ``os.rename`` publishes it. An existing ``root/name`` is replaced.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_model(module, str(tmp / WEIGHTS), force_contiguous=True)
+    torch.save(state, tmp / STATE)
+    (tmp / CONFIG).write_text(config_yaml, encoding="utf-8")
+    files = [WEIGHTS, STATE, CONFIG]
+    for fname in files:
+        _fsync(tmp / fname)
+    manifest = {"format_version": FORMAT_VERSION, "step": step, "files": {f: _describe(tmp / f) for f in files}}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    _fsync(tmp / MANIFEST)
+    final = root / name
+    if final.exists():
+        # Move the old one aside first: rename onto a non-empty directory fails on POSIX.
+        stale = root / f".old-{name}-{os.getpid()}"
+        os.rename(final, stale)
+        os.rename(tmp, final)
+        shutil.rmtree(stale, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+    _fsync_dir(root)
+    return final
+
+
+def verify_checkpoint(ckpt_dir: Path) -> str | None:
+    """Return why ``ckpt_dir`` is not a complete, intact checkpoint, or ``None`` when it is."""
+    manifest_path = Path(ckpt_dir) / MANIFEST
+    if not manifest_path.is_file():
+        return "no manifest.json (the write did not finish)"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (ValueError, KeyError) as err:
+        return f"unreadable manifest.json ({err})"
+    if manifest.get("format_version") != FORMAT_VERSION:
+        return f"format_version {manifest.get('format_version')} is not {FORMAT_VERSION}"
+    for fname, expected in files.items():
+        path = Path(ckpt_dir) / fname
+        if not path.is_file():
+            return f"{fname} is missing"
+        if path.stat().st_size != expected["size"]:
+            return f"{fname} has {path.stat().st_size} bytes, manifest says {expected['size']}"
+        if _sha256(path) != expected["sha256"]:
+            return f"{fname} does not match its sha256 in the manifest"
+    return None
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Every ``step_*`` directory under ``run_dir/checkpoints``, newest step first (unverified)."""
+    root = checkpoint_root(run_dir)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest valid checkpoint of a run, or ``None``.
+
+    Invalid ones (no manifest, missing or altered files) are skipped with a logged warning.
+    """
+    for path in list_checkpoints(run_dir):
+        problem = verify_checkpoint(path)
+        if problem is None:
+            return path
+        log.warning("Skipping checkpoint %s: %s", path, problem)
+    return None
+
+
+def load_model_weights(module: nn.Module, ckpt_dir: Path) -> None:
+    """Load ``ckpt_dir/model.safetensors`` into ``module`` (strict: every key must match).
+
+    Raises:
+        RuntimeError: When keys are missing or unexpected; the message lists them.
+    """
+    load_model(module, str(Path(ckpt_dir) / WEIGHTS), strict=True)
+
+
+def load_state(ckpt_dir: Path) -> dict[str, Any]:
+    """Read ``state.pt`` onto the CPU with ``weights_only=True`` (never unpickles code)."""
+    return torch.load(Path(ckpt_dir) / STATE, map_location="cpu", weights_only=True)
+
+
+def prune_checkpoints(run_dir: Path, keep: int, protect: Iterable[Path] = ()) -> list[Path]:
+    """Delete all but the newest ``keep`` step checkpoints (never those in ``protect``).
+
+    Returns the deleted paths.
+    """
+    protected = {Path(p).resolve() for p in protect}
+    removed = []
+    for path in list_checkpoints(run_dir)[max(keep, 0) :]:
+        if path.resolve() not in protected:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def remove_partial_writes(run_dir: Path) -> list[Path]:
+    """Delete temp directories left by checkpoint writes that never finished (a crash, a kill).
+
+    Call it only where no other process of the run is writing (rank 0, before training).
+    """
+    root = checkpoint_root(run_dir)
+    if not root.is_dir():
+        return []
+    leftovers = [p for p in root.iterdir() if p.is_dir() and p.name.startswith((".tmp-", ".old-"))]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return leftovers
+
+
+def export_weights(module: nn.Module, out_dir: Path, config_yaml: str) -> list[Path]:
+    """Write ``model.safetensors`` and ``config.yaml`` into ``out_dir``; return their paths.
+
+    ``module`` may be wrapped in DDP or ``torch.compile``; its underlying module is saved.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights, config = out_dir / WEIGHTS, out_dir / CONFIG
+    save_model(unwrap_module(module), str(weights), force_contiguous=True)
+    config.write_text(config_yaml, encoding="utf-8")
+    return [weights, config]
+
+
+def unwrap_module(module: nn.Module) -> nn.Module:
+    """Strip ``DistributedDataParallel`` (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        if isinstance(module, nn.parallel.DistributedDataParallel):
+            module = module.module
+        elif hasattr(module, "_orig_mod"):
+            module = module._orig_mod  # type: ignore[assignment]
+        else:
+            return module
+
+
+def _describe(path: Path) -> dict[str, Any]:
+    return {"size": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform, hence best effort.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

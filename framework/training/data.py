@@ -1,0 +1,127 @@
+"""Reproducible, resumable, rank-sharded data order, and per-item seeded augmentation.
+
+The sampler yields ``(epoch, index)`` keys rather than bare indices. The :class:`SeededDataset`
+wrapper unpacks them and seeds every generator from ``(seed, epoch, index)`` before fetching the
+item, so augmentation randomness is a pure function of those three numbers: it is the same in any
+DataLoader worker, with any ``num_workers``, and after a resume.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any, Iterator, Sized
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from framework.training.seed import derive_seed
+
+_MASK_32 = 2**32 - 1
+
+
+class ResumableSampler(Sampler[tuple[int, int]]):
+    """Seeded, shardable, resumable order over ``range(num_items)``.
+
+    Like ``DistributedSampler``, the permutation (a function of ``(seed, epoch)``) is padded by
+    wrapping around so that every rank gets the same number of items (or truncated with
+    ``drop_last``), and rank ``r`` takes positions ``r, r + world, ...``.
+
+    Args:
+        num_items: Length of the dataset.
+        seed: Base seed of the order.
+        shuffle: Permute per epoch; ``False`` keeps ``0..n-1``.
+        rank: This process's rank.
+        world_size: Number of ranks.
+        drop_last: Drop the tail instead of padding it, so no item is seen twice in one epoch.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ) -> None:
+        self.num_items, self.seed, self.shuffle = num_items, seed, shuffle
+        self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
+        if drop_last and num_items % world_size:
+            self.num_samples = num_items // world_size
+        else:
+            self.num_samples = math.ceil(num_items / world_size)
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's permutation and restart from its beginning."""
+        self.epoch, self.start = epoch, 0
+
+    def resume_from(self, epoch: int, consumed: int) -> None:
+        """Continue ``epoch`` after the first ``consumed`` items of this rank's share."""
+        self.epoch, self.start = epoch, consumed
+
+    def epoch_indices(self) -> list[int]:
+        """This rank's full list of indices for the current epoch (ignores the resume offset)."""
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
+            order = torch.randperm(self.num_items, generator=gen).tolist()
+        else:
+            order = list(range(self.num_items))
+        total = self.num_samples * self.world_size
+        if total > len(order):
+            order += (order * math.ceil(total / max(1, len(order))))[: total - len(order)]
+        return order[:total][self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        for index in self.epoch_indices()[self.start :]:
+            yield epoch, index
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+class SeededDataset(Dataset):
+    """Wraps a map-style dataset so item ``(epoch, index)`` is fetched under seeded generators.
+
+    The global Python, NumPy and torch generators are seeded from ``(seed, epoch, index)`` for the
+    fetch and restored afterwards, so fetching in the main process (``num_workers=0``) does not
+    shift the training process's own random stream (dropout). If the dataset has
+    ``reseed(seed: int)`` (for libraries with their own generator, such as albumentations'
+    ``Compose.set_random_seed``) it is called with the same seed before the fetch.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+        self._reseed = getattr(dataset, "reseed", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        item_seed = derive_seed(self.seed, epoch, index)
+        saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        try:
+            random.seed(item_seed)
+            np.random.seed(item_seed & _MASK_32)
+            torch.manual_seed(item_seed)
+            if self._reseed is not None:
+                self._reseed(item_seed & _MASK_32)
+            return self.dataset[index]
+        finally:
+            random.setstate(saved[0])
+            np.random.set_state(saved[1])
+            torch.set_rng_state(saved[2])
+
+
+def dataset_length(dataset: Any) -> int:
+    """``len(dataset)`` with an error that says what the engine needs."""
+    if not isinstance(dataset, Sized):
+        raise TypeError(
+            f"engine.dataloader needs a map-style dataset with __len__ and __getitem__; got {type(dataset).__name__}"
+        )
+    return len(dataset)

@@ -1,0 +1,618 @@
+"""The training engine: everything around a modality's forward/loss/backward.
+
+A modality's loop reads top to bottom::
+
+    with Engine(cfg.trainer, run, events, seed=cfg.seed) as engine:
+        model = engine.setup(task)
+        loader = engine.dataloader(train_set)
+        for batch in engine.steps(loader, validate=lambda: {"val_loss": val_loss(model)}):
+            with engine.autocast():
+                out = model(batch)              # a dict with "loss" and loggable parts
+            engine.backward(out["loss"], out)
+
+The engine owns device, precision, accumulation, clipping, schedule, EMA, checkpoints and resume,
+signals, logging and DDP. :meth:`Engine.steps` yields micro-batches; :meth:`Engine.backward`
+takes the optimizer step on each accumulation boundary; between two yields the engine does its
+bookkeeping (logging, validation, checkpoints, signal checks) on step boundaries only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Optional, Protocol
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from framework.hookspecs import RunInfo
+from framework.training import checkpoint as ckpt
+from framework.training import distributed as dist_utils
+from framework.training.config import TrainerConfig
+from framework.training.data import ResumableSampler, SeededDataset, dataset_length
+from framework.training.device import autocast, batch_size_of, move_to_device, resolve_device, resolve_precision
+from framework.training.ema import ModelEMA
+from framework.training.monitor import EarlyStopper, MetricsFile, MetricWindow, OverfitWatch
+from framework.training.schedule import Schedule
+from framework.training.seed import get_rng_states, seed_everything, set_deterministic, set_rng_states
+from framework.training.signals import StopSignal
+
+log = logging.getLogger(__name__)
+
+Validate = Callable[[], Mapping[str, float]]
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (e.g. too many non-finite losses in a row); the message says why."""
+
+
+class Interrupted(Exception):
+    """A SIGTERM/SIGINT stopped training after a checkpoint was saved.
+
+    Attributes:
+        checkpoint: The checkpoint written at the stopping step.
+        step: The optimizer step training stopped at.
+    """
+
+    def __init__(self, checkpoint: Path, step: int) -> None:
+        super().__init__(f"interrupted at step {step}; checkpoint saved to {checkpoint}")
+        self.checkpoint, self.step = checkpoint, step
+
+
+class EngineEvents(Protocol):
+    """What the engine reports, on the main process only. The plugin facade forwards to hooks."""
+
+    def step(self, run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
+        """Every ``log_every`` optimizer steps, with averaged train metrics, lr, grad_norm, items_per_s."""
+
+    def evaluated(self, run: RunInfo, step: int, split: str, metrics: Mapping[str, float]) -> None:
+        """After each validation during training (``split="val"``), with ``train_loss`` beside it."""
+
+    def checkpoint_saved(self, run: RunInfo, step: int, path: Path) -> None:
+        """After a checkpoint is completely written and valid."""
+
+
+@dataclass
+class TrainState:
+    """The engine's counters; all of it goes into ``state.pt``.
+
+    Attributes:
+        step: Optimizer steps taken.
+        epoch: Current epoch (0-based).
+        batches_in_epoch: Micro-batches of the current epoch already consumed on this rank.
+        bad_steps_total: Optimizer steps skipped for a non-finite loss, over the run.
+        bad_steps_in_row: Such skips since the last good step.
+    """
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    bad_steps_total: int = 0
+    bad_steps_in_row: int = 0
+
+
+class Engine:
+    """Runs a modality's training loop. See the module docstring for the loop it expects.
+
+    Args:
+        cfg: The ``trainer:`` config.
+        run: The run's identity; ``run.run_dir`` receives ``metrics.jsonl`` and ``checkpoints/``.
+        events: Receiver of step/evaluated/checkpoint events (main process only); optional.
+        seed: Base seed of initialisation-time RNGs, data order and per-item augmentation.
+    """
+
+    def __init__(self, cfg: TrainerConfig, run: RunInfo, events: EngineEvents | None = None, seed: int = 0) -> None:
+        self.cfg, self.run, self.events, self.seed = cfg, run, events, seed
+        self.rank, self.world_size, self.local_rank = dist_utils.init_distributed()
+        self.device = resolve_device(cfg.device, self.local_rank)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        if cfg.accumulate < 1:
+            raise ValueError(f"trainer.accumulate={cfg.accumulate} must be at least 1")
+        self.state = TrainState()
+        self.task: nn.Module | None = None
+        self.model: nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+        self.ema: ModelEMA | None = None
+        self.schedule: Schedule | None = None
+        self.total_steps: int | None = None
+        self._params: list[nn.Parameter] = []
+        self._base_lrs: list[float] = []
+        self._signal = StopSignal()
+        self._metrics_file = MetricsFile(Path(run.run_dir) / "metrics.jsonl") if self.is_main else None
+        self._pending, self._window, self._since_eval = MetricWindow(), MetricWindow(), MetricWindow()
+        self._overfit = OverfitWatch()
+        es = cfg.early_stopping
+        self._early = EarlyStopper(es.metric, es.mode, es.patience, es.min_delta)
+        self._micro, self._accum_target, self._per_epoch = 0, cfg.accumulate, 0
+        self._boundary = self._stepped = self._stop_agreed = False
+        self._stop_reason: str | None = None
+        self._last_saved_step = -1
+        self._last_path: Path | None = None
+        self._last_finite_loss: torch.Tensor | None = None
+        self._batch_items = self._items = 0
+        self._log_time = time.perf_counter()
+        self._lr = cfg.lr
+        self._bar: Any = None
+
+    # --- properties and small helpers --------------------------------------------------------
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0, the process that logs and writes checkpoints."""
+        return self.rank == 0
+
+    def autocast(self) -> ContextManager[Any]:
+        """Autocast for the run's precision (bf16/fp16); a null context in fp32."""
+        return autocast(self.precision, self.device)
+
+    def unwrap(self, model: nn.Module) -> nn.Module:
+        """``model`` without its DDP and ``torch.compile`` wrappers."""
+        return ckpt.unwrap_module(model)
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        """The module to evaluate: the EMA copy when ``ema_decay`` is set, else the unwrapped model."""
+        return self.ema.module if self.ema is not None else self.unwrap(model)
+
+    def close(self) -> None:
+        """Restore the signal handlers that were there before :meth:`setup`; close the progress bar."""
+        self._signal.restore()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- setup -------------------------------------------------------------------------------
+
+    def setup(self, task: nn.Module, *, param_groups: Optional[list[dict[str, Any]]] = None,
+              channels_last: bool = False) -> nn.Module:
+        """Prepare ``task`` for training and return the module to call in the loop.
+
+        Seeds (``seed + rank``), moves to the device, builds AdamW (weight decay only on
+        parameters with ``ndim >= 2``) unless ``param_groups`` are given, the fp16 GradScaler and
+        the EMA copy, restores a checkpoint per ``cfg.resume``, then compiles and wraps in DDP as
+        configured. Installs the SIGTERM/SIGINT handlers (undone by :meth:`close`).
+
+        Args:
+            task: The model with its loss; its ``state_dict`` is what checkpoints hold.
+            param_groups: Optimizer parameter groups (each may carry its own ``lr``), instead of
+                the default decay/no-decay split.
+            channels_last: Use the channels-last memory format (faster convolutions on GPUs).
+        """
+        if self.cfg.deterministic:
+            set_deterministic(True)
+        seed_everything(self.seed + self.rank)
+        memory_format = torch.channels_last if channels_last else torch.preserve_format
+        self.task = task.to(self.device, memory_format=memory_format)
+        self.optimizer = self._build_optimizer(task, param_groups)
+        self._base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self._params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        if self.precision == "fp16":
+            self.scaler = torch.amp.GradScaler(self.device.type)
+        if self.cfg.ema_decay:
+            self.ema = ModelEMA(task, self.cfg.ema_decay)
+        if self.is_main:
+            ckpt.remove_partial_writes(self.run.run_dir)
+        self._maybe_resume()
+        model: nn.Module = task
+        if self.cfg.compile:
+            model = torch.compile(model)  # type: ignore[assignment]
+        if self.world_size > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            model = DistributedDataParallel(model, device_ids=device_ids)
+        self.model = model
+        self._signal.install()
+        return model
+
+    def _build_optimizer(self, task: nn.Module, param_groups: Optional[list[dict[str, Any]]]) -> torch.optim.Optimizer:
+        betas = (float(self.cfg.betas[0]), float(self.cfg.betas[1]))
+        if param_groups is None:
+            params = [p for p in task.parameters() if p.requires_grad]
+            # Biases and norm scales (ndim < 2) are not decayed: decay would pull them to zero.
+            param_groups = [
+                {"params": [p for p in params if p.ndim >= 2], "weight_decay": self.cfg.weight_decay},
+                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+            ]
+            param_groups = [g for g in param_groups if g["params"]]
+        fused = self.device.type == "cuda"
+        return torch.optim.AdamW(param_groups, lr=self.cfg.lr, betas=betas, weight_decay=self.cfg.weight_decay,
+                                 fused=fused or None)
+
+    # --- data --------------------------------------------------------------------------------
+
+    def dataloader(self, dataset: Dataset, *, batch_size: Optional[int] = None, shuffle: bool = True,
+                   collate_fn: Optional[Callable[[list[Any]], Any]] = None, drop_last: bool = False) -> DataLoader:
+        """A DataLoader with a seeded, resumable, rank-sharded order and per-item seeded fetches.
+
+        Args:
+            dataset: A map-style dataset (``__len__`` and ``__getitem__``). If it has
+                ``reseed(seed)``, that is called before each item with the item's seed.
+            batch_size: Micro-batch size per rank; ``None`` means ``cfg.batch_size``.
+            shuffle: Permute the order each epoch (seeded by ``(seed, epoch)``).
+            collate_fn: As for ``DataLoader``.
+            drop_last: Drop the incomplete last batch (and the uneven tail across ranks).
+        """
+        sampler = ResumableSampler(dataset_length(dataset), self.seed, shuffle, self.rank, self.world_size, drop_last)
+        return DataLoader(
+            SeededDataset(dataset, self.seed),
+            batch_size=batch_size or self.cfg.batch_size,
+            sampler=sampler,
+            collate_fn=collate_fn,
+            drop_last=drop_last,
+            num_workers=self.cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            # Its own generator, so creating an iterator never draws from the global torch RNG
+            # (which would make a resumed run's dropout differ from an uninterrupted one).
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    # --- the step loop -----------------------------------------------------------------------
+
+    def steps(self, loader: Iterable[Any], validate: Optional[Validate] = None) -> Iterator[Any]:
+        """Yield micro-batches on the device until the step budget is spent or training stops.
+
+        The budget is ``cfg.max_steps`` when positive, else ``cfg.epochs * ceil(batches / accumulate)``.
+        Call :meth:`backward` once per yielded micro-batch. ``validate()`` runs every
+        ``cfg.eval_every`` steps (0: at each epoch end) under ``eval()`` and ``no_grad``.
+
+        Raises:
+            Interrupted: After a SIGTERM/SIGINT, once the checkpoint at the stopping step is saved.
+            TrainingStopped: From :meth:`backward`, after too many non-finite losses in a row.
+        """
+        self._require_setup()
+        self._per_epoch = self._batches_per_epoch(loader)
+        per_step = math.ceil(self._per_epoch / self.cfg.accumulate)
+        total = self.cfg.max_steps if self.cfg.max_steps > 0 else self.cfg.epochs * per_step
+        self.total_steps = total
+        self.schedule = Schedule.from_ratio(total, self.cfg.warmup_ratio, self.cfg.schedule, self.cfg.min_lr_ratio)
+        self._open_bar(total)
+        self._log_time, self._items = time.perf_counter(), 0
+        try:
+            while self.state.step < total and self._stop_reason is None:
+                for batch in self._epoch_batches(loader):
+                    yield batch
+                    if self._boundary and self._after_boundary(validate, total):
+                        break
+                else:
+                    if self.state.batches_in_epoch:  # the loop did not end on a step boundary
+                        self._end_epoch(validate)
+            self._finish()
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+
+    def _batches_per_epoch(self, loader: Iterable[Any]) -> int:
+        sampler = getattr(loader, "sampler", None)
+        batch_size = getattr(loader, "batch_size", None)
+        if isinstance(sampler, ResumableSampler) and batch_size:
+            rounding = math.floor if getattr(loader, "drop_last", False) else math.ceil
+            return int(rounding(sampler.num_samples / batch_size))
+        try:
+            return len(loader)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError("engine.steps needs a loader with a length (a DataLoader or a list of batches)") from None
+
+    def _epoch_batches(self, loader: Iterable[Any]) -> Iterator[Any]:
+        """The rest of the current epoch's micro-batches, setting each one's accumulation group size."""
+        sampler, batch_size = getattr(loader, "sampler", None), getattr(loader, "batch_size", None)
+        consumed = self.state.batches_in_epoch
+        if isinstance(sampler, ResumableSampler) and batch_size:
+            sampler.resume_from(self.state.epoch, consumed * batch_size)  # skips without fetching
+            batches: Iterator[Any] = iter(loader)
+        else:
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(self.state.epoch)  # type: ignore[union-attr]
+            batches = itertools.islice(iter(loader), consumed, None)
+        acc = self.cfg.accumulate
+        for batch in batches:
+            index = self.state.batches_in_epoch
+            # The epoch's last group may be short: it still ends in an optimizer step.
+            self._accum_target = min(acc, self._per_epoch - (index - index % acc))
+            self.state.batches_in_epoch += 1
+            self._batch_items = batch_size_of(batch)
+            yield move_to_device(batch, self.device, non_blocking=self.device.type == "cuda")
+
+    def _after_boundary(self, validate: Optional[Validate], total: int) -> bool:
+        """Bookkeeping after an accumulation boundary; True when the loop must stop."""
+        self._boundary = False
+        if self._stepped:
+            if self._bar is not None:
+                self._bar.update(1)
+            if self.state.step % max(1, self.cfg.log_every) == 0:
+                self._log_train()
+            if validate is not None and self.cfg.eval_every > 0 and self.state.step % self.cfg.eval_every == 0:
+                self._validate(validate)
+        if self.state.batches_in_epoch >= self._per_epoch:
+            self._end_epoch(validate)
+        done = self.state.step >= total or self._stop_reason is not None
+        every = self.cfg.checkpoint_every
+        if self._stepped and every > 0 and self.state.step % every == 0 and not done:
+            self.save_checkpoint()
+        if self._stop_agreed and not done:
+            self._interrupt()
+        return done
+
+    def _end_epoch(self, validate: Optional[Validate]) -> None:
+        self.state.epoch += 1
+        self.state.batches_in_epoch = 0
+        if validate is not None and self.cfg.eval_every == 0:
+            self._validate(validate)
+
+    def _interrupt(self) -> None:
+        saved = self._last_saved_step == self.state.step and self._last_path is not None
+        path = self._last_path if saved else self.save_checkpoint()
+        log.warning("Stopped by a signal at step %d; resume from %s", self.state.step, path)
+        raise Interrupted(path, self.state.step)
+
+    def _finish(self) -> None:
+        if self._window and self.state.step % max(1, self.cfg.log_every):
+            self._log_train()
+        if self._last_saved_step != self.state.step:
+            self.save_checkpoint()
+        if self._stop_reason:
+            log.info("Training stopped at step %d: %s", self.state.step, self._stop_reason)
+
+    # --- backward and the optimizer step -----------------------------------------------------
+
+    def backward(self, loss: torch.Tensor, metrics: Optional[Mapping[str, Any]] = None) -> bool:
+        """Backpropagate one micro-batch's loss; take the optimizer step on an accumulation boundary.
+
+        Args:
+            loss: The micro-batch's mean loss (a scalar tensor).
+            metrics: Scalars to average for logging (tensors or floats), e.g. the task's output dict;
+                non-scalar entries are ignored, and ``loss`` is always logged from ``loss``.
+
+        Returns:
+            True when an optimizer step happened (a skipped non-finite step returns False).
+
+        Raises:
+            TrainingStopped: After ``cfg.max_bad_steps`` non-finite losses in a row.
+        """
+        self._require_setup()
+        self._micro += 1
+        final = self._micro >= self._accum_target
+        scaled = loss / self._accum_target
+        if self.scaler is not None:
+            scaled = self.scaler.scale(scaled)
+        no_sync = isinstance(self.model, DistributedDataParallel) and not final
+        with self.model.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[union-attr, operator]
+            scaled.backward()
+        extra = {k: v for k, v in (metrics or {}).items() if k != "loss"}
+        self._pending.add({"loss": loss, **extra})
+        self._items += self._batch_items
+        if not final:
+            return False
+        self._micro, self._accum_target = 0, self.cfg.accumulate
+        return self._optimizer_step()
+
+    def _optimizer_step(self) -> bool:
+        self._boundary = True
+        bad = self._agree_on_flags()
+        if bad:
+            self._skip_step()
+            return False
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # type: ignore[arg-type]
+        self._clip_and_record_norm()
+        self._lr = self._set_lr()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # type: ignore[arg-type]
+            self.scaler.update()
+        else:
+            self.optimizer.step()  # type: ignore[union-attr]
+        self.optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
+        if self.ema is not None:
+            self.ema.update(self.task)  # type: ignore[arg-type]
+        self._last_finite_loss = self._pending.mean_tensor("loss")
+        self._window.merge(self._pending)
+        self._since_eval.merge(self._pending)
+        self._pending.clear()
+        self.state.step += 1
+        self.state.bad_steps_in_row = 0
+        self._stepped = True
+        return True
+
+    def _agree_on_flags(self) -> bool:
+        """Whether this step's loss is non-finite on any rank; also agrees on the stop signal.
+
+        This is the one host sync of an ordinary step: skipping a non-finite step needs the
+        answer before ``optimizer.step``. Under DDP both flags travel in one all_reduce(max), so
+        every rank skips, and stops, at the same step.
+        """
+        loss_sum = self._pending.total("loss")
+        if self.world_size == 1:
+            self._stop_agreed = self._signal.requested
+            return not bool(torch.isfinite(loss_sum))
+        flag_device = self.device if self.device.type == "cuda" else torch.device("cpu")
+        flags = torch.zeros(2, device=flag_device)
+        flags[0] = (~torch.isfinite(loss_sum.to(flag_device))).float()
+        flags[1] = float(self._signal.requested)
+        bad, stop = dist_utils.all_reduce_max(flags).tolist()
+        self._stop_agreed = bool(stop)
+        return bool(bad)
+
+    def _skip_step(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
+        self._pending.clear()
+        self._stepped = False
+        self.state.bad_steps_total += 1
+        self.state.bad_steps_in_row += 1
+        log.warning("Non-finite loss at step %d: optimizer step skipped (%d in a row, %d in total)",
+                    self.state.step, self.state.bad_steps_in_row, self.state.bad_steps_total)
+        if self.state.bad_steps_in_row >= self.cfg.max_bad_steps:
+            last = "none yet" if self._last_finite_loss is None else f"{float(self._last_finite_loss):.6g}"
+            raise TrainingStopped(
+                f"Training stopped at step {self.state.step}: {self.state.bad_steps_in_row} non-finite losses "
+                f"in a row (trainer.max_bad_steps={self.cfg.max_bad_steps}); last finite loss: {last}. "
+                "Try a lower trainer.lr, trainer.precision=fp32, a tighter trainer.clip_grad_norm, "
+                "or check the data for NaN/inf values and empty targets."
+            )
+
+    def _clip_and_record_norm(self) -> None:
+        grads = [p.grad for p in self._params if p.grad is not None]
+        if not grads:
+            return
+        clip = self.cfg.clip_grad_norm
+        log_step = (self.state.step + 1) % max(1, self.cfg.log_every) == 0
+        if clip is None and not log_step:
+            return  # the norm is only needed for clipping or for the log line
+        norm = torch.nn.utils.get_total_norm(grads, foreach=True)
+        if clip is not None:
+            torch.nn.utils.clip_grads_with_norm_(self._params, clip, norm, foreach=True)
+        self._window.add({"grad_norm": norm})
+
+    def _set_lr(self) -> float:
+        factor = self.schedule.factor(self.state.step) if self.schedule is not None else 1.0
+        for group, base in zip(self.optimizer.param_groups, self._base_lrs):  # type: ignore[union-attr]
+            group["lr"] = base * factor
+        return self._base_lrs[0] * factor
+
+    # --- logging and validation --------------------------------------------------------------
+
+    def _open_bar(self, total: int) -> None:
+        enabled = self.is_main and self.cfg.progress
+        self._bar = tqdm(total=total, initial=self.state.step, disable=not enabled, unit="step",
+                         dynamic_ncols=True, leave=False) if enabled else None
+
+    def _log_train(self) -> None:
+        metrics = self._window.pop()
+        if not self.is_main:
+            return
+        now = time.perf_counter()
+        metrics["lr"] = self._lr
+        metrics["items_per_s"] = self._items * self.world_size / max(now - self._log_time, 1e-9)
+        self._log_time, self._items = now, 0
+        self._metrics_file.write(self.state.step, "train", metrics, epoch=self.state.epoch)  # type: ignore[union-attr]
+        if self.events is not None:
+            self.events.step(self.run, self.state.step, metrics)
+        if self._bar is not None:
+            self._bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}",
+                                  items_s=f"{metrics['items_per_s']:.0f}", refresh=False)
+
+    def _validate(self, validate: Validate) -> None:
+        model = self.model
+        model.eval()  # type: ignore[union-attr]
+        try:
+            with torch.no_grad():
+                metrics = {k: float(v) for k, v in validate().items()}
+        finally:
+            model.train()  # type: ignore[union-attr]
+        train_loss = self._since_eval.pop().get("loss")
+        row = dict(metrics) if train_loss is None else {**metrics, "train_loss": train_loss}
+        if self.is_main:
+            self._metrics_file.write(self.state.step, "val", row, epoch=self.state.epoch)  # type: ignore[union-attr]
+            if self.events is not None:
+                self.events.evaluated(self.run, self.state.step, "val", row)
+            self._overfit.observe(self.state.step, train_loss, metrics.get("val_loss"))
+        stop = torch.tensor([float(self._early.observe(metrics))])
+        if self.world_size > 1:
+            stop = dist_utils.all_reduce_max(stop.to(self._collective_device())).cpu()
+        if stop.item():
+            self._stop_reason = (f"early stopping: {self._early.metric} did not improve by more than "
+                                 f"{self._early.min_delta} for {self._early.patience} evaluations")
+
+    def _collective_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+    # --- checkpoints -------------------------------------------------------------------------
+
+    def save_checkpoint(self, tag: Optional[str] = None) -> Path:
+        """Write a checkpoint of the current state (rank 0 writes; every rank must call it).
+
+        Args:
+            tag: Directory name; ``None`` means ``step_XXXXXXXX``. Only step checkpoints are
+                rotated (newest ``cfg.keep_checkpoints`` kept) and found by resume.
+
+        Returns:
+            The checkpoint directory.
+        """
+        self._require_setup()
+        state = self._state_dict()  # a collective under DDP (gathers every rank's RNG state)
+        name = tag or ckpt.step_dir_name(self.state.step)
+        path = ckpt.checkpoint_root(self.run.run_dir) / name
+        dist_utils.barrier()
+        if self.is_main:
+            self._signal.saving = True
+            try:
+                path = ckpt.write_checkpoint(path.parent, name, self.task, state, self.run.config_yaml, self.state.step)
+            finally:
+                self._signal.saving = False
+            if tag is None and self.cfg.keep_checkpoints > 0:
+                ckpt.prune_checkpoints(self.run.run_dir, self.cfg.keep_checkpoints, protect=[path])
+            self._metrics_file.write(self.state.step, "checkpoint", {}, path=str(path))  # type: ignore[union-attr]
+            if self.events is not None:
+                self.events.checkpoint_saved(self.run, self.state.step, path)
+        dist_utils.barrier()
+        self._last_saved_step, self._last_path = self.state.step, path
+        return path
+
+    def _state_dict(self) -> dict[str, Any]:
+        schedule = self.schedule
+        return {
+            "format_version": ckpt.FORMAT_VERSION,
+            "train_state": asdict(self.state),
+            "optimizer": self.optimizer.state_dict(),  # type: ignore[union-attr]
+            "schedule": {"base_lrs": list(self._base_lrs),
+                         "total_steps": schedule.total_steps if schedule else -1,
+                         "warmup_steps": schedule.warmup_steps if schedule else 0},
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "ema": self.ema.state_dict() if self.ema is not None else {},
+            "early_stopping": self._early.state_dict(),
+            "overfit": self._overfit.state_dict(),
+            "rng": dist_utils.all_gather_object(get_rng_states()),
+            "seed": self.seed,
+            "world_size": self.world_size,
+        }
+
+    def _maybe_resume(self) -> None:
+        resume = self.cfg.resume
+        if resume == "never":
+            return
+        if resume == "auto":
+            found = ckpt.latest_checkpoint(self.run.run_dir) if self.is_main else None
+            found_str = dist_utils.broadcast_object(str(found) if found else None)
+            if found_str is None:
+                return
+            path = Path(found_str)
+        else:
+            path = Path(resume)
+            problem = ckpt.verify_checkpoint(path)
+            if problem is not None:
+                raise ValueError(f"trainer.resume={resume} is not a usable checkpoint: {problem}")
+        self.load_checkpoint(path)
+
+    def load_checkpoint(self, path: Path) -> None:
+        """Restore weights and every piece of training state from a checkpoint directory."""
+        ckpt.load_model_weights(self.task, path)  # type: ignore[arg-type]
+        state = ckpt.load_state(path)
+        self.optimizer.load_state_dict(state["optimizer"])  # type: ignore[union-attr]
+        self._base_lrs = [float(lr) for lr in state["schedule"]["base_lrs"]]
+        if self.scaler is not None and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state["ema"]:
+            self.ema.load_state_dict(state["ema"])
+        self.state = TrainState(**state["train_state"])
+        self._early.load_state_dict(state["early_stopping"])
+        self._overfit.load_state_dict(state["overfit"])
+        rng = state["rng"]
+        set_rng_states(rng[self.rank] if self.rank < len(rng) else rng[0])
+        self._last_saved_step, self._last_path = self.state.step, Path(path)
+        log.info("Resumed from %s (step %d, epoch %d)", path, self.state.step, self.state.epoch)
+
+    def _require_setup(self) -> None:
+        if self.optimizer is None:
+            raise RuntimeError("Call engine.setup(task) before engine.steps/backward/save_checkpoint")

@@ -1,0 +1,58 @@
+"""SIGTERM to a training process: it saves a checkpoint and exits cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from framework.training import latest_checkpoint
+from framework.training.checkpoint import load_state
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from engine_toy import NoisyRegression, TinyTask, make_cfg, make_run
+    from framework.training import Engine, Interrupted
+
+    run_dir = Path(sys.argv[1])
+    try:
+        with Engine(make_cfg(max_steps=100_000, log_every=50), make_run(run_dir)) as engine:
+            model = engine.setup(TinyTask())
+            for batch in engine.steps(engine.dataloader(NoisyRegression())):
+                out = model(batch)
+                engine.backward(out["loss"], out)
+                if engine.state.step == 3:
+                    print("READY", flush=True)
+                time.sleep(0.005)
+    except Interrupted as stop:
+        print("INTERRUPTED", stop.step, stop.checkpoint, flush=True)
+        sys.exit(0)
+    sys.exit(3)
+    """
+)
+
+
+def test_sigterm_saves_and_exits_zero(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.getcwd()])}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "READY", proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    word, step, path = out.split()
+    assert word == "INTERRUPTED"
+    found = latest_checkpoint(tmp_path / "run")
+    assert found is not None and str(found) == path
+    assert load_state(found)["train_state"]["step"] == int(step) >= 3
