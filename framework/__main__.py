@@ -130,13 +130,12 @@ def main() -> None:
         _agree_on_run_dir()
         _hydra_main()
     except Exception as exc:  # noqa: BLE001 - classify, then re-raise genuine bugs
-        from framework.data.audit import GateFailure
         from framework.training import Interrupted
 
         if isinstance(exc, Interrupted):
             log.warning("%s", exc)
             sys.exit(0)
-        message = str(exc) if isinstance(exc, GateFailure) else _friendly(exc)
+        message = _friendly(exc)
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)

@@ -139,7 +139,7 @@ def _stages(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: list[s
         _train(cfg, ctx, modality, task, data, info)
     elif "evaluate" in stages or "export" in stages:
         _load_trained_weights(cfg, ctx, task)
-    if "evaluate" in stages:
+    if "evaluate" in stages and info.is_main:  # every rank holds the same weights: evaluate once
         reports = _evaluate(cfg, ctx, modality, task, data, info)
         result.metrics = flatten(reports)
         result.verdicts = success.check(success.parse_criteria(cfg.success), result.metrics)

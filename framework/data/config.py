@@ -1,27 +1,78 @@
-"""The ``data:`` config node: where the data is, which slices matter, and the audit gates."""
+"""The ``data:`` config node: where the data is, which slices matter, and the audit gates.
+
+Each gate's settings are a small mapping under ``data.gates.<gate>``; the defaults below are
+the whole list of keys a gate reads, and a key that is not listed is an error at audit time
+that names the valid ones (so ``data.gates.consistency.min_kapa=0.6`` fails loudly).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+GATE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "coverage": {
+        "min_per_slice": 1,  # int, or {field: int}, or {field: {value: int}}
+        "expected": {},  # {field: [values that must be present]}; absent values count as 0
+        "splits": ["train"],  # splits whose slice counts must meet the minimum
+    },
+    "consistency": {
+        "min_kappa": 0.70,  # gate threshold on Cohen's / Fleiss' kappa or Krippendorff's alpha
+        "flag_below": 0.60,  # below this the model would learn disagreement
+        "min_annotator_kappa": 0.0,  # per annotator vs consensus; 0 reports without failing
+    },
+    "accuracy": {
+        "min_gold_accuracy": 0.80,  # each annotator's accuracy on gold / trap items
+        "min_gold_items": 1,  # annotators with fewer gold answers are reported, not judged
+    },
+    "cleanliness": {
+        "max_duplicate_fraction": 0.0,  # exact duplicates beyond the first copy / all items
+        "max_near_duplicate_fraction": 0.0,  # near duplicates (not exact) / all items
+        "max_leaked": 0,  # items of val/test that (near-)duplicate a train item
+        "max_corrupt_fraction": 0.05,  # missing + undecodable / all items
+        "max_empty_label_fraction": 0.0,  # empty labels or transcripts among labeled records
+        "near_duplicates": True,  # false skips perceptual hashing (exact duplicates still found)
+        "image_hamming": 4,  # max Hamming distance of 64-bit pHashes for a near duplicate
+        "audio_hamming": 4,  # same, for the 64-bit spectral fingerprint
+        "text_hamming": 3,  # same, for 64-bit SimHash of word trigrams
+    },
+    "balance": {
+        "min_per_class": 1,  # train examples per class (the vision plugin sets 200)
+        "max_imbalance_ratio": 20.0,  # largest class / smallest class, in train
+        "easy_loss_below": 0.05,  # per-item loss under which an item counts as easy
+        "max_easy_fraction": 0.90,  # fraction of easy items above which easy examples dominate
+    },
+    "documentation": {
+        "require_guidelines_version": False,
+        "require_sources": False,
+    },
+    "label_issues": {
+        "max_issue_fraction": 0.10,  # confident-learning label issues / scored items (a warning)
+    },
+}
+
+
+def _defaults(name: str) -> Any:
+    return field(default_factory=lambda: dict(GATE_DEFAULTS[name]))
+
 
 @dataclass
 class GatesConfig:
     """Thresholds of the audit gates; ``enforce: false`` reports failures without stopping.
 
-    Each gate's own settings live under its name (``data.gates.consistency.min_kappa=0.6``).
+    Each gate's own settings live under its name (``data.gates.consistency.min_kappa=0.6``);
+    keys left out take the defaults in :data:`GATE_DEFAULTS`. Plugin checks read
+    ``data.gates.plugins.<check name>``.
     """
 
     enforce: bool = True
-    coverage: dict[str, Any] = field(default_factory=lambda: {"min_per_slice": 1})
-    consistency: dict[str, Any] = field(default_factory=lambda: {"min_kappa": 0.70, "flag_below": 0.60})
-    accuracy: dict[str, Any] = field(default_factory=lambda: {"min_gold_accuracy": 0.80})
-    cleanliness: dict[str, Any] = field(
-        default_factory=lambda: {"max_duplicate_fraction": 0.0, "max_leaked": 0, "max_corrupt_fraction": 0.05}
-    )
-    balance: dict[str, Any] = field(default_factory=lambda: {"min_per_class": 1, "max_imbalance_ratio": 20.0})
-    documentation: dict[str, Any] = field(default_factory=dict)
+    coverage: dict[str, Any] = _defaults("coverage")
+    consistency: dict[str, Any] = _defaults("consistency")
+    accuracy: dict[str, Any] = _defaults("accuracy")
+    cleanliness: dict[str, Any] = _defaults("cleanliness")
+    balance: dict[str, Any] = _defaults("balance")
+    documentation: dict[str, Any] = _defaults("documentation")
+    label_issues: dict[str, Any] = _defaults("label_issues")
     plugins: dict[str, Any] = field(default_factory=dict)  # settings of plugin checks, by check name
 
 
@@ -39,9 +90,10 @@ class DataConfig:
     test: Optional[str] = None
     format: str = "auto"  # reader name, or auto (from the file's extension / folder layout)
     slices: list[str] = field(default_factory=list)  # slice fields for coverage and per-slice metrics
-    annotations: Optional[str] = None  # a Label Studio export with several annotators per task
-    gold: Optional[str] = None  # gold items (known answers) for annotator accuracy
+    annotations: Optional[str] = None  # a Label Studio export (.json) or flat JSONL of annotations
+    gold: Optional[str] = None  # gold items (known answers), JSONL of {"id", "label"}
     allow_outside_root: bool = False
+    probe_media: bool = True  # decode every media file while loading; failures are quarantined
     guidelines_version: str = ""  # annotation guidelines version, recorded in the data card
     sources: list[str] = field(default_factory=list)  # provenance lines for the data card
     gates: GatesConfig = field(default_factory=GatesConfig)

@@ -1,0 +1,166 @@
+"""The audit stage: run every gate and plugin check, write the artifacts, decide.
+
+::
+
+    report = run_audit(bundle, cfg, modality="vision", extra_checks=plugin_checks, out_dir=run_dir / "audit")
+    enforce(report, cfg.gates.enforce)   # raises GateFailure listing each failed gate
+
+Artifacts in ``out_dir``: ``audit.json`` (every CheckResult, counts, timestamp),
+``datacard.md`` and ``quarantine.jsonl`` (every quarantined item).
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from framework.data.checks import CheckContext, CheckResult, QualityCheck
+from framework.data.config import DataConfig
+from framework.data.datacard import render_datacard, write_audit_json, write_quarantine
+from framework.data.gates import CORE_GATES, core_checks
+from framework.data.gates._base import gate_settings, plain
+from framework.data.records import DataBundle
+from framework.errors import FrameworkError
+
+CORE_CHECKS = (*CORE_GATES, "label_issues")
+
+
+@dataclass
+class AuditReport:
+    """What the audit found.
+
+    Attributes:
+        passed: True when every gate (``gate=True`` result) passed; warnings do not count.
+        results: Every check's result, core gates first, then plugin checks.
+        counts: Records per split, plus ``quarantined``.
+        timestamp: When the audit ran (UTC, ISO 8601).
+        artifacts: Files written (``audit.json``, ``datacard.md``, ``quarantine.jsonl``).
+    """
+
+    passed: bool
+    results: list[CheckResult]
+    counts: dict[str, int] = field(default_factory=dict)
+    timestamp: str = ""
+    artifacts: list[Path] = field(default_factory=list)
+
+    def failed_gates(self) -> list[CheckResult]:
+        """Gates that failed; these stop training when gates are enforced."""
+        return [r for r in self.results if r.gate and not r.passed]
+
+    def warnings(self) -> list[CheckResult]:
+        """Failed checks that are not gates (reported, never blocking)."""
+        return [r for r in self.results if not r.gate and not r.passed]
+
+    def result(self, name: str) -> CheckResult:
+        """The result of the check called ``name``.
+
+        Raises:
+            KeyError: naming the checks that ran.
+        """
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(f"no check named {name!r}; ran: {[r.name for r in self.results]}")
+
+
+class GateFailure(FrameworkError):
+    """Training refused because data gates failed; the message lists each gate and its override."""
+
+    def __init__(self, report: AuditReport) -> None:
+        self.report = report
+        lines = [f"{len(report.failed_gates())} data gate(s) failed; training will not start:"]
+        for r in report.failed_gates():
+            lines.append(f"  - {r.name}: {r.summary}")
+            lines.append(f"      override: {r.override or 'data.gates.enforce=false'}")
+        lines.append("See audit/datacard.md for details, or set data.gates.enforce=false to train anyway.")
+        super().__init__("\n".join(lines))
+
+
+def enforce(report: AuditReport, enforce: bool = True) -> None:
+    """Raise :class:`GateFailure` when a gate failed and gates are enforced; otherwise return."""
+    if enforce and report.failed_gates():
+        raise GateFailure(report)
+
+
+def _settings(cfg: DataConfig, check: QualityCheck) -> dict[str, Any]:
+    if check.name in CORE_CHECKS:
+        return gate_settings(check.name, getattr(cfg.gates, check.name))
+    return dict(plain(cfg.gates.plugins.get(check.name)) or {})
+
+
+def _run_one(check: QualityCheck, data: DataBundle, ctx: CheckContext, core: bool) -> CheckResult:
+    """Run a check; an exception becomes a failed result that names the check."""
+    try:
+        result = check.run(data, ctx)
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return CheckResult(
+            name=check.name, passed=False, gate=core and check.name in CORE_GATES,
+            summary=f"check {check.name!r} raised {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})",
+            override=f"fix the check, or remove the plugin providing {check.name!r}",
+        )
+    if not isinstance(result, CheckResult):
+        return CheckResult(check.name, False, gate=False, summary=f"check {check.name!r} returned {type(result).__name__}, not CheckResult")
+    return result
+
+
+def run_audit(
+    data: DataBundle,
+    cfg: DataConfig,
+    *,
+    modality: str,
+    extra_checks: Sequence[QualityCheck] = (),
+    out_dir: Path,
+) -> AuditReport:
+    """Run the core gates and ``extra_checks`` on ``data`` and write the audit artifacts.
+
+    Args:
+        data: The loaded bundle (not modified).
+        cfg: The ``data:`` config; gate thresholds from ``cfg.gates``, plugin settings from
+            ``cfg.gates.plugins[check.name]``.
+        modality: The running modality's name (passed to checks, written to the card).
+        extra_checks: Checks from the ``framework_quality_checks`` hook.
+        out_dir: The audit directory (e.g. ``<run dir>/audit``); created if needed.
+
+    Returns:
+        The report; call :func:`enforce` to stop on failed gates.
+
+    Raises:
+        ValueError: for an unknown key under ``data.gates.<gate>`` (before anything runs).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    documented = {"guidelines_version": cfg.guidelines_version, "sources": list(plain(cfg.sources) or [])}
+    checks = [(c, True) for c in core_checks(documented)] + [(c, False) for c in extra_checks]
+    settings = {id(c): _settings(cfg, c) for c, _ in checks}  # validates every gate's keys first
+    slices = tuple(plain(cfg.slices) or ())
+    results = [_run_one(c, data, CheckContext(modality, settings[id(c)], slices, out_dir), core) for c, core in checks]
+    # The documentation gate runs last among the core checks; plugin results go after it.
+    report = AuditReport(
+        passed=not any(r.gate and not r.passed for r in results),
+        results=results,
+        counts={**data.counts(), "quarantined": len(data.quarantine)},
+        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    report.artifacts = _write(report, data, cfg, modality, out_dir)
+    return report
+
+
+def _write(report: AuditReport, data: DataBundle, cfg: DataConfig, modality: str, out_dir: Path) -> list[Path]:
+    manifests = {s: getattr(cfg, s) for s in ("train", "val", "test")}
+    payload = {
+        "timestamp": report.timestamp, "modality": modality, "passed": report.passed,
+        "enforce": bool(cfg.gates.enforce), "counts": report.counts, "classes": data.classes,
+        "root": str(data.root), "manifests": manifests, "guidelines_version": cfg.guidelines_version,
+        "annotations": len(data.annotations), "failed_gates": [r.name for r in report.failed_gates()],
+        "results": [asdict(r) for r in report.results],
+    }
+    card = render_datacard(data, report.results, modality=modality, passed=report.passed, timestamp=report.timestamp,
+                           sources=list(plain(cfg.sources) or []), manifests=manifests,
+                           guidelines_version=cfg.guidelines_version)
+    (out_dir / "datacard.md").write_text(card, encoding="utf-8")
+    return [write_audit_json(payload, out_dir / "audit.json"), out_dir / "datacard.md",
+            write_quarantine(data.quarantine, out_dir / "quarantine.jsonl")]

@@ -1,0 +1,120 @@
+"""Writing the audit artifacts: ``audit.json`` (machine-readable) and ``datacard.md`` (for people)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from framework.data.checks import CheckResult
+from framework.data.records import DataBundle, Quarantined
+
+MAX_FINDINGS_SHOWN = 10
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars/arrays unwrapped, NaN/inf as ``None``, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def write_quarantine(items: Iterable[Quarantined], path: Path) -> Path:
+    """Every quarantined item as one JSON object per line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for q in items:
+            fh.write(json.dumps(jsonable(asdict(q)), ensure_ascii=False) + "\n")
+    return path
+
+
+def write_audit_json(payload: dict[str, Any], path: Path) -> Path:
+    """``audit.json``: the payload made JSON-safe (strict JSON: no NaN)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False), encoding="utf-8")
+    return path
+
+
+def _table(header: list[str], rows: Iterable[Iterable[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+    return out
+
+
+def _counts_section(data: DataBundle) -> list[str]:
+    lines = ["## Counts", ""] + _table(["split", "records"], data.counts().items()) + [""]
+    if data.classes:
+        per_split = {sp: Counter(str(r.label) for r in data.records(sp)) for sp in data.splits}
+        lines += ["### Per class", ""] + _table(["class", *data.splits],
+                                                 ([c, *(per_split[sp].get(c, 0) for sp in data.splits)] for c in data.classes))
+        lines.append("")
+    fields = sorted({f for r in data.records() for f in r.slices})
+    for f in fields:
+        per_split = {sp: Counter(r.slices.get(f, "<missing>") for r in data.records(sp)) for sp in data.splits}
+        values = sorted(set().union(*per_split.values()))
+        lines += [f"### Slice `{f}`", ""] + _table([f, *data.splits], ([v, *(per_split[sp].get(v, 0) for sp in data.splits)] for v in values))
+        lines.append("")
+    return lines
+
+
+def _annotator_section(data: DataBundle, guidelines_version: str) -> list[str]:
+    lines = ["## Annotation", "", f"Guidelines version: {guidelines_version or '(not recorded)'}", ""]
+    if not data.annotations:
+        return lines + ["No annotation records.", ""]
+    per = Counter(a.annotator for a in data.annotations)
+    items = len({a.item_id for a in data.annotations})
+    lines += [f"{len(data.annotations)} labels on {items} items by {len(per)} annotators.", ""]
+    return lines + _table(["annotator", "labels"], sorted(per.items())) + [""]
+
+
+def _gates_section(results: list[CheckResult]) -> list[str]:
+    rows = [[r.name, "gate" if r.gate else "warning", "PASS" if r.passed else "FAIL", r.summary,
+             "" if r.passed else r.override] for r in results]
+    lines = ["## Checks", ""] + _table(["check", "kind", "result", "measured vs threshold", "override"], rows) + [""]
+    for r in results:
+        if r.findings:
+            lines += [f"### {r.name}: {len(r.findings)} finding(s)", ""]
+            lines += [f"- `{f.kind}` {', '.join(f.items[:3])}: {f.detail}" for f in r.findings[:MAX_FINDINGS_SHOWN]]
+            if len(r.findings) > MAX_FINDINGS_SHOWN:
+                lines.append(f"- ... {len(r.findings) - MAX_FINDINGS_SHOWN} more in audit.json")
+            lines.append("")
+    return lines
+
+
+def _quarantine_section(items: list[Quarantined]) -> list[str]:
+    lines = ["## Quarantine", ""]
+    if not items:
+        return lines + ["Nothing was quarantined.", ""]
+    lines += _table(["reason", "items"], sorted(Counter(q.reason for q in items).items())) + [""]
+    lines += [f"- {q.source}: {q.reason}: {q.detail}" for q in items[:20]]
+    if len(items) > 20:
+        lines.append(f"- ... {len(items) - 20} more in quarantine.jsonl")
+    return lines + [""]
+
+
+def render_datacard(data: DataBundle, results: list[CheckResult], *, modality: str, passed: bool, timestamp: str,
+                    sources: list[str], manifests: dict[str, str], guidelines_version: str) -> str:
+    """The data card as Markdown text."""
+    lines = [f"# Data card: {modality}", "", f"Audited {timestamp}. Gates: **{'PASSED' if passed else 'FAILED'}**.", "",
+             "## Sources", "", f"Data root: `{data.root}`", ""]
+    lines += [f"- {split}: `{path}`" for split, path in manifests.items() if path]
+    lines += [f"- {s}" for s in sources] or ["- (no provenance recorded; set data.sources)"]
+    lines.append("")
+    lines += _counts_section(data) + _annotator_section(data, guidelines_version)
+    lines += _gates_section(results) + _quarantine_section(data.quarantine)
+    return "\n".join(lines)

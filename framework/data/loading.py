@@ -1,0 +1,149 @@
+"""Loading a whole :class:`DataBundle` from the ``data:`` config.
+
+A simple modality's ``load_data`` is one line::
+
+    return load_bundle(ctx.data, format="image_folder", decoder_check=probe_image)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Hashable, Iterable
+
+from framework.annotation.label_studio import annotations_from_task, import_label_studio
+from framework.annotation.records import AnnotationRecord
+from framework.data.config import DataConfig
+from framework.data.errors import DataError
+from framework.data.probes import Probe, probe_media
+from framework.data.readers import detect_format, read_manifest
+from framework.data.readers._common import get_field, iter_jsonl
+from framework.data.records import DataBundle, Record
+
+SPLITS = ("train", "val", "test")
+# Formats whose labels are free text (transcripts) or absent, so no class list is built.
+_NON_CLASS_FORMATS = frozenset({"nemo_audio", "chat", "preference"})
+
+
+def load_bundle(
+    cfg: DataConfig,
+    *,
+    format: str | None = None,
+    decoder_check: Probe | None = None,
+    label_type: str = "auto",
+) -> DataBundle:
+    """Read every configured split, plus annotations and gold answers, into one bundle.
+
+    Args:
+        cfg: The ``data:`` config; ``train``/``val``/``test`` are relative to ``cfg.root``.
+        format: The modality's format, used when ``cfg.format`` is ``auto`` (a user's explicit
+            ``data.format`` wins).
+        decoder_check: A probe run on every media file while reading; failures are quarantined.
+            When ``None`` and ``cfg.probe_media`` is true, files are probed by extension.
+        label_type: ``"class"`` builds ``classes`` from the labels, ``"text"``/``"none"`` do not;
+            ``"auto"`` decides from the format.
+
+    Returns:
+        The bundle; ``extras["gold"]`` holds known answers (item id -> label) when there are any.
+
+    Raises:
+        DataError: when ``train`` is missing, or any file is malformed (``file:line`` named).
+    """
+    root = Path(cfg.root).expanduser()
+    if not cfg.train:
+        raise DataError("data.train", "no training data configured", "Set data.train=<manifest or folder>.")
+    chosen = cfg.format if cfg.format != "auto" else (format or "auto")
+    probe = decoder_check or (probe_media if cfg.probe_media else None)
+    bundle = DataBundle(root=root, splits={})
+    used_formats = set()
+    for split in SPLITS:
+        rel = getattr(cfg, split)
+        if not rel:
+            continue
+        path = _under_root(rel, root)
+        used_formats.add(detect_format(path) if chosen == "auto" else chosen)
+        records, quarantined = read_manifest(path, root=root, split=split, format=chosen, slices=cfg.slices,
+                                             allow_outside_root=cfg.allow_outside_root, probe=probe)
+        bundle.splits[split] = records
+        bundle.quarantine.extend(quarantined)
+    bundle.annotations = _annotations(bundle.records(), cfg, root)
+    gold = _gold(bundle.records(), cfg, root)
+    if gold:
+        bundle.extras["gold"] = gold
+    is_class = label_type == "class" or (label_type == "auto" and not used_formats & _NON_CLASS_FORMATS)
+    if is_class:
+        bundle.classes = class_names(bundle.records())
+    return bundle
+
+
+def _under_root(rel: str, root: Path) -> Path:
+    path = Path(rel).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def class_names(records: Iterable[Record]) -> list[str]:
+    """Sorted distinct non-empty labels, as strings (the class order models use)."""
+    return sorted({str(r.label) for r in records if r.label is not None and str(r.label).strip()})
+
+
+def read_annotations(path: Path, *, guideline_version: str = "") -> list[AnnotationRecord]:
+    """Annotations from a Label Studio export (``.json``) or a flat JSONL file.
+
+    Flat JSONL lines are ``{"item_id", "annotator", "label"}`` with optional ``timestamp``,
+    ``confidence``, ``lead_time`` and ``guideline_version``.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        return import_label_studio(path, guideline_version=guideline_version)
+    out = []
+    for line, obj in iter_jsonl(path):
+        where = f"{path}:{line}"
+        out.append(AnnotationRecord(
+            item_id=str(get_field(obj, "item_id", (str, int), where)),
+            annotator=str(get_field(obj, "annotator", (str, int), where)),
+            label=_hashable(get_field(obj, "label", (str, int, float, bool, list), where)),
+            timestamp=get_field(obj, "timestamp", str, where, required=False),
+            guideline_version=str(obj.get("guideline_version", guideline_version)),
+            confidence=get_field(obj, "confidence", (int, float), where, required=False),
+            lead_time=get_field(obj, "lead_time", (int, float), where, required=False),
+            source=where,
+        ))
+    return out
+
+
+def _hashable(value: Any) -> Hashable:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _annotations(records: list[Record], cfg: DataConfig, root: Path) -> list[AnnotationRecord]:
+    out: list[AnnotationRecord] = []
+    for rec in records:
+        # Only the Label Studio reader sets task_id; other formats may use "annotations" freely.
+        if "task_id" in rec.fields and isinstance(rec.fields.get("annotations"), list):
+            task = {"annotations": rec.fields["annotations"]}
+            out += annotations_from_task(task, item_id=rec.id, where=rec.source, guideline_version=cfg.guidelines_version)
+    if cfg.annotations:
+        out += read_annotations(_under_root(cfg.annotations, root), guideline_version=cfg.guidelines_version)
+    return out
+
+
+def gold_answers(records: Iterable[Record]) -> dict[str, Hashable]:
+    """Known answers carried by records: a ``gold_label`` field, or a preference ``gold``/``trap``
+    marker (whose right answer is ``"chosen"``)."""
+    gold: dict[str, Hashable] = {}
+    for rec in records:
+        if rec.fields.get("gold_label") is not None:
+            gold[rec.id] = _hashable(rec.fields["gold_label"])
+        elif rec.fields.get("gold") is True or rec.fields.get("trap") is True:
+            gold[rec.id] = "chosen"
+    return gold
+
+
+def _gold(records: list[Record], cfg: DataConfig, root: Path) -> dict[str, Hashable]:
+    gold = gold_answers(records)
+    if cfg.gold:
+        path = _under_root(cfg.gold, root)
+        for line, obj in iter_jsonl(path):
+            where = f"{path}:{line}"
+            item = str(get_field(obj, "id", (str, int), where))
+            gold[item] = _hashable(get_field(obj, "label", (str, int, float, bool, list), where))
+    return gold

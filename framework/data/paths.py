@@ -1,0 +1,54 @@
+"""Resolving media paths from manifests against the data root, refusing escapes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from framework.data.errors import DataError
+
+
+def resolve_media(raw: str, *, root: Path, base: Path, where: str, allow_outside_root: bool = False) -> Path:
+    """Resolve a media path written in a manifest.
+
+    Relative paths resolve against ``base`` (the manifest's folder) when the file exists there,
+    else against ``root``. The result must stay inside ``root`` unless ``allow_outside_root``.
+
+    Args:
+        raw: The path as written in the manifest.
+        root: The data root (``data.root``).
+        base: The folder of the manifest that names the path.
+        where: ``path:line`` of the manifest line, for the error message.
+        allow_outside_root: Accept paths outside ``root`` (absolute paths, ``..``).
+
+    Returns:
+        The absolute, normalised path (the file itself may not exist; the caller quarantines).
+
+    Raises:
+        DataError: when the path is empty or escapes ``root`` and that is not allowed.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        raise DataError(where, f"media path must be a non-empty string, got {raw!r}", "Fix the manifest line.")
+    candidate = Path(raw).expanduser()
+    if not candidate.is_absolute():
+        local = base / candidate
+        candidate = local if local.exists() else root / candidate
+    # normpath, not resolve(): a symlinked data folder inside root is fine, `..` is not.
+    resolved = Path(os.path.normpath(os.path.abspath(candidate)))
+    root_abs = Path(os.path.normpath(os.path.abspath(root)))
+    if not allow_outside_root and not resolved.is_relative_to(root_abs):
+        raise DataError(
+            where,
+            f"media path {raw!r} resolves to {resolved}, outside the data root {root_abs}",
+            "Move the file under data.root, fix the path, or set data.allow_outside_root=true.",
+        )
+    return resolved
+
+
+def relative_id(path: Path, root: Path) -> str:
+    """The path relative to ``root`` in POSIX form (a stable record id), or the absolute path."""
+    root_abs = Path(os.path.normpath(os.path.abspath(root)))
+    try:
+        return path.relative_to(root_abs).as_posix()
+    except ValueError:
+        return path.as_posix()

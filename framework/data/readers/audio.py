@@ -1,0 +1,31 @@
+"""NeMo-style audio manifests: ``audio_filepath``, ``duration``, ``text`` per line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from framework.data.errors import DataError
+from framework.data.readers._common import Collector, ReadOptions, get_field, iter_jsonl
+from framework.data.records import Quarantined, Record
+
+
+def read_nemo_audio(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quarantined]]:
+    """Read a NeMo manifest line by line.
+
+    Required: ``audio_filepath`` (relative to the manifest or ``data.root``), ``duration``
+    (seconds), ``text`` (the transcript; an empty one is kept and reported by the audit).
+    Optional: ``language``, ``offset`` (seconds into the file), ``id``. The transcript is both
+    ``Record.label`` and ``Record.text``.
+    """
+    col = Collector(path, opts)
+    for line, obj in iter_jsonl(path):
+        where = col.where(line)
+        media = get_field(obj, "audio_filepath", str, where)
+        duration = get_field(obj, "duration", (int, float), where)
+        text = get_field(obj, "text", str, where)
+        get_field(obj, "language", str, where, required=False)
+        offset = get_field(obj, "offset", (int, float), where, required=False)
+        if duration < 0 or (offset is not None and offset < 0):
+            raise DataError(where, f"negative duration/offset ({duration}, {offset})", "Recompute them from the audio.")
+        col.add(line, obj, media=media, label=text, text=text, record_id=obj.get("id"))
+    return col.result()
