@@ -1,0 +1,109 @@
+"""Building a timm classifier from the ``model:`` node, and what it needs from the data.
+
+The input size, mean and std are the model's own (``timm.data.resolve_data_config``), never
+repeated in YAML: ``model.image_size`` is the only knob, and only when the user wants a size other
+than the architecture's default. Nothing here downloads unless ``model.pretrained=true``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import timm
+import torch
+from timm.data import resolve_data_config
+
+from framework.errors import FrameworkError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model expects of its input.
+
+    Attributes:
+        size: ``(height, width)`` in pixels.
+        mean: Per-channel RGB mean on the ``[0, 1]`` scale.
+        std: Per-channel RGB standard deviation on the ``[0, 1]`` scale.
+    """
+
+    size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists, for JSON."""
+        return {"size": list(self.size), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "InputSpec":
+        """Inverse of :meth:`to_dict`."""
+        return cls(tuple(raw["size"]), tuple(raw["mean"]), tuple(raw["std"]))  # type: ignore[arg-type]
+
+
+def _pretrained_cfg(name: str) -> dict[str, Any]:
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('_')[0]}*")[:10]
+        raise FrameworkError(
+            f"model.name={name!r} is not a timm model. Similar names: {', '.join(close) or 'none'}; "
+            f"see timm.list_models() for all."
+        )
+    cfg = timm.models.get_pretrained_cfg(name)
+    return cfg.to_dict() if cfg is not None else {}
+
+
+def input_spec(model_cfg: Any) -> InputSpec:
+    """The input size and normalisation of the configured model, without building it."""
+    pretrained_cfg = _pretrained_cfg(model_cfg.name)
+    args: dict[str, Any] = {}
+    if model_cfg.image_size:
+        args["input_size"] = (3, int(model_cfg.image_size), int(model_cfg.image_size))
+    data_cfg = resolve_data_config(args, pretrained_cfg=pretrained_cfg)
+    _, height, width = data_cfg["input_size"]
+    return InputSpec((int(height), int(width)), tuple(data_cfg["mean"]), tuple(data_cfg["std"]))  # type: ignore[arg-type]
+
+
+def build_model(model_cfg: Any, num_classes: int) -> torch.nn.Module:
+    """A timm classifier with a ``num_classes``-way head.
+
+    Args:
+        model_cfg: The ``model:`` node (:class:`plugins.vision.config.VisionModelConfig`).
+        num_classes: Number of classes of the data set; the head is built (or replaced) to match.
+
+    Raises:
+        FrameworkError: unknown model name, or a checkpoint file that does not exist.
+    """
+    pretrained_cfg = _pretrained_cfg(model_cfg.name)
+    kwargs = dict(model_cfg.kwargs or {})
+    # Architectures with position embeddings (ViT, Swin) fix their input size at construction.
+    if model_cfg.image_size and pretrained_cfg.get("fixed_input_size"):
+        kwargs.setdefault("img_size", int(model_cfg.image_size))
+    # Only passed when set: not every architecture accepts them.
+    if model_cfg.drop_rate:
+        kwargs.setdefault("drop_rate", float(model_cfg.drop_rate))
+    if model_cfg.drop_path_rate:
+        kwargs.setdefault("drop_path_rate", float(model_cfg.drop_path_rate))
+    pretrained = bool(model_cfg.pretrained)
+    if model_cfg.checkpoint_path:
+        path = Path(model_cfg.checkpoint_path).expanduser()
+        if not path.is_file():
+            raise FrameworkError(f"model.checkpoint_path={str(path)!r} does not exist; give a local weights file.")
+        # timm's own loader then adapts the head (and position embeddings) to this model.
+        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        pretrained = True
+    try:
+        return timm.create_model(
+            model_cfg.name,
+            pretrained=pretrained,
+            num_classes=num_classes,
+            **kwargs,
+        )
+    except TypeError as exc:
+        raise FrameworkError(
+            f"model.kwargs {sorted(kwargs)} are not accepted by {model_cfg.name}: {exc}. "
+            f"Remove the argument or choose another model."
+        ) from None

@@ -1,0 +1,163 @@
+"""Training on the engine, evaluation, prediction and export, end to end on a tiny image folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from framework.data.records import Record
+from framework.hookspecs import RunInfo
+from framework.training import Engine
+from plugins.vision.export import load_task
+from plugins.vision.modality import VisionModality
+from plugins.vision.predict import predict_folder
+from vision_fixtures import COLOURS, trainer_config, write_image
+
+
+def _train(ctx, data, **trainer):
+    modality = VisionModality()
+    task = modality.build_task(ctx, data)
+    info = RunInfo(run_dir=ctx.run_dir, modality="vision", name="test", config_yaml=ctx.config_yaml)
+    with Engine(trainer_config(**trainer), info, seed=ctx.seed) as engine:
+        modality.train(ctx, engine, task, data)
+    return modality, task
+
+
+def _metrics(run_dir: Path, kind: str) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r["metrics"] for r in rows if r["kind"] == kind]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny ViT trained on the colour folder, shared by the tests that only read it."""
+    from omegaconf import OmegaConf
+
+    from framework.data.config import DataConfig
+    from framework.modality import RunContext
+    from plugins.vision.config import VisionConfig, VisionModelConfig
+    from vision_fixtures import CONF, TINY_VIT, write_folder
+
+    tmp = tmp_path_factory.mktemp("trained")
+    root = write_folder(tmp / "images", {"train": 16, "val": 4, "test": 4})
+    shipped = OmegaConf.load(CONF / "modality" / "vision.yaml")
+    modality_cfg = OmegaConf.merge(OmegaConf.structured(VisionConfig), shipped.modality,
+                                   {"critical_classes": ["red", "purple"]})
+    ctx = RunContext(
+        run_dir=tmp / "run", seed=0, plugins=None, config_yaml="seed: 0\n",
+        modality=OmegaConf.to_object(modality_cfg),
+        model=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(VisionModelConfig), TINY_VIT)),
+        data=DataConfig(root=str(root), train="train", val="val", test="test"),
+    )
+    ctx.run_dir.mkdir()
+    data = VisionModality().load_data(ctx)
+    modality, task = _train(ctx, data)
+    return ctx, data, modality, task, root
+
+
+def test_loss_falls_and_validation_runs_each_epoch(trained) -> None:
+    ctx, *_ = trained
+    train = [m["loss"] for m in _metrics(ctx.run_dir, "train")]
+    val = _metrics(ctx.run_dir, "val")
+    assert len(train) == 8 * 6  # 8 epochs of 48 images in batches of 8, logged every step
+    assert np.mean(train[-6:]) < 0.6 * np.mean(train[:6])
+    assert len(val) == 8 and val[-1]["val_loss"] < val[0]["val_loss"]
+    assert val[-1]["val_acc"] == 1.0
+
+
+def test_evaluate_reports_classes_confusion_critical_and_robustness(trained) -> None:
+    ctx, data, modality, task, _ = trained
+    report = modality.evaluate(ctx, task, data, "test")
+    assert report.metrics["accuracy"] == 1.0 and report.metrics["count"] == 12
+    assert set(report.per_class) == {"blue", "green", "red"}
+    assert report.per_class["red"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 4.0}
+    assert report.metrics["min_class_recall"] == 1.0
+    assert report.metrics["critical_min_recall"] == 1.0
+    assert any(n.startswith("critical class `red`: recall 1.00") for n in report.notes)
+    assert any("`purple` has no items in split `test`" in n for n in report.notes)
+    assert set(report.robustness) == {"brightness_dark", "blur", "gaussian_noise", "jpeg_q20"}
+    for name, row in report.robustness.items():
+        assert 0.0 <= row["accuracy"] <= 1.0
+        assert report.metrics[f"robust/{name}/accuracy"] == row["accuracy"]
+        assert row["drop"] == pytest.approx(1.0 - row["accuracy"])
+    png, csv_path = (ctx.run_dir / a for a in report.artifacts)
+    assert png.name == "confusion_test.png" and png.read_bytes()[:4] == b"\x89PNG"
+    table = next(body for head, body in report.sections.items() if head.startswith("Confusion matrix"))
+    assert "| `red` | 0 | 0 | 4 |" in table
+    with csv_path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 12 and rows[0]["target"] == rows[0]["prediction"] and "top3_score" in rows[0]
+
+
+def test_robustness_is_reproducible(trained) -> None:
+    ctx, data, modality, task, _ = trained
+    first = modality.evaluate(ctx, task, data, "val").robustness
+    assert modality.evaluate(ctx, task, data, "val").robustness == first
+
+
+def test_predict_on_unlabeled_records(trained, tmp_path) -> None:
+    ctx, _, modality, task, _ = trained
+    rng = np.random.default_rng(5)
+    records = [
+        Record(id=f"new/{name}", split="new", source="test", media=write_image(tmp_path / f"{name}.png", colour, rng))
+        for name, colour in COLOURS.items()
+    ]
+    preds = modality.predict(ctx, task, records, "new")
+    assert preds.targets == [None, None, None]
+    assert preds.outputs == ["red", "green", "blue"]
+    assert preds.classes == ["blue", "green", "red"]
+    assert preds.scores.shape == (3, 3)
+    np.testing.assert_allclose(preds.scores.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_export_reloads_to_the_same_outputs(trained, tmp_path) -> None:
+    ctx, data, modality, task, _ = trained
+    written = modality.export(ctx, task, tmp_path / "export")
+    assert sorted(p.name for p in written) == ["config.yaml", "model.pt2", "model.safetensors", "vision.json"]
+    images = torch.stack([torch.from_numpy(ctx.extras["vision.store"].get(r)).permute(2, 0, 1)
+                          for r in data.records("test")])  # (12, 3, 16, 16) uint8
+    task.eval()
+    with torch.no_grad():
+        expected = torch.softmax(task.logits(images), dim=-1)
+        reloaded = load_task(tmp_path / "export")
+        torch.testing.assert_close(torch.softmax(reloaded.logits(images), dim=-1), expected)
+        program = torch.export.load(str(tmp_path / "export" / "model.pt2")).module()
+        torch.testing.assert_close(program(images), expected)  # batch of 12; exported with 2
+
+
+def test_predict_folder_writes_top_k_csv_from_export_and_checkpoint(trained, tmp_path) -> None:
+    ctx, _, modality, task, root = trained
+    modality.export(ctx, task, tmp_path / "export")
+    folder = root / "test"
+    (folder / "notes.txt").write_text("not an image")
+    broken = folder / "red" / "zz_broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 10)
+    out = predict_folder(tmp_path / "export", folder, tmp_path / "pred.csv", top_k=2)
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 13 and list(rows[0]) == ["path", "prediction", "confidence", "top1", "top1_score",
+                                                 "top2", "top2_score", "error"]
+    good = [r for r in rows if not r["error"]]
+    assert all(r["path"].split("/")[0] == r["prediction"] == r["top1"] for r in good)
+    assert all(float(r["top1_score"]) >= float(r["top2_score"]) for r in good)
+    [bad] = [r for r in rows if r["error"]]
+    assert bad["path"] == "red/zz_broken.png" and bad["prediction"] == ""
+    # A checkpoint of the run serves too: vision.json sits in the run dir beside checkpoints/.
+    [ckpt] = sorted((ctx.run_dir / "checkpoints").iterdir())
+    again = predict_folder(ckpt, folder, tmp_path / "pred2.csv", top_k=2)
+    assert again.read_text() == out.read_text()
+
+
+def test_mixup_and_ema_train(image_root, make_ctx) -> None:
+    ctx = make_ctx(image_root, modality={"mixup": {"mixup_alpha": 0.4, "cutmix_alpha": 1.0}})
+    data = VisionModality().load_data(ctx)
+    # 48 images, batch 10: the odd last batch is dropped, so every mixed batch is even.
+    modality, task = _train(ctx, data, epochs=2, batch_size=10, ema_decay=0.9)
+    assert task.mixup is not None
+    assert len(_metrics(ctx.run_dir, "train")) == 2 * 4
+    assert modality.evaluate(ctx, task, data, "val").metrics["count"] == 12
