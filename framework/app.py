@@ -137,7 +137,7 @@ def _stages(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: list[s
     task = modality.build_task(ctx, data)
     if "train" in stages:
         _train(cfg, ctx, modality, task, data, info)
-    elif "evaluate" in stages or "export" in stages:
+    elif {"evaluate", "preannotate", "export"} & set(stages):
         _load_trained_weights(cfg, ctx, task)
     if "evaluate" in stages and info.is_main:  # every rank holds the same weights: evaluate once
         reports = _evaluate(cfg, ctx, modality, task, data, info)
@@ -146,6 +146,8 @@ def _stages(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: list[s
         text = report_md.render(modality.name, reports, result.verdicts, ctx.run_dir, audit_line)
         ctx.path("report.md").write_text(text)
         _say_verdict(result, ctx.run_dir / "report.md")
+    if "preannotate" in stages and info.is_main:
+        _preannotate(ctx, modality, task, data)
     if "export" in stages and info.is_main:
         written = modality.export(ctx, task, ctx.run_dir / "export")
         log.info("exported %d file(s) to %s", len(written), ctx.run_dir / "export")
@@ -157,7 +159,8 @@ def _audit(cfg: DictConfig, ctx: RunContext, modality: Modality, data: DataBundl
     from framework.data.audit import enforce, run_audit
 
     checks = ctx.plugins.quality_checks(modality.name)
-    audit = run_audit(data, ctx.data, modality=modality.name, extra_checks=checks, out_dir=ctx.run_dir / "audit")
+    audit = run_audit(data, ctx.data, modality=modality.name, extra_checks=checks, out_dir=ctx.run_dir / "audit",
+                      label_type=modality.label_type)
     enforce(audit, enforce=bool(cfg.data.gates.enforce))
     failed = [r.name for r in audit.results if not r.passed]
     return f"{len(audit.results)} checks, " + (f"failed: {', '.join(failed)}" if failed else "all passed") + \
@@ -182,8 +185,8 @@ def _load_trained_weights(cfg: DictConfig, ctx: RunContext, task: Any) -> None:
             "evaluate/export without the train stage needs trained weights: set checkpoint=PATH to a "
             "checkpoint directory (run_dir/checkpoints/step_...), or add train to stages"
         )
-    load_model_weights(task, source)
-    log.info("loaded weights from %s", source)
+    ema = load_model_weights(task, source)
+    log.info("loaded %sweights from %s", "EMA " if ema else "", source)
 
 
 def _evaluate(cfg: DictConfig, ctx: RunContext, modality: Modality, task: Any, data: DataBundle,
@@ -205,6 +208,25 @@ def _evaluate(cfg: DictConfig, ctx: RunContext, modality: Modality, task: Any, d
         raise FrameworkError(f"nothing to evaluate: none of the splits {list(cfg.evaluation.splits)} has data; "
                              f"set data.val / data.test or evaluation.splits")
     return reports
+
+
+def _preannotate(ctx: RunContext, modality: Modality, task: Any, data: DataBundle) -> None:
+    """Predict on ``data.unlabeled`` and write Label Studio pre-annotations for annotators to correct."""
+    from framework.annotation.review import export_preannotations
+    from framework.data.readers import read_manifest
+
+    if not ctx.data.unlabeled:
+        raise FrameworkError("stage preannotate needs items to label: set data.unlabeled=<manifest of unlabeled items>")
+    records, quarantined = read_manifest(data.root / ctx.data.unlabeled, root=data.root, split="unlabeled",
+                                         format=ctx.data.unlabeled_format, slices=tuple(ctx.data.slices),
+                                         allow_outside_root=ctx.data.allow_outside_root)
+    for item in quarantined:
+        log.warning("preannotate: skipped %s (%s): %s", item.source, item.reason, item.detail)
+    ctx.extras.setdefault("classes", data.classes)
+    predictions = modality.predict(ctx, task, records, "unlabeled")
+    path = export_preannotations(predictions, records, ctx.path("annotation", "preannotations.json"),
+                                 label_type=modality.label_type, model_version=ctx.run_dir.name, root=data.root)
+    log.info("pre-annotations for %d items: %s (import into Label Studio)", len(records), path)
 
 
 def _say_verdict(result: RunResult, report_path: Path) -> None:

@@ -27,7 +27,7 @@ from framework.errors import FrameworkError
 from framework.tracking.config import TrackingConfig
 from framework.training.config import TrainerConfig
 
-STAGES = ("audit", "train", "evaluate", "export")
+STAGES = ("audit", "train", "evaluate", "preannotate", "export")
 
 
 @dataclass
@@ -56,7 +56,7 @@ class FrameworkConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     success: dict[str, str] = field(default_factory=dict)  # metric -> ">=0.9" / "<=0.15"
-    stages: list[str] = field(default_factory=lambda: list(STAGES))
+    stages: list[str] = field(default_factory=lambda: ["audit", "train", "evaluate", "export"])
     seed: int = 0
     checkpoint: Optional[str] = None  # weights for evaluate/export when train does not run
     callbacks: dict[str, Any] = field(default_factory=dict)  # `_target_` event observers

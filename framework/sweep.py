@@ -66,9 +66,11 @@ def write_summary(sweep_dir: Path, metric: str, higher_is_better: bool) -> tuple
         return (0, -value if higher_is_better else value)
 
     rows.sort(key=key)
+    # Overrides every job shares (the modality, fixed settings) are stated once, not per row.
+    common = set.intersection(*(set(row["overrides"]) for row in rows)) if len(rows) > 1 else set()
     metric_names = sorted({m for row in rows for m in row["metrics"]}, key=lambda m: (m != metric, m))
     header = ["rank", "job", "status", "overrides", *metric_names]
-    table = [[str(i + 1), row["job"], row["status"], " ".join(row["overrides"]),
+    table = [[str(i + 1), row["job"], row["status"], " ".join(o for o in row["overrides"] if o not in common),
               *[_fmt(row["metrics"].get(m)) for m in metric_names]] for i, row in enumerate(rows)]
     csv_path, md_path = sweep_dir / "summary.csv", sweep_dir / "summary.md"
     with csv_path.open("w", newline="") as handle:
@@ -76,7 +78,9 @@ def write_summary(sweep_dir: Path, metric: str, higher_is_better: bool) -> tuple
         writer.writerow(header)
         writer.writerows(table)
     direction = "higher" if higher_is_better else "lower"
+    shared = " ".join(o for o in rows[0]["overrides"] if o in common) if rows else ""
     lines = [f"# Sweep summary: {len(rows)} jobs, ranked by `{metric}` ({direction} is better)", "",
+             *([f"Every job: `{shared}`", ""] if shared else []),
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in table]
     md_path.write_text("\n".join(lines) + "\n")

@@ -114,6 +114,7 @@ def run_audit(
     modality: str,
     extra_checks: Sequence[QualityCheck] = (),
     out_dir: Path,
+    label_type: str = "class",
 ) -> AuditReport:
     """Run the core gates and ``extra_checks`` on ``data`` and write the audit artifacts.
 
@@ -124,6 +125,7 @@ def run_audit(
         modality: The running modality's name (passed to checks, written to the card).
         extra_checks: Checks from the ``framework_quality_checks`` hook.
         out_dir: The audit directory (e.g. ``<run dir>/audit``); created if needed.
+        label_type: The modality's label type, for the review queue's Label Studio tasks.
 
     Returns:
         The report; call :func:`enforce` to stop on failed gates.
@@ -146,7 +148,23 @@ def run_audit(
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     report.artifacts = _write(report, data, cfg, modality, out_dir)
+    review = write_review_queue(data, out_dir / "review_tasks.json", label_type=label_type)
+    if review is not None:
+        report.artifacts.append(review)
     return report
+
+
+def write_review_queue(data: DataBundle, path: Path, *, label_type: str) -> Path | None:
+    """Export the annotated items worth another look (disagreement, tie, low confidence, failed
+    gold) as a Label Studio import file; ``None`` when there are none."""
+    from framework.annotation.review import export_review_tasks, items_needing_review
+
+    if not data.annotations:
+        return None
+    reasons = items_needing_review(data.annotations, gold=data.extras.get("gold"))
+    if not reasons:
+        return None
+    return export_review_tasks(data.records(), data.annotations, reasons, path, label_type=label_type, root=data.root)
 
 
 def _write(report: AuditReport, data: DataBundle, cfg: DataConfig, modality: str, out_dir: Path) -> list[Path]:

@@ -93,6 +93,8 @@ class DataConfig:
     annotations: Optional[str] = None  # a Label Studio export (.json) or flat JSONL of annotations
     gold: Optional[str] = None  # gold items (known answers), JSONL of {"id", "label"}
     allow_outside_root: bool = False
+    unlabeled: Optional[str] = None  # items to pre-annotate with a trained model (stage preannotate)
+    unlabeled_format: str = "auto"  # reader for `unlabeled` (a manifest without labels, usually)
     probe_media: bool = True  # decode every media file while loading; failures are quarantined
     guidelines_version: str = ""  # annotation guidelines version, recorded in the data card
     sources: list[str] = field(default_factory=list)  # provenance lines for the data card

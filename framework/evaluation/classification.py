@@ -1,12 +1,10 @@
 """Classification metrics any modality can use: per-class report, confusion matrix, weakest class.
 
 A modality that predicts one class per item fills :class:`~framework.evaluation.types.Predictions`
-with class names (``targets``/``outputs``) and calls :func:`classification_report`; the results go
-straight into an :class:`~framework.evaluation.types.EvalReport`::
-
-    result = classification_report(predictions)
-    report = EvalReport(split, metrics=result.metrics, per_class=result.per_class,
-                        notes=[weakest_class_note(result)])
+with class names (``targets``/``outputs``) and calls :func:`evaluation_report` for the whole
+:class:`~framework.evaluation.types.EvalReport` of a split (metrics, per class, per slice, notes,
+confusion matrix), or the pieces (:func:`classification_report`, :func:`plot_confusion`...) to
+assemble its own.
 
 Items whose target is ``None`` (unlabeled) are left out of every figure. Per-class numbers use
 scikit-learn; macro averages are over the classes that occur in the targets or the outputs.
@@ -20,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from framework.evaluation.types import Predictions
+from framework.evaluation.types import EvalReport, Predictions
 
 
 @dataclass
@@ -214,3 +212,37 @@ def top_k(scores: Any, classes: Sequence[str], k: int) -> list[list[tuple[str, f
     k = max(1, min(k, probs.shape[1]))
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (N, k)
     return [[(str(classes[j]), float(probs[i, j])) for j in row] for i, row in enumerate(order)]
+
+
+def evaluation_report(
+    predictions: Predictions,
+    *,
+    run_dir: Path,
+    out_dir: Path,
+    critical: Sequence[str] = (),
+) -> EvalReport:
+    """The :class:`EvalReport` of one classification split, for any modality.
+
+    Metrics (accuracy, macro/weighted precision/recall/F1, ``min_class_recall``), per-class and
+    per-slice figures, the weakest-class note, ``critical_min_recall`` and a note per class in
+    ``critical``, and the confusion matrix as a Markdown section and ``confusion_<split>.png`` in
+    ``out_dir`` (recorded relative to ``run_dir``).
+    """
+    split = predictions.split
+    result = classification_report(predictions)
+    report = EvalReport(split, metrics=dict(result.metrics), per_class=result.per_class)
+    report.per_slice = slice_accuracy(predictions)
+    note = weakest_class_note(result)
+    if note:
+        report.notes.append(note)
+    if critical:
+        metrics, notes = critical_classes(result, critical, split)
+        report.metrics.update(metrics)
+        report.notes.extend(notes)
+    png = plot_confusion(result.confusion, result.classes, out_dir / f"confusion_{split}.png",
+                                  title=f"confusion matrix, split {split}")
+    report.artifacts.append(png.relative_to(run_dir) if png.is_relative_to(run_dir) else png)
+    report.sections[f"Confusion matrix (`{split}`; rows: true class)"] = confusion_markdown(
+        result.confusion, result.classes
+    )
+    return report

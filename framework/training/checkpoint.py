@@ -128,13 +128,27 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
-def load_model_weights(module: nn.Module, ckpt_dir: Path) -> None:
-    """Load ``ckpt_dir/model.safetensors`` into ``module`` (strict: every key must match).
+def load_model_weights(module: nn.Module, ckpt_dir: Path, *, prefer_ema: bool = True) -> bool:
+    """Load a checkpoint's weights into ``module`` (strict: every key must match).
+
+    With ``prefer_ema`` and a checkpoint trained with ``trainer.ema_decay``, the averaged weights
+    from ``state.pt`` are loaded (they are what a run evaluates and exports); otherwise
+    ``model.safetensors``. An export directory (no ``state.pt``) loads its ``model.safetensors``.
+
+    Returns:
+        True when EMA weights were loaded.
 
     Raises:
         RuntimeError: When keys are missing or unexpected; the message lists them.
     """
+    state_path = Path(ckpt_dir) / STATE
+    if prefer_ema and state_path.is_file():
+        ema = load_state(ckpt_dir).get("ema") or {}
+        if ema:
+            module.load_state_dict(ema, strict=True)
+            return True
     load_model(module, str(Path(ckpt_dir) / WEIGHTS), strict=True)
+    return False
 
 
 def load_state(ckpt_dir: Path) -> dict[str, Any]:

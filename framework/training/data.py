@@ -87,10 +87,13 @@ class ResumableSampler(Sampler[tuple[int, int]]):
 class SeededDataset(Dataset):
     """Wraps a map-style dataset so item ``(epoch, index)`` is fetched under seeded generators.
 
-    The global Python, NumPy and torch generators are seeded from ``(seed, epoch, index)`` for the
-    fetch and restored afterwards, so fetching in the main process (``num_workers=0``) does not
-    shift the training process's own random stream (dropout). If the dataset has
-    ``reseed(seed: int)`` (for libraries with their own generator, such as albumentations'
+    The global Python, NumPy and torch (CPU) generators are seeded from ``(seed, epoch, index)``
+    for the fetch. Torch's generator is restored afterwards, so fetching in the main process
+    (``num_workers=0``) does not shift the training process's own stream (dropout); Python's and
+    NumPy's are left reseeded, which keeps them a pure function of the data order while costing
+    ~10 µs per item instead of ~90 µs for saving and restoring their state. Code that needs its
+    own NumPy stream across items should hold its own ``numpy.random.Generator``. If the dataset
+    has ``reseed(seed: int)`` (for libraries with their own generator, such as albumentations'
     ``Compose.set_random_seed``) it is called with the same seed before the fetch.
     """
 
@@ -104,18 +107,18 @@ class SeededDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> Any:
         epoch, index = key
         item_seed = derive_seed(self.seed, epoch, index)
-        saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        # torch.manual_seed would also seed every CUDA device (~100 µs); items are made on the CPU.
+        generator = torch.default_generator
+        saved = generator.get_state()
         try:
             random.seed(item_seed)
             np.random.seed(item_seed & _MASK_32)
-            torch.manual_seed(item_seed)
+            generator.manual_seed(item_seed)
             if self._reseed is not None:
                 self._reseed(item_seed & _MASK_32)
             return self.dataset[index]
         finally:
-            random.setstate(saved[0])
-            np.random.set_state(saved[1])
-            torch.set_rng_state(saved[2])
+            generator.set_state(saved)
 
 
 def dataset_length(dataset: Any) -> int:

@@ -363,6 +363,11 @@ class Engine:
             self._log_train()
         if self._last_saved_step != self.state.step:
             self.save_checkpoint()
+        if self.ema is not None:
+            # The averaged weights are the model to evaluate and export; the checkpoint just written
+            # keeps the raw weights too, for resuming.
+            self.task.load_state_dict(self.ema.module.state_dict())  # type: ignore[union-attr]
+            log.info("Training done: the task now holds the EMA weights (trainer.ema_decay=%s)", self.cfg.ema_decay)
         if self._stop_reason:
             log.info("Training stopped at step %d: %s", self.state.step, self._stop_reason)
 
@@ -597,7 +602,7 @@ class Engine:
 
     def load_checkpoint(self, path: Path) -> None:
         """Restore weights and every piece of training state from a checkpoint directory."""
-        ckpt.load_model_weights(self.task, path)  # type: ignore[arg-type]
+        ckpt.load_model_weights(self.task, path, prefer_ema=False)  # type: ignore[arg-type]
         state = ckpt.load_state(path)
         self.optimizer.load_state_dict(state["optimizer"])  # type: ignore[union-attr]
         self._base_lrs = [float(lr) for lr in state["schedule"]["base_lrs"]]

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from framework.data.records import Record
 from framework.evaluation import classification as cls_eval
-from framework.evaluation.types import EvalReport, Predictions
+from framework.evaluation.types import Predictions
 from plugins.vision.augment import build_pipeline
 from plugins.vision.dataset import ImageDataset
 from plugins.vision.images import ImageStore
@@ -120,35 +120,3 @@ def write_predictions_csv(predictions: Predictions, path: Path, top_k: int = 1) 
                 cells += [name, f"{score:.6f}"]
             writer.writerow(cells)
     return path
-
-
-def build_report(
-    predictions: Predictions,
-    *,
-    critical: Sequence[str],
-    run_dir: Path,
-    out_dir: Path,
-) -> EvalReport:
-    """An :class:`EvalReport` of one split: metrics, per class, per slice, notes, confusion matrix.
-
-    Writes ``confusion_<split>.png`` into ``out_dir``; artifacts are recorded relative to
-    ``run_dir``.
-    """
-    split = predictions.split
-    result = cls_eval.classification_report(predictions)
-    report = EvalReport(split, metrics=dict(result.metrics), per_class=result.per_class)
-    report.per_slice = cls_eval.slice_accuracy(predictions)
-    note = cls_eval.weakest_class_note(result)
-    if note:
-        report.notes.append(note)
-    if critical:
-        metrics, notes = cls_eval.critical_classes(result, critical, split)
-        report.metrics.update(metrics)
-        report.notes.extend(notes)
-    png = cls_eval.plot_confusion(result.confusion, result.classes, out_dir / f"confusion_{split}.png",
-                                  title=f"confusion matrix, split {split}")
-    report.artifacts.append(png.relative_to(run_dir) if png.is_relative_to(run_dir) else png)
-    report.sections[f"Confusion matrix (`{split}`; rows: true class)"] = cls_eval.confusion_markdown(
-        result.confusion, result.classes
-    )
-    return report

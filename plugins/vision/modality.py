@@ -19,6 +19,7 @@ import plugins
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
+from framework.evaluation import classification as cls_eval
 from framework.modality import Modality, RunContext
 from plugins.vision import evaluate as vision_eval
 from plugins.vision.augment import build_pipeline
@@ -146,9 +147,6 @@ class VisionModality(Modality):
             # timm's Mixup pairs each item with its mirror in the batch, so batches must be even.
             drop_last=task.mixup is not None and len(train_set) > batch_size,
         )
-        # Evaluation and export read the task: give it the EMA weights when there are some.
-        if engine.ema is not None:
-            task.load_state_dict(engine.eval_model(task).state_dict())
 
     # --- prediction and evaluation -----------------------------------------------------------
 
@@ -173,7 +171,7 @@ class VisionModality(Modality):
             raise FrameworkError(f"split {split!r} has no labeled images to evaluate")
         predictions = self.predict(ctx, task, records, split)
         out_dir = ctx.run_dir / "eval"
-        report = vision_eval.build_report(predictions, critical=cfg.critical_classes, run_dir=ctx.run_dir,
+        report = cls_eval.evaluation_report(predictions, critical=cfg.critical_classes, run_dir=ctx.run_dir,
                                           out_dir=out_dir)
         csv_path = vision_eval.write_predictions_csv(predictions, out_dir / f"predictions_{split}.csv", cfg.top_k)
         report.artifacts.append(csv_path.relative_to(ctx.run_dir))

@@ -22,12 +22,13 @@ def test_two_by_two_multirun_writes_a_ranked_summary(cli, tmp_path: Path) -> Non
     with (sweep_dir / "summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4
-    overrides = {row["overrides"] for row in rows}
-    assert any("trainer.lr=1e-4" in o and "model.hidden=[8]" in o for o in overrides)
+    overrides = {row["overrides"] for row in rows}  # only what varies between jobs
+    assert overrides == {f"trainer.lr={lr} model.hidden=[{h}]" for lr in ("0.0001", "0.003") for h in (8, 32)}
     assert all(row["status"] == "completed" for row in rows)
     # Ranked by the first success criterion (accuracy, higher is better), best first.
     accuracy = [float(row["accuracy"]) for row in rows]
     assert accuracy == sorted(accuracy, reverse=True)
     markdown = (sweep_dir / "summary.md").read_text()
     assert "ranked by `accuracy` (higher is better)" in markdown
+    assert "Every job: `+modality=tabular" in markdown
     assert markdown.count("| completed |") == 4

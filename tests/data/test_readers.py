@@ -130,6 +130,14 @@ def test_image_folder(tmp_path: Path) -> None:
     assert {q.reason for q in quarantined} == {"unsupported_file", "no_class_folder"}
 
 
+def test_image_folder_under_a_relative_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_image(tmp_path / "data" / "train" / "cat" / "1.png", 1)
+    monkeypatch.chdir(tmp_path)
+    records, quarantined = read_manifest(Path("data/train"), root=Path("data"), split="train")
+    assert [r.id for r in records] == ["train/cat/1.png"] and quarantined == []
+    assert records[0].media is not None and records[0].media.is_file()
+
+
 def test_chat_validates_roles(tmp_path: Path) -> None:
     good = {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}
     path = write_jsonl(tmp_path / "c.jsonl", [good])

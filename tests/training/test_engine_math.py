@@ -8,7 +8,7 @@ import pytest
 import torch
 from engine_toy import NoisyRegression, Recorder, TinyTask, make_cfg, make_run, train_losses
 
-from framework.training import Engine
+from framework.training import Engine, latest_checkpoint, load_model_weights
 from framework.training.schedule import Schedule, get_lr
 
 
@@ -106,7 +106,15 @@ def test_ema_follows_the_weights(tmp_path):
             engine.backward(model(batch)["loss"])
         ema = engine.eval_model(model)
         assert ema is not engine.unwrap(model) and not ema.training
-        live = engine.unwrap(model).net[0].weight
-        assert not torch.equal(ema.net[0].weight, start) and not torch.equal(ema.net[0].weight, live)
-        assert (ema.net[0].weight - live).abs().max() < (start - live).abs().max()
+        # After training the task holds the averaged weights (what evaluate and export read)...
+        assert torch.equal(engine.unwrap(model).net[0].weight, ema.net[0].weight)
+        assert not torch.equal(ema.net[0].weight, start)
+    # ...while the final checkpoint keeps the raw weights for resuming, and the EMA ones beside them.
+    checkpoint = latest_checkpoint(tmp_path)
+    raw, averaged = TinyTask(), TinyTask()
+    assert load_model_weights(raw, checkpoint, prefer_ema=False) is False
+    assert load_model_weights(averaged, checkpoint) is True
+    assert torch.equal(averaged.net[0].weight, ema.net[0].weight)
+    assert not torch.equal(raw.net[0].weight, averaged.net[0].weight)
+    assert (averaged.net[0].weight - raw.net[0].weight).abs().max() < (start - raw.net[0].weight).abs().max()
     assert math.isfinite(float(ema.net[0].weight.sum()))

@@ -11,7 +11,6 @@ framework's engine. After ``pip install``::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +20,7 @@ from framework import Modality, RunContext, hookimpl
 from framework.data import load_bundle
 from framework.data.checks import CheckContext, CheckResult, Finding
 from framework.data.records import DataBundle, Record
-from framework.evaluation.classification import classification_report
+from framework.evaluation.classification import evaluation_report
 from framework.evaluation.types import EvalReport, Predictions
 
 from framework_tabular.data import FORMAT, TabularDataset, feature_columns, register_format
@@ -83,6 +82,7 @@ class TabularModality(Modality):
         register_format()
         bundle = load_bundle(ctx.data, format=FORMAT)
         bundle.extras["features"] = ctx.modality.features or feature_columns(bundle.records("train"), ctx.data.slices)
+        ctx.extras.update(features=bundle.extras["features"], classes=bundle.classes)
         return bundle
 
     def build_task(self, ctx: RunContext, data: DataBundle) -> TabularTask:
@@ -106,7 +106,7 @@ class TabularModality(Modality):
             engine.backward(out["loss"], out)
 
     def predict(self, ctx: RunContext, task: TabularTask, records: list[Record], split: str) -> Predictions:
-        classes = ctx.extras.get("classes") or sorted({str(r.label) for r in records if r.label is not None})
+        classes = ctx.extras["classes"]
         dataset = TabularDataset(records, ctx.extras["features"], classes, labeled=False)
         task.eval()
         with torch.no_grad():
@@ -118,9 +118,8 @@ class TabularModality(Modality):
         )
 
     def evaluate(self, ctx: RunContext, task: TabularTask, data: DataBundle, split: str) -> EvalReport:
-        ctx.extras.update(classes=data.classes, features=data.extras["features"])
         predictions = self.predict(ctx, task, data.records(split), split)
-        return classification_report(predictions, out_dir=ctx.run_dir / "eval" / split)
+        return evaluation_report(predictions, run_dir=ctx.run_dir, out_dir=ctx.run_dir / "eval")
 
 
 class ConstantFeatureCheck:
