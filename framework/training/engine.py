@@ -137,7 +137,7 @@ class Engine:
         self._stop_reason: str | None = None
         self._last_saved_step = -1
         self._last_path: Path | None = None
-        self._last_finite_loss: torch.Tensor | None = None
+        self._last_finite: MetricWindow | None = None
         self._batch_items = self._items = 0
         self._log_time = time.perf_counter()
         self._lr = cfg.lr
@@ -422,10 +422,10 @@ class Engine:
         self.optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
         if self.ema is not None:
             self.ema.update(self.task)  # type: ignore[arg-type]
-        self._last_finite_loss = self._pending.mean_tensor("loss")
+        self._last_finite = self._pending  # averaged only if a later failure reports it
         self._window.merge(self._pending)
         self._since_eval.merge(self._pending)
-        self._pending.clear()
+        self._pending = MetricWindow()
         self.state.step += 1
         self.state.bad_steps_in_row = 0
         self._stepped = True
@@ -441,7 +441,7 @@ class Engine:
         loss_sum = self._pending.total("loss")
         if self.world_size == 1:
             self._stop_agreed = self._signal.requested
-            return not bool(torch.isfinite(loss_sum))
+            return not math.isfinite(loss_sum.item())  # a scalar read: the same sync, no tensor op
         flag_device = self.device if self.device.type == "cuda" else torch.device("cpu")
         flags = torch.zeros(2, device=flag_device)
         flags[0] = (~torch.isfinite(loss_sum.to(flag_device))).float()
@@ -459,7 +459,7 @@ class Engine:
         log.warning("Non-finite loss at step %d: optimizer step skipped (%d in a row, %d in total)",
                     self.state.step, self.state.bad_steps_in_row, self.state.bad_steps_total)
         if self.state.bad_steps_in_row >= self.cfg.max_bad_steps:
-            last = "none yet" if self._last_finite_loss is None else f"{float(self._last_finite_loss):.6g}"
+            last = "none yet" if self._last_finite is None else f"{float(self._last_finite.mean_tensor('loss')):.6g}"
             raise TrainingStopped(
                 f"Training stopped at step {self.state.step}: {self.state.bad_steps_in_row} non-finite losses "
                 f"in a row (trainer.max_bad_steps={self.cfg.max_bad_steps}); last finite loss: {last}. "

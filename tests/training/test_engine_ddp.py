@@ -50,3 +50,39 @@ def test_two_process_ddp_on_cpu(tmp_path):
     load_model_weights(task, path)
     flat = torch.cat([p.detach().flatten() for p in task.parameters()])
     assert torch.equal(flat, torch.load(tmp_path / "rank0_weights.pt"))
+
+
+def _sigterm_worker(rank: int, world: int, port: int, run_dir: str) -> None:
+    import signal
+
+    from framework.training import Interrupted
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+
+    def signal_rank_one(engine: Engine) -> None:
+        if rank == 1 and engine.state.step == 3 and engine._micro == 0:
+            os.kill(os.getpid(), signal.SIGTERM)  # only this rank is told to stop
+
+    try:
+        with Engine(make_cfg(max_steps=50), make_run(Path(run_dir)), seed=3) as engine:
+            try:
+                train_losses(engine, TinyTask(), NoisyRegression(n=40), hook=signal_rank_one)
+            except Interrupted as stop:
+                (Path(run_dir) / f"rank{rank}_stopped_at").write_text(str(stop.step))
+            else:
+                raise AssertionError(f"rank {rank} trained to the end despite SIGTERM on rank 1")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_sigterm_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    mp.spawn(_sigterm_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    stopped = {(tmp_path / f"rank{r}_stopped_at").read_text() for r in (0, 1)}
+    assert len(stopped) == 1, stopped  # both ranks stopped at one step
+    step = int(stopped.pop())
+    assert 3 <= step < 50
+    path = latest_checkpoint(tmp_path)
+    assert path is not None and path.name == f"step_{step:08d}"
