@@ -9,12 +9,24 @@ from framework.evaluation import success
 from framework.evaluation.types import EvalReport
 
 
+def _fmt(value: float) -> str:
+    """Counts as integers, everything else to four decimals."""
+    return str(int(value)) if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}"
+
+
 def _table(rows: Mapping[str, Mapping[str, float]], first: str) -> str:
     columns = sorted({c for row in rows.values() for c in row})
     lines = [f"| {first} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, row in rows.items():
-        cells = " | ".join("" if c not in row else f"{row[c]:.4f}" for c in columns)
+        cells = " | ".join("" if c not in row else _fmt(row[c]) for c in columns)
         lines.append(f"| {name} | {cells} |")
+    return "\n".join(lines)
+
+
+def _metrics_table(metrics: Mapping[str, float]) -> str:
+    """Overall metrics, one per row; namespaced ones (``robust/...``) have their own sections."""
+    lines = ["| metric | value |", "|---|---|"]
+    lines += [f"| {name} | {_fmt(value)} |" for name, value in metrics.items() if "/" not in name]
     return "\n".join(lines)
 
 
@@ -32,7 +44,7 @@ def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[succ
     if audit_line:
         out += [f"Data audit: {audit_line}", ""]
     for report in reports:
-        out += [f"## Split `{report.split}`", "", _table({"overall": report.metrics}, "scope"), ""]
+        out += [f"## Split `{report.split}`", "", _metrics_table(report.metrics), ""]
         if report.notes:
             out += [f"- {note}" for note in report.notes] + [""]
         for title, rows, first in (("Per class", report.per_class, "class"),

@@ -57,22 +57,26 @@ def train_classifier(
 
 
 def validation_metrics(engine: "Engine", model: nn.Module, loader: DataLoader) -> dict[str, float]:
-    """Mean loss and accuracy over ``loader``: ``{"val_loss": .., "val_acc": ..}``."""
+    """Mean loss and accuracy over ``loader``: ``{"val_loss": .., "val_acc": ..}``.
+
+    Under DDP each rank reads its shard of the validation set; the totals are summed over ranks,
+    so every rank reports (and early-stops on) the same whole-set figures.
+    """
     from framework.training.device import move_to_device
+    from framework.training.distributed import all_reduce_sum
 
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=engine.device)
-    hits = torch.zeros((), device=engine.device)
-    count = 0
+    totals = torch.zeros(3, device=engine.device)  # (loss sum, hits, items)
     for batch in loader:
         batch = move_to_device(batch, engine.device, non_blocking=engine.device.type == "cuda")
         with engine.autocast():
             out = model(batch)
         n = batch["target"].shape[0]
-        loss_sum += out["loss"].float() * n  # sums on the device: one host sync at the end
-        hits += out["acc"].float() * n
-        count += n
+        totals[0] += out["loss"].float() * n  # sums on the device: one host sync at the end
+        totals[1] += out["acc"].float() * n
+        totals[2] += n
     model.train(was_training)
-    count = max(count, 1)
-    return {"val_loss": float(loss_sum) / count, "val_acc": float(hits) / count}
+    loss_sum, hits, count = all_reduce_sum(totals).tolist()
+    count = max(count, 1.0)
+    return {"val_loss": loss_sum / count, "val_acc": hits / count}
