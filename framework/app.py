@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -59,10 +59,9 @@ def run(cfg: DictConfig, run_dir: Path, *, plugins: Plugins | None = None, base_
     plugins = plugins or load_plugins()
     run_dir.mkdir(parents=True, exist_ok=True)
     modality, ctx, stages = _prepare(cfg, run_dir, plugins)
-    info = _run_info(cfg, run_dir, modality)
+    info = _run_info(ctx, modality)
     result = RunResult(status="failed")
-    with ExitStack() as stack:
-        stack.enter_context(_observers(cfg, info, plugins, base_dir or Path.cwd()))
+    with _observers(cfg, info, plugins, base_dir or Path.cwd()):
         plugins.run_start(info)
         try:
             result = _stages(cfg, ctx, modality, stages, info)
@@ -100,12 +99,12 @@ def _prepare(cfg: DictConfig, run_dir: Path, plugins: Plugins) -> tuple[Modality
     return modality, ctx, stages
 
 
-def _run_info(cfg: DictConfig, run_dir: Path, modality: Modality) -> RunInfo:
+def _run_info(ctx: RunContext, modality: Modality) -> RunInfo:
     from framework.training.distributed import init_distributed
 
     rank, world_size, _ = init_distributed()
-    return RunInfo(run_dir=run_dir, modality=modality.name, name=run_dir.name,
-                   config_yaml=OmegaConf.to_yaml(cfg, resolve=True), rank=rank, world_size=world_size)
+    return RunInfo(run_dir=ctx.run_dir, modality=modality.name, name=ctx.run_dir.name,
+                   config_yaml=ctx.config_yaml, rank=rank, world_size=world_size)
 
 
 @contextmanager

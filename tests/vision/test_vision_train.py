@@ -161,3 +161,15 @@ def test_mixup_and_ema_train(image_root, make_ctx) -> None:
     assert task.mixup is not None
     assert len(_metrics(ctx.run_dir, "train")) == 2 * 4
     assert modality.evaluate(ctx, task, data, "val").metrics["count"] == 12
+
+
+@pytest.mark.gpu
+def test_cuda_training_uses_bf16_and_channels_last(image_root, make_ctx) -> None:
+    ctx = make_ctx(image_root, modality={"channels_last": True})
+    data = VisionModality().load_data(ctx)
+    modality, task = _train(ctx, data, epochs=4, device="cuda", precision="auto")
+    first_weight = next(p for p in task.parameters() if p.ndim == 4)  # the patch embedding convolution
+    assert first_weight.is_cuda and first_weight.is_contiguous(memory_format=torch.channels_last)
+    losses = [m["loss"] for m in _metrics(ctx.run_dir, "train")]
+    assert losses[-1] < losses[0]
+    assert modality.evaluate(ctx, task, data, "val").metrics["count"] == 12

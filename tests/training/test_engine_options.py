@@ -1,0 +1,78 @@
+"""Engine options beyond the defaults: DataLoader workers, the reseed hook, reduced precision, compile,
+and CUDA-only paths (marked gpu: skipped, and reported as skipped, without a CUDA device)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from engine_toy import NoisyRegression, TinyTask, make_cfg, make_run, train_losses
+
+from framework.training import Engine
+
+
+class ReseedRecorder(NoisyRegression):
+    """Records the seeds the engine passes to ``reseed`` and uses them for its own noise."""
+
+    def __init__(self) -> None:
+        super().__init__(n=16)
+        self.seeds: list[int] = []
+        self._gen = torch.Generator()
+
+    def reseed(self, seed: int) -> None:
+        self.seeds.append(seed)
+        self._gen.manual_seed(seed)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        noise = 0.1 * torch.rand(4, generator=self._gen)  # a library-owned generator, like albumentations'
+        return {"x": self.x[i] + noise, "y": self.y[i]}
+
+
+def _losses(tmp_path, name: str, dataset, **cfg) -> list[float]:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)  # the same initial weights for every run compared
+    with Engine(make_cfg(**cfg), make_run(tmp_path / name), seed=7) as engine:
+        return train_losses(engine, TinyTask(dropout=0.0), dataset)
+
+
+def test_worker_processes_give_the_same_losses_as_the_main_process(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    in_process = _losses(tmp_path, "w0", NoisyRegression(n=32), max_steps=8, num_workers=0)
+    in_workers = _losses(tmp_path, "w2", NoisyRegression(n=32), max_steps=8, num_workers=2)
+    assert in_workers == in_process  # augmentation is a function of (seed, epoch, index), not of the worker
+
+
+def test_reseed_hook_receives_per_item_seeds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    first, second = ReseedRecorder(), ReseedRecorder()
+    a = _losses(tmp_path, "a", first, max_steps=4, batch_size=4)
+    b = _losses(tmp_path, "b", second, max_steps=4, batch_size=4)
+    assert len(first.seeds) == 16 and len(set(first.seeds)) == 16  # one distinct seed per item fetched
+    assert first.seeds == second.seeds and a == b
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    losses = _losses(tmp_path, "bf16", NoisyRegression(n=64), max_steps=30, precision="bf16", lr=0.03)
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-4:]) < sum(losses[:4])
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_the_eager_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    eager = _losses(tmp_path, "eager", NoisyRegression(n=32), max_steps=6)
+    compiled = _losses(tmp_path, "compiled", NoisyRegression(n=32), max_steps=6, compile=True)
+    assert compiled == pytest.approx(eager, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_on_cuda(tmp_path, precision: str) -> None:  # type: ignore[no-untyped-def]
+    with Engine(make_cfg(max_steps=30, precision=precision, device="cuda", lr=0.03),
+                make_run(tmp_path / precision), seed=0) as engine:
+        losses = train_losses(engine, TinyTask(dropout=0.0), NoisyRegression(n=64))
+        assert engine.device.type == "cuda"
+        assert (engine.scaler is not None) == (precision == "fp16")  # a grad scaler only for fp16
+    assert sum(losses[-4:]) < sum(losses[:4])
+
+
+@pytest.mark.gpu
+def test_auto_device_and_precision_pick_cuda_and_bf16(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with Engine(make_cfg(max_steps=2), make_run(tmp_path), seed=0) as engine:
+        train_losses(engine, TinyTask(), NoisyRegression(n=8))
+        assert engine.device.type == "cuda" and engine.precision == "bf16"
