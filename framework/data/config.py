@@ -93,6 +93,7 @@ class DataConfig:
     annotations: Optional[str] = None  # a Label Studio export (.json) or flat JSONL of annotations
     gold: Optional[str] = None  # gold items (known answers), JSONL of {"id", "label"}
     allow_outside_root: bool = False
+    pred_probs: Optional[str] = None  # out-of-sample class probabilities (JSONL id, probs) for label issues
     unlabeled: Optional[str] = None  # items to pre-annotate with a trained model (stage preannotate)
     unlabeled_format: str = "auto"  # reader for `unlabeled` (a manifest without labels, usually)
     probe_media: bool = True  # decode every media file while loading; failures are quarantined

@@ -72,7 +72,31 @@ def load_bundle(
     is_class = label_type == "class" or (label_type == "auto" and not used_formats & _NON_CLASS_FORMATS)
     if is_class:
         bundle.classes = class_names(bundle.records())
+    if cfg.pred_probs:
+        bundle.extras["pred_probs"] = read_pred_probs(_under_root(cfg.pred_probs, root), len(bundle.classes))
     return bundle
+
+
+def read_pred_probs(path: Path, n_classes: int) -> dict[str, list[float]]:
+    """Out-of-sample class probabilities: JSONL lines ``{"id": ..., "probs": [p_0, ..., p_K-1]}``
+    with columns in the bundle's class order (sorted class names), for the label-issue check.
+
+    Raises:
+        DataError: naming ``file:line`` for a vector of the wrong length, or values that are not
+            probabilities summing to 1.
+    """
+    probs: dict[str, list[float]] = {}
+    for line, obj in iter_jsonl(path):
+        where = f"{path}:{line}"
+        item = str(get_field(obj, "id", (str, int), where))
+        vector = get_field(obj, "probs", list, where)
+        if len(vector) != n_classes or not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in vector):
+            raise DataError(where, f"'probs' must hold {n_classes} probabilities (one per class, in class order), "
+                            f"got {vector!r}", "Write the model's softmax output for the item.")
+        if abs(sum(vector) - 1.0) > 1e-3:
+            raise DataError(where, f"'probs' sums to {sum(vector):.4f}, not 1", "Write normalised probabilities.")
+        probs[item] = [float(v) for v in vector]
+    return probs
 
 
 def _under_root(rel: str, root: Path) -> Path:

@@ -131,3 +131,35 @@ def test_vision_runs_from_the_command_line(cli, tmp_path: Path) -> None:  # type
     assert summary["status"] == "completed" and "accuracy" in summary["metrics"]
     for artifact in ("audit/datacard.md", "report.md", "export/model.safetensors"):
         assert (run / artifact).is_file(), artifact
+
+
+def test_label_issues_from_supplied_probabilities_reach_the_data_card(tmp_path: Path) -> None:
+    data = _copy_wine(tmp_path / "data")
+    with (data / "train.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    classes = sorted({row["label"] for row in rows})
+    flipped = {rows[0]["id"], rows[1]["id"]}  # the model is confident these two are another class
+    lines = []
+    for row in rows:
+        k = classes.index(row["label"])
+        if row["id"] in flipped:
+            k = (k + 1) % len(classes)
+        probs = [0.9 if j == k else 0.1 / (len(classes) - 1) for j in range(len(classes))]
+        lines.append(json.dumps({"id": row["id"], "probs": probs}))
+    (data / "probs.jsonl").write_text("\n".join(lines) + "\n")
+    result = run_framework(["+modality=tabular", f"data.root={data}", "data.pred_probs=probs.jsonl",
+                            "stages=[audit]"], tmp_path / "run")
+    assert result.status == "completed"  # label issues are a warning, not a gate
+    audit = json.loads((tmp_path / "run" / "audit" / "audit.json").read_text())
+    check = next(r for r in audit["results"] if r["name"] == "label_issues")
+    assert {item for f in check["findings"] for item in f["items"]} == flipped
+
+
+def test_malformed_probabilities_name_the_line(tmp_path: Path) -> None:
+    from framework.data.errors import DataError
+
+    data = _copy_wine(tmp_path / "data")
+    (data / "probs.jsonl").write_text('{"id": "wine-002", "probs": [0.5, 0.5, 0.5]}\n')
+    with pytest.raises(DataError, match=r"probs.jsonl:1: 'probs' sums to 1.5000"):
+        run_framework(["+modality=tabular", f"data.root={data}", "data.pred_probs=probs.jsonl", "stages=[audit]"],
+                      tmp_path / "run")
