@@ -14,7 +14,6 @@ import importlib.resources
 import os
 import re
 import time
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -118,26 +117,36 @@ def typed_section(cfg: DictConfig, section: str, schema: type) -> Any:
 # --- readable errors ---------------------------------------------------------------------
 
 
-def valid_keys(schema: type) -> list[str]:
-    """Field names of a dataclass schema."""
-    return [f.name for f in dataclasses.fields(schema)]
+def _children(node: Any) -> dict[str, Any] | None:
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
+    return node if isinstance(node, dict) else None
 
 
-def schema_at(path: str, sections: Mapping[str, type] | None = None) -> type | None:
-    """The dataclass that types the node at dotted ``path`` (its parent node), if known."""
-    parts = path.split(".")[:-1]
-    schema: Any = FrameworkConfig
+def locate_unknown(path: str, sections: Mapping[str, type] | None = None) -> tuple[str, str, str, list[str]] | None:
+    """For a dotted ``path`` that does not exist, the first segment that is unknown.
+
+    Walks the default values of the schema (dataclasses and dicts alike, the modality's
+    ``sections`` for their nodes) and returns ``(parent path, parent type, bad key, valid keys)``,
+    or ``None`` when the path exists or cannot be followed.
+    """
+    node: Any = FrameworkConfig()
+    parts = path.split(".")
     for i, part in enumerate(parts):
         if i == 0 and sections and part in sections:
-            schema = sections[part]
+            try:
+                node = sections[part]()
+            except TypeError:  # a schema without defaults for every field
+                return None
             continue
-        if not dataclasses.is_dataclass(schema):
+        children = _children(node)
+        if children is None:
             return None
-        hints = typing.get_type_hints(schema)
-        schema = hints.get(part)
-        if schema is None:
-            return None
-    return schema if dataclasses.is_dataclass(schema) else None
+        if part not in children:
+            kind = type(node).__name__ if dataclasses.is_dataclass(node) else "settings"
+            return ".".join(parts[:i]) or "the top level", kind, part, list(children)
+        node = children[part]
+    return None
 
 
 def _keys_message(key: str, keys: list[str]) -> str:
@@ -148,12 +157,12 @@ def _keys_message(key: str, keys: list[str]) -> str:
 
 def explain(exc: BaseException, prefix: str = "", sections: Mapping[str, type] | None = None) -> str:
     """Turn a Hydra/OmegaConf config error into a message that names the valid keys."""
+    from omegaconf.errors import ConfigAttributeError
+
     cause = exc
     while cause.__cause__ is not None and not isinstance(cause, ConfigKeyError):
         cause = cause.__cause__
     text = str(exc).strip()
-    from omegaconf.errors import ConfigAttributeError
-
     is_key_error = isinstance(cause, (ConfigKeyError, ConfigAttributeError))
     full_key = getattr(cause, "full_key", None) if is_key_error else None
     override = re.search(r"Could not override '([^']+)'", text)
@@ -165,16 +174,12 @@ def explain(exc: BaseException, prefix: str = "", sections: Mapping[str, type] |
     if not full_key:
         return text
     full_key = f"{prefix}.{full_key}" if prefix and not full_key.startswith(prefix + ".") else full_key
-    key = full_key.rsplit(".", 1)[-1]
-    object_type = getattr(cause, "object_type", None)
-    schema = object_type if dataclasses.is_dataclass(object_type) else schema_at(full_key, sections)
-    if schema is None:
+    found = locate_unknown(full_key, sections)
+    if found is None:
         return f"unknown config key {full_key!r}. {text}"
-    where = full_key.rsplit(".", 1)[0] if "." in full_key else "the top level"
-    return (
-        f"unknown config key {full_key!r}: {key!r} is not a setting of {where} ({schema.__name__}). "
-        f"{_keys_message(key, valid_keys(schema))}"
-    )
+    where, kind, key, keys = found
+    return (f"unknown config key {full_key!r}: {key!r} is not a setting of {where} ({kind}). "
+            f"{_keys_message(key, keys)}")
 
 
 def conf_dir() -> Path:

@@ -111,3 +111,25 @@ def test_malformed_success_threshold_is_explained(tmp_path: Path) -> None:
 
     with pytest.raises(FrameworkError, match="success.accuracy"):
         run_framework(["+modality=tabular", "success.accuracy=high", *FAST], tmp_path)
+
+
+@pytest.mark.parametrize(("path", "where", "bad", "suggestion"), [
+    ("trainr.lr", "the top level", "trainr", "trainer"),
+    ("trainer.early_stopping.patince", "trainer.early_stopping", "patince", "patience"),
+    ("data.gates.balance.min_per_clas", "data.gates.balance", "min_per_clas", "min_per_class"),
+    ("model.hiden", "model", "hiden", "hidden"),
+])
+def test_the_first_unknown_segment_is_named_with_its_valid_keys(path: str, where: str, bad: str, suggestion: str) -> None:
+    from framework.config import locate_unknown
+    from framework_tabular.plugin import TabularModality
+
+    found = locate_unknown(path, TabularModality.sections)
+    assert found is not None
+    assert (found[0], found[2]) == (where, bad)
+    assert suggestion in found[3]
+
+
+def test_unknown_gate_setting_on_the_command_line(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("+modality=tabular", "data.gates.balance.min_per_clas=3")
+    assert result.returncode == 2
+    assert "Did you mean 'min_per_class'?" in result.stderr
