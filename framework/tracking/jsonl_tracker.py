@@ -11,8 +11,9 @@ from framework.training.monitor import MetricsFile
 class JsonlTracker:
     """Adds ``run_start``, ``run_end`` and ``eval`` records to the run's ``metrics.jsonl``.
 
-    Train steps, periodic validation (``split="val"``) and checkpoints are written by the engine
-    itself, so this tracker skips ``val`` evaluations to avoid duplicate rows.
+    Train steps, periodic validation and checkpoints are written by the engine itself, so this
+    tracker writes only the evaluate stage's results (reported with ``step=-1``; recorded at the
+    last training step) and evaluations of splits other than ``val``.
     """
 
     def __init__(self, run: RunInfo) -> None:
@@ -29,9 +30,10 @@ class JsonlTracker:
 
     @hookimpl
     def framework_evaluated(self, run: RunInfo, step: int, split: str, metrics: Mapping[str, float]) -> None:
-        self._last_step = max(self._last_step, step)
-        if split != "val":
-            self.file.write(step, "eval", metrics, split=split)
+        if step >= 0 and split == "val":  # periodic validation: the engine wrote this row
+            self._last_step = max(self._last_step, step)
+            return
+        self.file.write(self._last_step if step < 0 else step, "eval", metrics, split=split)
 
     @hookimpl
     def framework_run_end(self, run: RunInfo, status: str, metrics: Mapping[str, float]) -> None:

@@ -61,6 +61,10 @@ def test_every_run_event_reaches_an_installed_observer(tmp_path: Path) -> None:
     evaluated = [(e["split"], e["step"]) for e in events if e["event"] == "evaluated"]
     assert ("val", 3) in evaluated and ("test", -1) in evaluated  # periodic validation and the stage
     assert events[-1]["status"] == "completed" and events[-1]["accuracy"] is not None
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    stage = {row["split"]: row for row in rows if row["kind"] == "eval"}  # the evaluate stage, both splits
+    assert set(stage) == {"val", "test"} and stage["val"]["step"] == 6 and "accuracy" in stage["val"]["metrics"]
+    assert [row["step"] for row in rows if row["kind"] == "val"] == [3, 6]  # periodic validation, once each
 
 
 def test_an_observer_named_by_target_in_config_receives_events(tmp_path: Path) -> None:
