@@ -7,11 +7,12 @@ locked" (or, while the first job creates the schema, "already exists") to concur
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import yaml
 
@@ -36,6 +37,23 @@ def _retry(fn: Callable[..., T], *args: Any, attempts: int = 8, **kwargs: Any) -
                 raise
             time.sleep(min(5.0, 0.05 * 2**attempt) * (1 + random.random()))
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Hold ``<db>.lock`` beside a SQLite store while the schema may be created.
+
+    MLflow migrates a new SQLite store on first access; two processes migrating at once leave it
+    half-built (alembic's "expected to match one row"), which no retry repairs. Other stores need
+    no lock.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(uri[len("sqlite:///"):] + ".lock", timeout=300):
+        yield
 
 
 def default_tracking_uri(base_dir: Path) -> str:
@@ -71,7 +89,8 @@ class MlflowTracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = cfg.tracking_uri or default_tracking_uri(base_dir)
-        self.client = MlflowClient(tracking_uri=self.uri)
+        with _store_lock(self.uri):  # building the client creates (migrates) a new store
+            self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment_name = cfg.experiment
         self.artifact_location = (Path(base_dir) / "mlartifacts").resolve().as_uri()
         self.run_id: str | None = None
@@ -101,9 +120,10 @@ class MlflowTracker:
     def framework_run_start(self, run: RunInfo) -> None:
         from mlflow.entities import Param
 
-        experiment_id = _retry(self._experiment_id)
         tags = {"modality": run.modality, "run_dir": str(run.run_dir), "world_size": str(run.world_size)}
-        created = _retry(self.client.create_run, experiment_id, run_name=run.name, tags=tags)
+        with _store_lock(self.uri):  # one process at a time creates the experiment
+            experiment_id = _retry(self._experiment_id)
+            created = _retry(self.client.create_run, experiment_id, run_name=run.name, tags=tags)
         self.run_id = created.info.run_id
         params = [Param(k, v[:_MAX_PARAM_LEN]) for k, v in flatten(yaml.safe_load(run.config_yaml) or {}).items()]
         for start in range(0, len(params), 100):  # MLflow accepts at most 100 params per batch
