@@ -390,7 +390,7 @@ class Engine:
         self._require_setup()
         self._micro += 1
         final = self._micro >= self._accum_target
-        scaled = loss / self._accum_target
+        scaled = loss / self._accum_target if self._accum_target > 1 else loss
         if self.scaler is not None:
             scaled = self.scaler.scale(scaled)
         no_sync = isinstance(self.model, DistributedDataParallel) and not final
@@ -438,10 +438,10 @@ class Engine:
         answer before ``optimizer.step``. Under DDP both flags travel in one all_reduce(max), so
         every rank skips, and stops, at the same step.
         """
-        loss_sum = self._pending.total("loss")
         if self.world_size == 1:
             self._stop_agreed = self._signal.requested
-            return not math.isfinite(loss_sum.item())  # a scalar read: the same sync, no tensor op
+            return not math.isfinite(self._pending.sum_value("loss"))
+        loss_sum = self._pending.total("loss")
         flag_device = self.device if self.device.type == "cuda" else torch.device("cpu")
         flags = torch.zeros(2, device=flag_device)
         flags[0] = (~torch.isfinite(loss_sum.to(flag_device))).float()

@@ -51,6 +51,16 @@ class MetricWindow:
         device = next((v.device for v in values if isinstance(v, torch.Tensor)), None)
         return torch.stack([torch.as_tensor(v, device=device).float().reshape(()) for v in values]).sum()
 
+    def sum_value(self, key: str) -> float:
+        """The sum of ``key``'s observations as a float: one host read (a sync on a GPU).
+
+        The common case of one tensor observation is read directly, with no tensor op.
+        """
+        values = self._values[key]
+        if len(values) == 1 and isinstance(values[0], torch.Tensor):
+            return values[0].item()
+        return self.total(key).item()
+
     def mean_tensor(self, key: str) -> torch.Tensor:
         """The mean of ``key``'s observations as a float tensor (no host sync)."""
         return self.total(key) / len(self._values[key])
