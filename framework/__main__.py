@@ -75,6 +75,14 @@ def _agree_on_run_dir() -> None:
     os.environ[RUN_ID_ENV] = broadcast_object(time.strftime("%Y-%m-%d_%H-%M-%S"))
 
 
+def _leave_process_group() -> None:
+    """Under torchrun, every rank leaves the process group together once its run is done."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from framework.training.distributed import shutdown_distributed
+
+        shutdown_distributed()
+
+
 def _hydra_main() -> None:
     import hydra
 
@@ -129,11 +137,13 @@ def main() -> None:
     try:
         _agree_on_run_dir()
         _hydra_main()
+        _leave_process_group()
     except Exception as exc:  # noqa: BLE001 - classify, then re-raise genuine bugs
         from framework.training import Interrupted
 
         if isinstance(exc, Interrupted):
             log.warning("%s", exc)
+            _leave_process_group()  # every rank stopped at the same step, so all arrive here
             sys.exit(0)
         message = _friendly(exc)
         if message is None:

@@ -69,6 +69,17 @@ def barrier() -> None:
         dist.barrier()
 
 
+def shutdown_distributed() -> None:
+    """Leave the process group together: a barrier, then destroy it (no-op when not distributed).
+
+    Ranks that tear the group down at different moments can abort in the backend's threads, and
+    NCCL warns about a group destroyed by the interpreter; every distributed run ends here.
+    """
+    if is_distributed():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def broadcast_object(obj: T, src: int = 0) -> T:
     """Return rank ``src``'s ``obj`` on every rank (pickled; for small control values only)."""
     if not is_distributed():

@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 from engine_toy import NoisyRegression, TinyTask, make_cfg, make_run, train_losses
 
 from framework.training import Engine, latest_checkpoint, load_model_weights
+from framework.training.distributed import shutdown_distributed
 
 
 def _free_port() -> int:
@@ -38,7 +39,7 @@ def _worker(rank: int, world: int, port: int, run_dir: str) -> None:
             if rank == 0:
                 torch.save(flat, Path(run_dir) / "rank0_weights.pt")
     finally:
-        dist.destroy_process_group()
+        shutdown_distributed()
 
 
 @pytest.mark.slow
@@ -74,7 +75,7 @@ def _sigterm_worker(rank: int, world: int, port: int, run_dir: str) -> None:
             else:
                 raise AssertionError(f"rank {rank} trained to the end despite SIGTERM on rank 1")
     finally:
-        dist.destroy_process_group()
+        shutdown_distributed()
 
 
 @pytest.mark.slow
