@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from framework.data.checks import CheckContext, CheckResult, QualityCheck
+from framework.data.checks import CheckContext, CheckResult, QualityCheck, SettingsError
 from framework.data.config import DataConfig
 from framework.data.datacard import render_datacard, write_audit_json, write_quarantine
 from framework.data.gates import CORE_GATES, core_checks
@@ -92,9 +92,12 @@ def _settings(cfg: DataConfig, check: QualityCheck) -> dict[str, Any]:
 
 
 def _run_one(check: QualityCheck, data: DataBundle, ctx: CheckContext, core: bool) -> CheckResult:
-    """Run a check; an exception becomes a failed result that names the check."""
+    """Run a check; an exception becomes a failed result that names the check, except a settings
+    typo, which is the user's to fix and stops the run like a core gate's."""
     try:
         result = check.run(data, ctx)
+    except SettingsError:
+        raise
     except Exception as exc:
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return CheckResult(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, runtime_checkable
 
 from framework.data.records import DataBundle
+from framework.errors import FrameworkError
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,31 @@ class CheckContext:
     settings: Mapping[str, Any]
     slice_fields: tuple[str, ...]
     out_dir: Path
+
+
+class SettingsError(FrameworkError, ValueError):
+    """A check's settings (``data.gates.<name>`` or ``data.gates.plugins.<name>``) name a key the
+    check does not read."""
+
+
+def check_settings(where: str, given: Mapping[str, Any] | None, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """A check's ``defaults`` overlaid with the user's ``given`` settings.
+
+    Args:
+        where: The config path of the settings, for the message (``data.gates.plugins.my_check``).
+        given: The user's settings (a dict or an OmegaConf node), or ``None``.
+        defaults: Every key the check reads, with its default.
+
+    Raises:
+        SettingsError: for a key not in ``defaults``, naming the valid keys.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    values = OmegaConf.to_container(given, resolve=True) if isinstance(given, DictConfig) else dict(given or {})
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise SettingsError(f"{where} has unknown setting(s) {unknown}; valid keys: {sorted(defaults)}")
+    return {**defaults, **values}
 
 
 @runtime_checkable

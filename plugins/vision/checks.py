@@ -17,9 +17,8 @@ from typing import Any, ClassVar, Mapping
 
 from PIL import Image
 
-from framework.data.checks import CheckContext, CheckResult, Finding
+from framework.data.checks import CheckContext, CheckResult, Finding, check_settings
 from framework.data.records import DataBundle
-from framework.errors import FrameworkError
 from plugins.vision.images import ImageInfo
 
 IMAGE_INFO_KEY = "image_info"  # DataBundle.extras key: media path -> ImageInfo, filled by load_data
@@ -38,15 +37,6 @@ MODE_NAMES = {
     "I": "32-bit grayscale",
     "F": "float grayscale",
 }
-
-
-def _settings(check: str, given: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise FrameworkError(
-            f"data.gates.plugins.{check}: unknown setting(s) {unknown}; valid: {', '.join(sorted(defaults))}"
-        )
-    return {**defaults, **given}
 
 
 def image_infos(data: DataBundle) -> dict[str, ImageInfo]:
@@ -83,7 +73,7 @@ class ImageModeCheck:
     defaults: ClassVar[dict[str, Any]] = {"gate": False}
 
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
-        settings = _settings(self.name, ctx.settings, self.defaults)
+        settings = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
         infos = image_infos(data)
         if not infos:
             return CheckResult(self.name, True, _gate(settings), "not applicable: no readable images")
@@ -129,7 +119,7 @@ class ResolutionCheck:
     }
 
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
-        s = _settings(self.name, ctx.settings, self.defaults)
+        s = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
         infos = image_infos(data)
         if not infos:
             return CheckResult(self.name, True, _gate(s), "not applicable: no readable images")

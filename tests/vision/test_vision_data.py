@@ -82,7 +82,7 @@ def test_resolution_check_flags_size_and_aspect_outliers(image_root, make_ctx, t
 
 def test_check_settings_typo_names_valid_keys(image_root, make_ctx, tmp_path) -> None:
     data = VisionModality().load_data(make_ctx(image_root))
-    with pytest.raises(Exception, match="unknown setting.*min_sid.*valid: gate, max_aspect_deviation"):
+    with pytest.raises(Exception, match=r"data.gates.plugins.image_resolution has unknown setting\(s\) \['min_sid'\]; valid keys: \['gate', 'max_aspect_deviation'"):
         ResolutionCheck().run(data, _check_ctx(tmp_path, min_sid=3))
 
 
@@ -116,3 +116,16 @@ def test_cache_respects_its_budget(image_root) -> None:
     store = ImageStore((16, 16), "stretch", cache_limit_mb=(16 * 16 * 3 * 5) / 2**20)
     assert all(store.probe(f).ok for f in files)
     assert store.cached_bytes == 16 * 16 * 3 * 5 and len(store.info) == len(files)
+
+
+def test_a_plugin_check_settings_typo_stops_the_audit(image_root, make_ctx, tmp_path) -> None:
+    from framework.data.audit import run_audit
+    from framework.data.checks import SettingsError
+    from framework.data.config import DataConfig
+    from plugins.vision.checks import quality_checks
+
+    data = VisionModality().load_data(make_ctx(image_root))
+    cfg = DataConfig(root=str(image_root), train="train")
+    cfg.gates.plugins = {"image_resolution": {"min_sid": 3}}
+    with pytest.raises(SettingsError, match=r"data.gates.plugins.image_resolution has unknown setting\(s\) \['min_sid'\]"):
+        run_audit(data, cfg, modality="vision", extra_checks=quality_checks(), out_dir=tmp_path / "audit")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from framework.data.checks import check_settings
 from framework.data.config import GATE_DEFAULTS
 
 
@@ -22,14 +23,9 @@ def gate_settings(name: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The gate's defaults overlaid with ``given``.
 
     Raises:
-        ValueError: for a key the gate does not read, naming the valid keys.
+        SettingsError: for a key the gate does not read, naming the valid keys.
     """
-    defaults = GATE_DEFAULTS[name]
-    given = dict(plain(given) or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ValueError(f"data.gates.{name} has unknown setting(s) {unknown}; valid keys: {sorted(defaults)}")
-    return {**defaults, **given}
+    return check_settings(f"data.gates.{name}", plain(given), GATE_DEFAULTS[name])
 
 
 def override(name: str, *keys: str) -> str:
