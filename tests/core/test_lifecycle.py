@@ -57,11 +57,10 @@ def test_sigterm_saves_exits_cleanly_and_the_run_resumes(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_torchrun_two_processes_share_one_run_dir(tmp_path: Path) -> None:
-    torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("FRAMEWORK_RUN_ID", None)
     result = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "framework", "+modality=tabular",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "framework", "+modality=tabular",
          "trainer.max_steps=12", "stages=[train,evaluate]"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )

@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from ddp_launch import join_group, spawn
 from engine_toy import NoisyRegression, TinyTask, make_cfg, make_run, train_losses
 
 from framework.training import Engine, latest_checkpoint, load_model_weights
 from framework.training.distributed import shutdown_distributed
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _worker(rank: int, world: int, port: int, run_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
+    join_group(rank, world, port)
     try:
         run = make_run(Path(run_dir))
         with Engine(make_cfg(max_steps=6, accumulate=2, checkpoint_every=3), run, seed=3) as engine:
@@ -44,7 +35,7 @@ def _worker(rank: int, world: int, port: int, run_dir: str) -> None:
 
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    spawn(_worker, 2, str(tmp_path))
     path = latest_checkpoint(tmp_path)
     assert path is not None and path.name == "step_00000006"
     task = TinyTask()
@@ -58,9 +49,7 @@ def _sigterm_worker(rank: int, world: int, port: int, run_dir: str) -> None:
 
     from framework.training import Interrupted
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
+    join_group(rank, world, port)
 
     def signal_rank_one(engine: Engine) -> None:
         if rank == 1 and engine.state.step == 3 and engine._micro == 0:
@@ -80,7 +69,7 @@ def _sigterm_worker(rank: int, world: int, port: int, run_dir: str) -> None:
 
 @pytest.mark.slow
 def test_sigterm_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
-    mp.spawn(_sigterm_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    spawn(_sigterm_worker, 2, str(tmp_path))
     stopped = {(tmp_path / f"rank{r}_stopped_at").read_text() for r in (0, 1)}
     assert len(stopped) == 1, stopped  # both ranks stopped at one step
     step = int(stopped.pop())
