@@ -106,7 +106,7 @@ def test_compare_runs(tmp_path):
 
 def test_import_framework_tracking_stays_light():
     code = "import sys, framework.tracking; print('mlflow' in sys.modules, 'torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
     assert out.split() == ["False", "False"]
 
 
