@@ -27,6 +27,7 @@ def test_contract_kit_reports_problems() -> None:
     assert any("must return framework.Modality instances" in p for p in problems)
 
 
+@pytest.mark.slow
 def test_default_run_end_to_end(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli("+modality=tabular", "hydra.run.dir=run")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -69,6 +70,7 @@ def strict_run(tmp_path_factory):  # type: ignore[no-untyped-def]
     return result, run_dir
 
 
+@pytest.mark.slow
 def test_failed_success_criteria_say_not_fit_to_ship(strict_run) -> None:  # type: ignore[no-untyped-def]
     result, run_dir = strict_run
     assert result.status == "completed" and result.metrics["accuracy"] > 0.5
@@ -85,6 +87,7 @@ def test_failed_success_criteria_say_not_fit_to_ship(strict_run) -> None:  # typ
     assert f"| accuracy | <= 0.5 | {result.metrics['accuracy']:.4f} | FAIL |" in report
 
 
+@pytest.mark.slow
 def test_evaluate_only_from_a_checkpoint_uses_its_weights(strict_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     trained, run_dir = strict_run
     checkpoint = sorted((run_dir / "checkpoints").glob("step_*"))[-1]

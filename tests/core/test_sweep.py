@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
 def test_two_by_two_multirun_writes_a_ranked_summary(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sweep_dir = tmp_path / "sweep"
     result = cli(

@@ -11,6 +11,8 @@ import textwrap
 import threading
 from pathlib import Path
 
+import pytest
+
 from framework.training import latest_checkpoint
 from framework.training.checkpoint import load_state
 
@@ -49,6 +51,7 @@ def read_line(stream, timeout: float) -> str | None:
         return None
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_zero(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)

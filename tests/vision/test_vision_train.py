@@ -60,6 +60,7 @@ def trained(tmp_path_factory):
     return ctx, data, modality, task, root
 
 
+@pytest.mark.slow
 def test_loss_falls_and_validation_runs_each_epoch(trained) -> None:
     ctx, *_ = trained
     train = [m["loss"] for m in _metrics(ctx.run_dir, "train")]
@@ -70,6 +71,7 @@ def test_loss_falls_and_validation_runs_each_epoch(trained) -> None:
     assert val[-1]["val_acc"] == 1.0
 
 
+@pytest.mark.slow
 def test_evaluate_reports_classes_confusion_critical_and_robustness(trained) -> None:
     ctx, data, modality, task, _ = trained
     report = modality.evaluate(ctx, task, data, "test")
@@ -94,12 +96,14 @@ def test_evaluate_reports_classes_confusion_critical_and_robustness(trained) -> 
     assert len(rows) == 12 and rows[0]["target"] == rows[0]["prediction"] and "top3_score" in rows[0]
 
 
+@pytest.mark.slow
 def test_robustness_is_reproducible(trained) -> None:
     ctx, data, modality, task, _ = trained
     first = modality.evaluate(ctx, task, data, "val").robustness
     assert modality.evaluate(ctx, task, data, "val").robustness == first
 
 
+@pytest.mark.slow
 def test_predict_on_unlabeled_records(trained, tmp_path) -> None:
     ctx, _, modality, task, _ = trained
     rng = np.random.default_rng(5)
@@ -115,6 +119,7 @@ def test_predict_on_unlabeled_records(trained, tmp_path) -> None:
     np.testing.assert_allclose(preds.scores.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_export_reloads_to_the_same_outputs(trained, tmp_path) -> None:
     ctx, data, modality, task, _ = trained
     written = modality.export(ctx, task, tmp_path / "export")
@@ -130,6 +135,7 @@ def test_export_reloads_to_the_same_outputs(trained, tmp_path) -> None:
         torch.testing.assert_close(program(images), expected)  # batch of 12; exported with 2
 
 
+@pytest.mark.slow
 def test_predict_folder_writes_top_k_csv_from_export_and_checkpoint(trained, tmp_path) -> None:
     ctx, _, modality, task, root = trained
     modality.export(ctx, task, tmp_path / "export")
@@ -153,6 +159,7 @@ def test_predict_folder_writes_top_k_csv_from_export_and_checkpoint(trained, tmp
     assert again.read_text() == out.read_text()
 
 
+@pytest.mark.slow
 def test_mixup_and_ema_train(image_root, make_ctx) -> None:
     ctx = make_ctx(image_root, modality={"mixup": {"mixup_alpha": 0.4, "cutmix_alpha": 1.0}})
     data = VisionModality().load_data(ctx)
