@@ -137,9 +137,13 @@ def main() -> None:
     parser.add_argument("--model", default="vit", help="shipped model group: vit | efficientnet")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5, help="paired rounds (each runs both loops)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads for both loops (0: torch's default; 1 is steadiest on a shared box)")
     parser.add_argument("--fused-baseline", action="store_true",
                         help="give the plain loop the fused AdamW kernel the engine uses")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     plugin: list[float] = []
     plain: list[float] = []
