@@ -83,8 +83,19 @@ RUN_ID_ENV = "FRAMEWORK_RUN_ID"
 def run_id() -> str:
     """This run's id; under torchrun every rank receives rank 0's through ``FRAMEWORK_RUN_ID``."""
     if RUN_ID_ENV not in os.environ:
-        os.environ[RUN_ID_ENV] = time.strftime("%Y-%m-%d_%H-%M-%S")
+        os.environ[RUN_ID_ENV] = new_run_id()
     return os.environ[RUN_ID_ENV]
+
+
+def new_run_id() -> str:
+    """A fresh id, unique across processes started at the same moment and sorted by start time.
+
+    ``2026-12-01_07-54-12.123456-3f9a1c``: the time to the microsecond, then six random hex digits,
+    so jobs launched together never share (and "resume") one run dir, and ``ls`` lists runs in order.
+    """
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now))
+    return f"{stamp}.{int(now % 1 * 1e6):06d}-{os.urandom(3).hex()}"
 
 
 def package_path(spec: str) -> str:
