@@ -119,7 +119,6 @@ def _prepare(cfg: DictConfig, run_dir: Path, plugins: Plugins,
         from framework.training.config import validate_trainer
 
         validate_trainer(OmegaConf.to_object(cfg.trainer))
-    _check_data_root(cfg)
     sections = {name: OmegaConf.to_object(typed_section(cfg, name, schema))
                 for name, schema in modality.sections.items()}
     ctx = RunContext(
@@ -133,12 +132,6 @@ def _prepare(cfg: DictConfig, run_dir: Path, plugins: Plugins,
     )
     ctx.extras["allowed_targets"] = allowed
     return modality, ctx, stages
-
-
-def _check_data_root(cfg: DictConfig) -> None:
-    root = OmegaConf.select(cfg, "data.root")
-    if root and not Path(str(root)).expanduser().exists():
-        raise FrameworkError(f"data.root={root} does not exist; point data.root at your data directory")
 
 
 def _run_info(ctx: RunContext, modality: Modality) -> RunInfo:

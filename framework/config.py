@@ -183,7 +183,7 @@ def explain(exc: BaseException, prefix: str = "", sections: Mapping[str, type] |
         match = re.search(r"Key '([^']+)' (?:not in|is not in)", text)
         full_key = match.group(1) if match else None
     if not full_key:
-        return text
+        return _with_reason(text, exc)
     full_key = f"{prefix}.{full_key}" if prefix and not full_key.startswith(prefix + ".") else full_key
     found = locate_unknown(full_key, sections)
     if found is None:
@@ -191,6 +191,16 @@ def explain(exc: BaseException, prefix: str = "", sections: Mapping[str, type] |
     where, kind, key, keys = found
     return (f"unknown config key {full_key!r}: {key!r} is not a setting of {where} ({kind}). "
             f"{_keys_message(key, keys)}")
+
+
+def _with_reason(text: str, exc: BaseException) -> str:
+    """``text`` plus the first line of the innermost cause when ``text`` does not already say it
+    (``Error merging override trainer.lr=abc`` alone gives no reason)."""
+    cause: BaseException = exc
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"{text}: {reason}" if reason and reason not in text else text
 
 
 def conf_dir() -> Path:
