@@ -220,3 +220,13 @@ def test_cli_sigterm_and_modality_failure_without_hydra_tracebacks(cli, tmp_path
     assert proc.returncode == 0, output[-3000:]
     assert "Error executing job" not in output and "Traceback" not in output
     assert "interrupted at step" in output
+
+
+def test_a_value_of_the_wrong_type_says_why() -> None:
+    from framework.config import explain
+    from framework.testing import compose
+
+    with pytest.raises(Exception) as err:
+        compose(["+modality=tabular", "trainer.lr=abc"])
+    message = explain(err.value)
+    assert "trainer.lr=abc" in message and "could not be converted to Float" in message and "\n" not in message
