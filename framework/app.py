@@ -70,7 +70,15 @@ def run(cfg: DictConfig, run_dir: Path, *, plugins: Plugins | None = None, base_
         run_dir: Where this job writes everything.
         plugins: The plugin facade; loaded from entry points when omitted.
         base_dir: The directory the user launched from (shared stores such as MLflow's live there).
-        overrides: The job's command-line overrides, recorded in ``summary.json``.
+        overrides: The job's command-line overrides, recorded in ``summary.json``; the only
+            place ``allowed_targets`` is accepted from (docs/security.md).
+
+    Every process is seeded before any modality method runs, and the main process holds the run
+    dir's lock for the whole run.
+
+    Raises:
+        FrameworkError: A problem the user fixes (config, data, a run dir in use or not writable).
+        ModalityFailure: A modality method raised; the traceback is in ``run_dir/run.log``.
     """
     from framework.training.rundir import check_run_dir, lock_run_dir
 
