@@ -115,7 +115,7 @@ class Engine:
     """
 
     def __init__(self, cfg: TrainerConfig, run: RunInfo, events: EngineEvents | None = None, seed: int = 0) -> None:
-        validate_trainer(cfg, check_paths=False)  # one line naming every invalid value (a ValueError and a FrameworkError)
+        validate_trainer(cfg, check_paths=False)  # one line naming every bad value; a ValueError too
         self.cfg, self.run, self.events, self.seed = cfg, run, events, seed
         self.rank, self.world_size, self.local_rank = dist_utils.init_distributed()
         self.device = resolve_device(cfg.device, self.local_rank)
@@ -477,7 +477,8 @@ class Engine:
             last = "none yet" if self._last_finite is None else f"{float(self._last_finite.mean_tensor('loss')):.6g}"
             raise TrainingStopped(
                 f"Training stopped at step {self.state.step}: {self.state.bad_steps_in_row} non-finite "
-                f"{'losses' if what == 'loss' else 'gradients'} in a row (trainer.max_bad_steps={self.cfg.max_bad_steps}); last finite loss: {last}. "
+                f"{'losses' if what == 'loss' else 'gradients'} in a row "
+                f"(trainer.max_bad_steps={self.cfg.max_bad_steps}); last finite loss: {last}. "
                 "Try a lower trainer.lr, trainer.precision=fp32, a tighter trainer.clip_grad_norm, "
                 "or check the data for NaN/inf values and empty targets."
             )

@@ -41,7 +41,8 @@ def check_run_dir(run_dir: Path) -> None:
         raise FrameworkError(f"cannot create the run dir {run_dir}: {err.strerror or err}; "
                              "choose another with hydra.run.dir=PATH") from None
     if not run_dir.is_dir():
-        raise FrameworkError(f"the run dir {run_dir} exists and is not a directory; choose another with hydra.run.dir=PATH")
+        raise FrameworkError(f"the run dir {run_dir} exists and is not a directory; "
+                             "choose another with hydra.run.dir=PATH")
     try:
         fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=run_dir)
         os.close(fd)
