@@ -207,6 +207,10 @@ def test_cli_sigterm_and_modality_failure_without_hydra_tracebacks(cli, tmp_path
     assert "Error executing job" not in failed.stderr and "Traceback" not in failed.stderr
     assert "Traceback" in (tmp_path / "bad" / "run.log").read_text()
 
+    invalid = cli("+modality=tabular", "trainer.precision=fp7", "trainer.lr=-1")
+    assert invalid.returncode == 2 and invalid.stderr.strip().count("\n") == 0, invalid.stderr[-2000:]
+    assert "trainer.precision='fp7' is invalid: use one of auto, fp32, bf16, fp16" in invalid.stderr
+
     run = tmp_path / "run"
     args = [sys.executable, "-m", "framework", "+modality=tabular", "stages=[train]", f"hydra.run.dir={run}",
             "trainer.epochs=100000", "trainer.log_every=5"]
