@@ -293,7 +293,12 @@ def _load_trained_weights(cfg: DictConfig, ctx: RunContext, task: Any) -> None:
             "evaluate/export without the train stage needs trained weights: set checkpoint=PATH to a "
             "checkpoint directory (run_dir/checkpoints/step_...), or add train to stages"
         )
-    ema = load_model_weights(task, source)
+    try:
+        ema = load_model_weights(task, source)  # verified against its manifest, finite
+    except RuntimeError as err:  # missing/unexpected keys or shapes: a checkpoint of another model
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FrameworkError(f"checkpoint={source}: its weights do not fit this model ({first}); "
+                             "was it trained with another model config?") from None
     log.info("loaded %sweights from %s", "EMA " if ema else "", source)
 
 

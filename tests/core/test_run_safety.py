@@ -234,3 +234,10 @@ def test_a_value_of_the_wrong_type_says_why() -> None:
         compose(["+modality=tabular", "trainer.lr=abc"])
     message = explain(err.value)
     assert "trainer.lr=abc" in message and "could not be converted to Float" in message and "\n" not in message
+
+
+def test_evaluate_with_a_checkpoint_of_another_model_is_one_line(tmp_path: Path) -> None:
+    run_framework([*TAB, "stages=[train]"], tmp_path / "run")
+    with pytest.raises(FrameworkError, match="its weights do not fit this model"):
+        run_framework(["+modality=tabular", "stages=[evaluate]", "model.hidden=[8]",
+                       f"checkpoint={latest_checkpoint(tmp_path / 'run')}"], tmp_path / "eval")
