@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from framework.atomic import atomic_write_json, atomic_write_text, replace_dir
 from framework.config import STAGES, typed_section
 from framework.data.records import DataBundle
-from framework.errors import FrameworkError
+from framework.errors import FrameworkError, first_line
 from framework.evaluation import report as report_md
 from framework.evaluation import success
 from framework.evaluation.types import EvalReport, flatten
@@ -190,7 +190,7 @@ def _calling(modality: Modality, method: str, ctx: RunContext) -> Iterator[None]
         log_path = ctx.run_dir / LOG_FILE
         with open(log_path, "a", encoding="utf-8") as fh:
             fh.write(f"modality {modality.name} (package {package}) failed in {method}:\n{traceback.format_exc()}\n")
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        first = first_line(exc)
         raise ModalityFailure(
             f"modality {modality.name} (package {package}) failed in {method}: {type(exc).__name__}"
             f"{': ' + first if first else ''} (full traceback in {log_path})", method) from exc
@@ -296,8 +296,8 @@ def _load_trained_weights(cfg: DictConfig, ctx: RunContext, task: Any) -> None:
     try:
         ema = load_model_weights(task, source)  # verified against its manifest, finite
     except RuntimeError as err:  # missing/unexpected keys or shapes: a checkpoint of another model
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise FrameworkError(f"checkpoint={source}: its weights do not fit this model ({first}); "
+        raise FrameworkError(f"checkpoint={source}: its weights do not fit this model "
+                             f"({first_line(err, type(err).__name__)}); "
                              "was it trained with another model config?") from None
     log.info("loaded %sweights from %s", "EMA " if ema else "", source)
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from framework.data.config import DataConfig
-from framework.errors import FrameworkError
+from framework.errors import FrameworkError, first_line
 from framework.tracking.config import TrackingConfig
 from framework.training.config import TrainerConfig
 
@@ -199,7 +199,7 @@ def _with_reason(text: str, exc: BaseException) -> str:
     cause: BaseException = exc
     while cause.__cause__ is not None:
         cause = cause.__cause__
-    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    reason = first_line(cause)
     return f"{text}: {reason}" if reason and reason not in text else text
 
 

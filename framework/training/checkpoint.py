@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 
-from framework.errors import FrameworkError
+from framework.errors import FrameworkError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         weights = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: unreadable weights ({_first_line(err)})") from None
+        raise CheckpointError(f"{path}: unreadable weights ({first_line(err, type(err).__name__)})") from None
     bad = non_finite_tensors(weights)
     if bad:
         raise CheckpointError(f"{path}: non-finite weights (NaN/inf) in {', '.join(bad[:5])}"
@@ -294,11 +294,6 @@ def unwrap_module(module: nn.Module) -> nn.Module:
             module = module._orig_mod  # type: ignore[assignment]
         else:
             return module
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def _describe(path: Path) -> dict[str, Any]:

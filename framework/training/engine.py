@@ -33,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from framework.errors import FrameworkError
+from framework.errors import FrameworkError, first_line
 from framework.hookspecs import RunInfo
 from framework.training import checkpoint as ckpt
 from framework.training import distributed as dist_utils
@@ -668,8 +668,8 @@ class Engine:
         try:
             ema = ckpt.load_model_weights(self.task, path)  # type: ignore[arg-type]
         except RuntimeError as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise FrameworkError(f"trainer.init_from={path}: its weights do not fit this model ({first})") from None
+            raise FrameworkError(f"trainer.init_from={path}: its weights do not fit this model "
+                                 f"({first_line(err, type(err).__name__)})") from None
         if self.ema is not None:
             self.ema.module.load_state_dict(self.task.state_dict())  # type: ignore[union-attr]
         log.info("Initialised %sweights from %s: a new run from step 0, not a resume", "EMA " if ema else "", path)
