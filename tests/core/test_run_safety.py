@@ -241,3 +241,14 @@ def test_evaluate_with_a_checkpoint_of_another_model_is_one_line(tmp_path: Path)
     with pytest.raises(FrameworkError, match="its weights do not fit this model"):
         run_framework(["+modality=tabular", "stages=[evaluate]", "model.hidden=[8]",
                        f"checkpoint={latest_checkpoint(tmp_path / 'run')}"], tmp_path / "eval")
+
+
+def test_a_run_dir_that_is_not_writable_is_one_line(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from framework.training import rundir
+
+    def denied(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(rundir.tempfile, "mkstemp", denied)  # root ignores chmod, so deny the probe
+    with pytest.raises(FrameworkError, match="is not writable \\(Permission denied\\)"):
+        rundir.check_run_dir(tmp_path / "run")
