@@ -169,7 +169,10 @@ def _lock_single_run(config) -> list:  # type: ignore[no-untyped-def]
 
     if OmegaConf.select(config, "hydra.mode") != RunMode.RUN or int(os.environ.get("RANK", "0")) != 0:
         return []
-    run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
+    try:
+        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
+    except Exception:  # noqa: BLE001 - e.g. ${hydra:...} before Hydra sets its runtime: app.run locks it
+        return []
     check_run_dir(run_dir)
     return [lock_run_dir(run_dir)]
 
