@@ -21,7 +21,7 @@ much of the difference is the optimizer kernel and how much the rest of the loop
 
 Usage::
 
-    python bench/vision_throughput.py --device cpu --steps 50 --model vit --rounds 7
+    python bench/vision_throughput.py --device cpu --steps 50 --model vit --rounds 5
 """
 
 from __future__ import annotations
