@@ -143,3 +143,28 @@ def apply(pipeline: A.Compose, image: np.ndarray) -> np.ndarray:
     if not pipeline.transforms:
         return image
     return pipeline(image=image)["image"]
+
+
+def condition_pipelines(
+    conditions: Mapping[str, Any] | None, size: tuple[int, int], where: str, seed: int = 0
+) -> dict[str, A.Compose]:
+    """The perturbations of a robustness evaluation, one seeded pipeline per condition.
+
+    Args:
+        conditions: Condition name -> pipeline spec (``{"jpeg_q20": {"ImageCompression": {...}}}``);
+            a condition whose spec is ``None`` is switched off.
+        size: The model's input size ``(height, width)``.
+        where: The config path of the conditions (``modality.robustness``), for error messages.
+        seed: Seed of every pipeline, so that reruns perturb the same images the same way.
+
+    Returns:
+        Condition name -> pipeline; each transform without a ``p`` is applied to every image.
+    """
+    out: dict[str, A.Compose] = {}
+    for name, spec in (conditions or {}).items():
+        if spec is None:
+            continue
+        pipeline = build_pipeline(spec, size, f"{where}.{name}", default_p=1.0)
+        pipeline.set_random_seed(seed)
+        out[str(name)] = pipeline
+    return out

@@ -1,5 +1,7 @@
 """Decoding images once, into one colour space and one size, and keeping them in memory.
 
+Shared by every plugin that reads images (vision, alignment, any third-party one).
+
 Every image the plugin sees goes through :func:`decode_image`: Pillow opens it, EXIF rotation is
 applied, the mode is converted to RGB (grayscale, palette, CMYK, RGBA, 16-bit all end up as
 8-bit RGB; transparency is composited on white) and the size policy brings it to the model's
@@ -18,7 +20,8 @@ from PIL import Image, ImageOps
 from framework.data.probes import ProbeResult
 from framework.data.records import Record
 from framework.errors import FrameworkError
-from plugins.vision.config import RESIZE_MODES
+
+RESIZE_MODES = ("stretch", "pad", "crop")  # size policies of :func:`resize_to`
 
 
 @dataclass(frozen=True)

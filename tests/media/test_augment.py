@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plugins.vision.augment import AugmentationError, apply, build_pipeline
+from framework.media.augment import AugmentationError, apply, build_pipeline
 
 
 def test_builds_in_order_skips_nulls_and_fills_the_output_size() -> None:
@@ -55,3 +55,23 @@ def test_bad_value_names_the_transform() -> None:
 def test_arguments_must_be_a_mapping() -> None:
     with pytest.raises(AugmentationError, match="arguments must be a mapping"):
         build_pipeline({"HorizontalFlip": 0.5}, (16, 16), "modality.augment")
+
+
+def test_condition_pipelines_apply_every_transform_reproducibly_and_skip_nulls() -> None:
+    from framework.media.augment import condition_pipelines
+
+    image = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    conditions = {"noise": {"GaussNoise": {"std_range": [0.2, 0.2]}}, "off": None}
+    first = condition_pipelines(conditions, (16, 16), "modality.robustness", seed=3)
+    again = condition_pipelines(conditions, (16, 16), "modality.robustness", seed=3)
+    assert list(first) == ["noise"]
+    noisy = apply(first["noise"], image)
+    assert not np.array_equal(noisy, image)  # p defaults to 1: every image is perturbed
+    assert np.array_equal(noisy, apply(again["noise"], image))
+
+
+def test_condition_errors_name_the_condition() -> None:
+    from framework.media.augment import condition_pipelines
+
+    with pytest.raises(AugmentationError, match=r"modality\.robustness\.blurry: unknown transform 'GaussBlur'"):
+        condition_pipelines({"blurry": {"GaussBlur": {}}}, (16, 16), "modality.robustness")
