@@ -131,6 +131,7 @@ class AlignmentModelConfig:
     """The ``model:`` node: a dual encoder.
 
     Attributes:
+        name: A label for the configuration, shown in sweep tables (``dual_tiny``, ``dual_clip``).
         image: The image tower.
         text: The text tower.
         clip: Hub name or local directory of a transformers ``CLIPModel``; when set, both towers,
@@ -143,6 +144,7 @@ class AlignmentModelConfig:
         freeze_text: The same for the text tower.
     """
 
+    name: str = "dual_encoder"
     image: ImageTowerConfig = field(default_factory=ImageTowerConfig)
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
     clip: Optional[str] = None
