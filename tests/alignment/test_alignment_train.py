@@ -170,3 +170,20 @@ def test_csv_manifest_with_several_captions_per_image(make_ctx, tmp_path: Path) 
     first = dataset[0]["input_ids"]
     random.seed(3)
     assert first.equal(dataset[0]["input_ids"])
+
+
+def test_a_whole_run_audits_with_the_trained_model_then_evaluates_and_exports(tmp_path: Path) -> None:
+    from plugins.alignment.export import load_encoder
+
+    root = subset(tmp_path / "shapes", {"train": 24, "val": 6, "test": 6})
+    run = tmp_path / "run"
+    result = run_framework(["+modality=alignment", f"data.root={root}", "trainer.max_steps=2", "trainer.batch_size=8",
+                            "trainer.progress=false", "~modality.robustness", *model_overrides(), *GATES], run)
+    assert result.status == "completed" and "t2i_r1" in result.metrics and "test/i2t_r5" in result.metrics
+    audit = json.loads((run / "audit" / "audit.json").read_text())
+    row = next(r for r in audit["results"] if r["name"] == "misalignment")
+    assert row["measured"]["pairs"] == 4 * 24  # scored after training, not pending
+    assert (run / "audit" / "suspect_pairs.jsonl").is_file() and (run / "audit" / "misalignment_review.json").is_file()
+    assert "(see audit/datacard.md)" in (run / "report.md").read_text()  # the audit line, after the model checks
+    encoder = load_encoder(run / "export")
+    assert encoder.encode_texts(["a small red circle in the centre"]).shape == (1, 32)
