@@ -105,11 +105,11 @@ class AlignmentModality(Modality):
     @staticmethod
     def _input_spec(ctx: RunContext) -> tuple[int, int]:
         """The image tower's input size without building the towers (a CLIP's from its processor)."""
+        from plugins.alignment.model import clip_image_spec, image_tower
+
         model: AlignmentModelConfig = ctx.model
         if model.clip:
-            return build_towers(model).spec.size
-        from plugins.alignment.model import image_tower
-
+            return clip_image_spec(model.clip).size
         return image_tower(model.image, offline=True)[1].size
 
     # --- task --------------------------------------------------------------------------------

@@ -186,19 +186,26 @@ def with_lora(model: nn.Module, lora: Any) -> nn.Module:
         raise FrameworkError(f"model.text.lora.target_modules={list(lora.target_modules)}: {exc}") from None
 
 
+def clip_image_spec(source: str, default_side: int = 224) -> ImageSpec:
+    """Input size and normalisation of a ``CLIPModel`` from its image processor (no weights loaded)."""
+    from transformers import CLIPImageProcessor
+
+    processor = _load("model.clip (image processor)", source, CLIPImageProcessor.from_pretrained)
+    crop = processor.crop_size or {}
+    side = int(crop.get("height") or default_side)
+    return ImageSpec((side, int(crop.get("width") or side)), tuple(processor.image_mean), tuple(processor.image_std))  # type: ignore[arg-type]
+
+
 def clip_towers(cfg: Any, *, offline: bool = False) -> Towers:
     """Both towers, projections, temperature, tokenizer and normalisation of a ``CLIPModel``."""
-    from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel
+    from transformers import AutoTokenizer, CLIPConfig, CLIPModel
 
     if offline:
         clip = CLIPModel(_load("model.clip", cfg.clip, CLIPConfig.from_pretrained))
     else:
         clip = _load("model.clip", cfg.clip, CLIPModel.from_pretrained)
     tokenizer = _load("model.clip (tokenizer)", cfg.text.tokenizer or cfg.clip, AutoTokenizer.from_pretrained)
-    processor = _load("model.clip (image processor)", cfg.clip, CLIPImageProcessor.from_pretrained)
-    crop = processor.crop_size or {}
-    side = int(crop.get("height") or clip.config.vision_config.image_size)
-    spec = ImageSpec((side, int(crop.get("width") or side)), tuple(processor.image_mean), tuple(processor.image_std))  # type: ignore[arg-type]
+    spec = clip_image_spec(cfg.clip, default_side=int(clip.config.vision_config.image_size))
     text: nn.Module = clip.text_model
     if cfg.text.lora.r > 0:
         text = with_lora(text, cfg.text.lora)

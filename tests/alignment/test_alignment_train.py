@@ -187,3 +187,19 @@ def test_a_whole_run_audits_with_the_trained_model_then_evaluates_and_exports(tm
     assert "(see audit/datacard.md)" in (run / "report.md").read_text()  # the audit line, after the model checks
     encoder = load_encoder(run / "export")
     assert encoder.encode_texts(["a small red circle in the centre"]).shape == (1, 32)
+
+
+@pytest.mark.gpu
+def test_cuda_training_in_bf16_evaluates_and_encodes_on_the_device(make_ctx, tmp_path: Path) -> None:
+    root = subset(tmp_path / "shapes", {"train": 64, "val": 16})
+    ctx = make_ctx(root, data={"test": None})
+    data = AlignmentModality().load_data(ctx)
+    modality, task, _ = _train(ctx, data, epochs=6, batch_size=16, device="cuda", precision="auto")
+    assert task.logit_scale.is_cuda
+    rows = [json.loads(line) for line in (ctx.run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["metrics"]["loss"] for r in rows if r["kind"] == "train"]
+    assert losses[-1] < losses[0]
+    report = modality.evaluate(ctx, task, data, "val")
+    assert report.metrics["images"] == 16
+    embedding = task.encode_texts(["a small red circle in the centre"])  # float32 on the host, from bf16 weights
+    assert embedding.dtype.name == "float32" and abs(float((embedding ** 2).sum()) - 1.0) < 1e-3
