@@ -168,11 +168,12 @@ def write_suspects(rows: list[dict[str, Any]], records: Sequence[Record], out_di
     """``suspect_pairs.jsonl`` and the Label Studio review queue ``misalignment_review.json``."""
     from framework.annotation.adjudication import Consensus
     from framework.annotation.review import export_review_tasks
+    from framework.atomic import atomic_write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / SUSPECTS_FILE
-    path.write_text("".join(json.dumps(jsonable(r), ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    atomic_write_text(path, "".join(json.dumps(jsonable(r), ensure_ascii=False) + "\n" for r in rows))
     by_id = {r.id: r for r in records}
     items, reasons, suggestions = [], {}, {}
     for row in rows:
