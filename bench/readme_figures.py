@@ -13,6 +13,7 @@ Figures (``--figures``, default all but ``audit_scaling``, which writes 160k PNG
 * ``tabular_run``: ``python -m framework +modality=tabular``: wall time and accuracy.
 * ``engine_overhead``: ``bench/engine_overhead.py``: the median of its paired ratios, per run.
 * ``vision_throughput``: ``bench/vision_throughput.py``: the median of its paired ratios, per run.
+* ``alignment_run``, ``alignment_throughput``: the same for the alignment modality.
 * ``audit_scaling``: ``bench/audit_scaling.py``: cleanliness-audit seconds per size.
 * ``tests``: ``python -m pytest`` and ``python -m pytest -m "not slow"``: wall time and counts.
 
@@ -107,6 +108,10 @@ FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
                         _ratio_of("engine_overhead.py", [], r"ratio engine_time/plain_time = ([0-9.]+)")),
     "vision_throughput": ("`bench/vision_throughput.py`: plugin images/s / plain timm loop",
                           _ratio_of("vision_throughput.py", [], r"ratio plugin/plain: ([0-9.]+)")),
+    "alignment_run": ("`python -m framework +modality=alignment` (audit, train, misalignment audit, evaluate, export)",
+                      _framework_run("alignment")),
+    "alignment_throughput": ("`bench/alignment_throughput.py`: plugin pairs/s / plain torch loop",
+                             _ratio_of("alignment_throughput.py", [], r"ratio plugin/plain: ([0-9.]+)")),
     "audit_scaling": ("`bench/audit_scaling.py`: cleanliness audit of 10k / 50k / 100k PNGs, seconds", _audit_scaling),
     "tests": ("`python -m pytest` (all) and `-m \"not slow\"`, wall seconds", _test_suite),
 }
