@@ -195,7 +195,7 @@ class _BrightnessClassifier(torch.nn.Module):
 
 def test_robustness_applies_each_condition_to_the_images(tmp_path) -> None:
     from plugins.vision.evaluate import robustness
-    from plugins.vision.images import ImageStore
+    from framework.media.images import ImageStore
 
     rng = np.random.default_rng(0)
     store = ImageStore((16, 16), cache_limit_mb=1)
