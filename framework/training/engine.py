@@ -138,7 +138,7 @@ class Engine:
         self._last_saved_step = -1
         self._last_path: Path | None = None
         self._last_finite: MetricWindow | None = None
-        self._batch_items = self._items = 0
+        self._batch_items = self._items = self._tokens = 0
         self._log_time = time.perf_counter()
         self._lr = cfg.lr
         self._bar: Any = None
@@ -279,7 +279,7 @@ class Engine:
         self.total_steps = total
         self.schedule = Schedule.from_ratio(total, self.cfg.warmup_ratio, self.cfg.schedule, self.cfg.min_lr_ratio)
         self._open_bar(total)
-        self._log_time, self._items = time.perf_counter(), 0
+        self._log_time, self._items, self._tokens = time.perf_counter(), 0, 0
         try:
             while self.state.step < total and self._stop_reason is None:
                 for batch in self._epoch_batches(loader):
@@ -379,7 +379,9 @@ class Engine:
         Args:
             loss: The micro-batch's mean loss (a scalar tensor).
             metrics: Scalars to average for logging (tensors or floats), e.g. the task's output dict;
-                non-scalar entries are ignored, and ``loss`` is always logged from ``loss``.
+                non-scalar entries are ignored, and ``loss`` is always logged from ``loss``. A
+                ``tokens`` entry (a Python int: tokens in the micro-batch) is summed instead and
+                logged as ``tokens_per_s``.
 
         Returns:
             True when an optimizer step happened (a skipped non-finite step returns False).
@@ -397,6 +399,9 @@ class Engine:
         with self.model.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[union-attr, operator]
             scaled.backward()
         extra = {k: v for k, v in (metrics or {}).items() if k != "loss"}
+        tokens = extra.pop("tokens", None)
+        if isinstance(tokens, (int, float)):  # a plain count: no host sync
+            self._tokens += tokens
         self._pending.add({"loss": loss, **extra})
         self._items += self._batch_items
         if not final:
@@ -499,8 +504,11 @@ class Engine:
             return
         now = time.perf_counter()
         metrics["lr"] = self._lr
-        metrics["items_per_s"] = self._items * self.world_size / max(now - self._log_time, 1e-9)
-        self._log_time, self._items = now, 0
+        elapsed = max(now - self._log_time, 1e-9)
+        metrics["items_per_s"] = self._items * self.world_size / elapsed
+        if self._tokens:
+            metrics["tokens_per_s"] = self._tokens * self.world_size / elapsed
+        self._log_time, self._items, self._tokens = now, 0, 0
         self._metrics_file.write(self.state.step, "train", metrics, epoch=self.state.epoch)  # type: ignore[union-attr]
         if self.events is not None:
             self.events.step(self.run, self.state.step, metrics)
