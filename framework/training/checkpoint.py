@@ -50,12 +50,15 @@ def step_dir_name(step: int) -> str:
 
 
 def write_checkpoint(
-    root: Path, name: str, module: nn.Module, state: dict[str, Any], config_yaml: str, step: int
+    root: Path, name: str, module: nn.Module, state: dict[str, Any], config_yaml: str, step: int,
+    extra_dirs: dict[str, Path] | None = None,
 ) -> Path:
     """Write one checkpoint atomically under ``root/name`` and return its path.
 
     Everything goes into ``root/.tmp-<name>-<pid>`` first (each file fsynced), the manifest last,
-    then one ``os.rename`` publishes it. An existing ``root/name`` is replaced.
+    then one ``os.rename`` publishes it. An existing ``root/name`` is replaced. ``extra_dirs``
+    (name -> a finished directory, e.g. FSDP's sharded state) are moved inside before the
+    manifest is written, and their files are listed in it.
     """
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{name}-{os.getpid()}"
@@ -65,6 +68,9 @@ def write_checkpoint(
     torch.save(state, tmp / STATE)
     (tmp / CONFIG).write_text(config_yaml, encoding="utf-8")
     files = [WEIGHTS, STATE, CONFIG]
+    for dir_name, source in (extra_dirs or {}).items():
+        os.rename(source, tmp / dir_name)
+        files += sorted(str(p.relative_to(tmp)) for p in (tmp / dir_name).rglob("*") if p.is_file())
     for fname in files:
         _fsync(tmp / fname)
     manifest = {"format_version": FORMAT_VERSION, "step": step, "files": {f: _describe(tmp / f) for f in files}}

@@ -19,6 +19,7 @@ bookkeeping (logging, validation, checkpoints, signal checks) on step boundaries
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import logging
 import math
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 from framework.hookspecs import RunInfo
 from framework.training import checkpoint as ckpt
 from framework.training import distributed as dist_utils
+from framework.training import fsdp
 from framework.training.config import TrainerConfig
 from framework.training.data import ResumableSampler, SeededDataset, dataset_length
 from framework.training.device import autocast, batch_size_of, move_to_device, resolve_device, resolve_precision
@@ -116,6 +118,10 @@ class Engine:
         self.precision = resolve_precision(cfg.precision, self.device)
         if cfg.accumulate < 1:
             raise ValueError(f"trainer.accumulate={cfg.accumulate} must be at least 1")
+        if cfg.distributed not in ("ddp", "fsdp"):
+            raise ValueError(f"trainer.distributed={cfg.distributed!r} is unknown; use ddp or fsdp")
+        self.fsdp = cfg.distributed == "fsdp" and self.world_size > 1
+        self._unsharded: nn.Module | None = None  # under FSDP: the task the modality built
         self.state = TrainState()
         self.task: nn.Module | None = None
         self.model: nn.Module | None = None
@@ -186,6 +192,11 @@ class Engine:
         the EMA copy, restores a checkpoint per ``cfg.resume``, then compiles and wraps in DDP as
         configured. Installs the SIGTERM/SIGINT handlers (undone by :meth:`close`).
 
+        With ``trainer.distributed=fsdp`` under torchrun, a copy of ``task`` is sharded with FSDP2
+        instead (see :mod:`framework.training.fsdp`; ``task.fsdp_units()`` names the blocks to
+        shard one by one) and trained; ``task`` itself stays unsharded and receives the trained
+        weights on rank 0 at each checkpoint. EMA and ``param_groups`` are not available then.
+
         Args:
             task: The model with its loss; its ``state_dict`` is what checkpoints hold.
             param_groups: Optimizer parameter groups (each may carry its own ``lr``), instead of
@@ -196,8 +207,15 @@ class Engine:
             set_deterministic(True)
         seed_everything(self.seed + self.rank)
         memory_format = torch.channels_last if channels_last else torch.preserve_format
-        self.task = task.to(self.device, memory_format=memory_format)
-        self.optimizer = self._build_optimizer(task, param_groups)
+        if self.fsdp:
+            if self.cfg.ema_decay or param_groups is not None:
+                raise ValueError("trainer.distributed=fsdp supports neither trainer.ema_decay nor custom param_groups")
+            self._unsharded = task
+            # fully_shard moves each rank's shards to the device; the unsharded task stays put.
+            self.task = fsdp.shard(copy.deepcopy(task))
+        else:
+            self.task = task.to(self.device, memory_format=memory_format)
+        self.optimizer = self._build_optimizer(self.task, param_groups)
         self._base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self._params = [p for group in self.optimizer.param_groups for p in group["params"]]
         if self.precision == "fp16":
@@ -207,10 +225,10 @@ class Engine:
         if self.is_main:
             ckpt.remove_partial_writes(self.run.run_dir)
         self._maybe_resume()
-        model: nn.Module = task
+        model: nn.Module = self.task
         if self.cfg.compile:
             model = torch.compile(model)  # type: ignore[assignment]
-        if self.world_size > 1:
+        if self.world_size > 1 and not self.fsdp:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             model = DistributedDataParallel(model, device_ids=device_ids)
         self.model = model
@@ -363,6 +381,8 @@ class Engine:
             self._log_train()
         if self._last_saved_step != self.state.step:
             self.save_checkpoint()
+        if self._unsharded is not None and self.is_main:
+            self._unsharded.to(self.device)  # holds the final weights (the last checkpoint loaded them)
         if self.ema is not None:
             # The averaged weights are the model to evaluate and export; the checkpoint just written
             # keeps the raw weights too, for resuming.
@@ -557,11 +577,14 @@ class Engine:
         state = self._state_dict()  # a collective under DDP (gathers every rank's RNG state)
         name = tag or ckpt.step_dir_name(self.state.step)
         path = ckpt.checkpoint_root(self.run.run_dir) / name
+        extra = self._save_sharded(name) if self.fsdp else None
         dist_utils.barrier()
         if self.is_main:
             self._signal.saving = True
+            weights = self._unsharded if self.fsdp else self.task
             try:
-                path = ckpt.write_checkpoint(path.parent, name, self.task, state, self.run.config_yaml, self.state.step)
+                path = ckpt.write_checkpoint(path.parent, name, weights, state, self.run.config_yaml, self.state.step,
+                                             extra_dirs=extra)
             finally:
                 self._signal.saving = False
             if tag is None and self.cfg.keep_checkpoints > 0:
@@ -573,12 +596,29 @@ class Engine:
         self._last_saved_step, self._last_path = self.state.step, path
         return path
 
+    def _save_sharded(self, name: str) -> dict[str, Path] | None:
+        """FSDP: every rank writes its shard (DCP); rank 0 gathers the full weights into the
+        unsharded task. Returns the sharded directory to move into the checkpoint (rank 0)."""
+        import shutil
+
+        full = fsdp.full_weights(self.task)  # type: ignore[arg-type]
+        sharded = ckpt.checkpoint_root(self.run.run_dir) / f".tmp-{name}-{fsdp.SHARDED}"
+        if self.is_main:
+            shutil.rmtree(sharded, ignore_errors=True)
+        dist_utils.barrier()
+        fsdp.save_sharded(self.task, self.optimizer, sharded)  # type: ignore[arg-type]
+        if not self.is_main:
+            return None
+        self._unsharded.load_state_dict(full)  # type: ignore[union-attr]
+        return {fsdp.SHARDED: sharded}
+
     def _state_dict(self) -> dict[str, Any]:
         schedule = self.schedule
         return {
             "format_version": ckpt.FORMAT_VERSION,
             "train_state": asdict(self.state),
-            "optimizer": self.optimizer.state_dict(),  # type: ignore[union-attr]
+            # Under FSDP the optimizer state is sharded: it lives in the checkpoint's sharded/ (DCP).
+            "optimizer": {} if self.fsdp else self.optimizer.state_dict(),  # type: ignore[union-attr]
             "schedule": {"base_lrs": list(self._base_lrs),
                          "total_steps": schedule.total_steps if schedule else -1,
                          "warmup_steps": schedule.warmup_steps if schedule else 0},
@@ -610,9 +650,18 @@ class Engine:
 
     def load_checkpoint(self, path: Path) -> None:
         """Restore weights and every piece of training state from a checkpoint directory."""
-        ckpt.load_model_weights(self.task, path, prefer_ema=False)  # type: ignore[arg-type]
         state = ckpt.load_state(path)
-        self.optimizer.load_state_dict(state["optimizer"])  # type: ignore[union-attr]
+        if self.fsdp:
+            sharded = Path(path) / fsdp.SHARDED
+            if not sharded.is_dir():
+                raise ValueError(f"{path} has no {fsdp.SHARDED}/ (it was not written under trainer.distributed=fsdp); "
+                                 "resume it with trainer.distributed=ddp, or start with trainer.resume=never")
+            fsdp.load_sharded(self.task, self.optimizer, sharded)  # type: ignore[arg-type]
+            if self.is_main:
+                ckpt.load_model_weights(self._unsharded, path, prefer_ema=False)  # type: ignore[arg-type]
+        else:
+            ckpt.load_model_weights(self.task, path, prefer_ema=False)  # type: ignore[arg-type]
+            self.optimizer.load_state_dict(state["optimizer"])  # type: ignore[union-attr]
         self._base_lrs = [float(lr) for lr in state["schedule"]["base_lrs"]]
         if self.scaler is not None and state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])

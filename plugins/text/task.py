@@ -14,7 +14,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plugins.text.model import decoder_layers
 from plugins.text.packing import IGNORE
+
+
+class _LMTask(nn.Module):
+    """What both text tasks share: the model, and the blocks FSDP shards one by one."""
+
+    model: nn.Module
+
+    def fsdp_units(self) -> list[nn.Module]:
+        """The transformer blocks (``trainer.distributed=fsdp`` shards each on its own)."""
+        return decoder_layers(self.model)
 
 
 def token_logps(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,7 +48,7 @@ def sequence_logps(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tenso
     return logps.sum(-1), mask.sum(-1)
 
 
-class SFTTask(nn.Module):
+class SFTTask(_LMTask):
     """Causal LM + next-token cross-entropy on the trained (assistant) tokens.
 
     Args:
@@ -88,7 +99,7 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     return losses, beta * (policy_chosen - ref_chosen).detach(), beta * (policy_rejected - ref_rejected).detach()
 
 
-class DPOTask(nn.Module):
+class DPOTask(_LMTask):
     """Causal LM + DPO loss against a reference policy that is not a second model copy.
 
     Args:
