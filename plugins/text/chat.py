@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 from framework.errors import FrameworkError
@@ -38,9 +39,15 @@ _GENERATION = re.compile(r"{%-?\s*generation\s*-?%}")
 
 def resolve_template(tokenizer: Any, setting: str | None) -> str:
     """The Jinja template to render with: the tokenizer's (``setting`` null), the fallback
-    (``setting`` ``fallback``, or a tokenizer without a template), or ``setting`` itself."""
+    (``setting`` ``fallback``, or a tokenizer without a template), a ``.jinja`` file, or
+    ``setting`` itself."""
     if setting == "fallback":
         return FALLBACK_TEMPLATE
+    if setting and setting.endswith(".jinja"):
+        path = Path(setting).expanduser()
+        if not path.is_file():
+            raise FrameworkError(f"modality.chat_template={setting}: no such template file")
+        return path.read_text(encoding="utf-8")
     if setting:
         return setting
     template = getattr(tokenizer, "chat_template", None)

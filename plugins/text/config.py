@@ -79,8 +79,8 @@ class TextConfig:
         method: ``sft`` or ``dpo``.
         max_length: Tokens per sequence; longer examples are truncated and counted by the audit.
         chat_template: ``null`` uses the tokenizer's template (the fallback when it has none);
-            ``fallback`` forces :data:`plugins.text.chat.FALLBACK_TEMPLATE`; any other string is
-            used as the Jinja template itself.
+            ``fallback`` forces :data:`plugins.text.chat.FALLBACK_TEMPLATE`; a path ending in
+            ``.jinja`` is read; any other string is used as the Jinja template itself.
         sft: SFT settings.
         dpo: DPO settings.
         probes: The adversarial suite.
