@@ -503,6 +503,8 @@ class Engine:
         norm = torch.nn.utils.get_total_norm(grads, foreach=True)
         if clip is not None:
             torch.nn.utils.clip_grads_with_norm_(self._params, clip, norm, foreach=True)
+        if hasattr(norm, "full_tensor"):  # FSDP: a DTensor over the ranks' shards
+            norm = norm.full_tensor()
         self._window.add({"grad_norm": norm})
 
     def _set_lr(self) -> float:
