@@ -43,7 +43,8 @@ def make_ctx(tmp_path: Path) -> Callable[..., RunContext]:
                               model or {})
         fmt = "preference" if mod.method == "dpo" else "chat"
         dat = OmegaConf.merge(OmegaConf.structured(DataConfig),
-                              {"root": str(root), "train": "train.jsonl", "val": "val.jsonl", "format": fmt})
+                              {"root": str(root), "train": "train.jsonl", "val": "val.jsonl", "format": fmt,
+                               "slices": ["unit"] if fmt == "chat" else ["kind"]})
         run = run_dir or tmp_path / "run"
         run.mkdir(parents=True, exist_ok=True)
         return RunContext(run_dir=run, modality=OmegaConf.to_object(mod), model=OmegaConf.to_object(mdl),
