@@ -10,15 +10,15 @@ template, ``generation_config.json``), so it loads through the same
   <|assistant|> <|end|> <|pad|>``. Its chat template marks assistant turns with
   ``{% generation %}``, so ``apply_chat_template(return_assistant_tokens_mask=True)`` gives the
   loss mask directly.
-* Model: a Llama-architecture decoder (3 layers, 96 wide, 4 heads, tied embeddings; about 0.4M
-  parameters, ~1.6 MB in fp32), pre-trained for 1,500 steps on plain prose
+* Model: a Llama-architecture decoder (2 layers, 64 wide, 4 heads, tied embeddings; about 0.12M
+  parameters, ~0.5 MB in fp32), pre-trained for 400 steps on plain prose
   (``examples/data/unit_pretrain.txt``: "37 km is 37000 m.", training numbers only). It is a
   *base* model: it has seen conversions stated in prose, never the chat format, so it cannot
   answer chat prompts until SFT teaches it the template.
 
 Usage (after ``examples/make_text_data.py``)::
 
-    python examples/make_tiny_lm.py [--out examples/models/tiny-unit-lm] [--steps 1500] [--seed 0]
+    python examples/make_tiny_lm.py [--out examples/models/tiny-unit-lm] [--steps 400] [--seed 0]
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=HERE / "data")
     parser.add_argument("--out", type=Path, default=HERE / "models" / "tiny-unit-lm")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -109,7 +109,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     tokenizer = build_tokenizer(corpus(args.data), vocab_size=384)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=96, intermediate_size=256, num_hidden_layers=3,
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=172, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256, tie_word_embeddings=True,
         bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         rms_norm_eps=1e-5,
