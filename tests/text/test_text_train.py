@@ -108,7 +108,7 @@ def test_resume_evaluate_from_checkpoint_and_probes_through_the_entry_point(chat
                                     "prompts": ["Convert 3 km to m.", "How many m are in 3 km?"],
                                     "expected": "3000 m"}) + "\n")
     evaluated = run_framework(base + ["stages=[evaluate]", f"checkpoint={ckpt}", f"modality.probes.file={probes}",
-                                      "+success.exact_match=>=0.0"], tmp_path / "eval")
+                                      "success.exact_match='>=0.0'"], tmp_path / "eval")
     assert evaluated.status == "completed"
     assert {"exact_match", "perplexity", "probe/sycophancy/pass_rate", "probe/consistency/pass_rate"} <= \
         set(evaluated.metrics)
