@@ -483,6 +483,8 @@ class Engine:
         flags = torch.zeros(3, device=flag_device)
         flags[0] = (~torch.isfinite(loss_sum.to(flag_device))).float()
         if norm is not None:
+            if hasattr(norm, "full_tensor"):  # FSDP: the norm is a DTensor over the ranks' shards
+                norm = norm.full_tensor()
             flags[1] = (~torch.isfinite(norm.to(flag_device))).float()
         flags[2] = float(self._signal.requested)
         bad_loss, bad_grad, stop = dist_utils.all_reduce_max(flags).tolist()
