@@ -57,12 +57,15 @@ def step_dir_name(step: int) -> str:
 
 
 def write_checkpoint(
-    root: Path, name: str, module: nn.Module, state: dict[str, Any], config_yaml: str, step: int
+    root: Path, name: str, module: nn.Module, state: dict[str, Any], config_yaml: str, step: int,
+    extra_dirs: dict[str, Path] | None = None,
 ) -> Path:
     """Write one checkpoint atomically under ``root/name`` and return its path.
 
     Everything goes into ``root/.tmp-<name>-<pid>`` first (each file fsynced), the manifest last,
-    then one ``os.rename`` publishes it. An existing ``root/name`` is replaced.
+    then one ``os.rename`` publishes it. An existing ``root/name`` is replaced. ``extra_dirs``
+    (name -> a finished directory, e.g. FSDP's sharded state) are moved inside before the
+    manifest is written, and their files are listed in it.
     """
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{name}-{os.getpid()}"
@@ -71,7 +74,11 @@ def write_checkpoint(
     save_model(module, str(tmp / WEIGHTS), force_contiguous=True)
     torch.save(state, tmp / STATE)
     (tmp / CONFIG).write_text(config_yaml, encoding="utf-8")
-    write_manifest(tmp, [WEIGHTS, STATE, CONFIG], step)
+    files = [WEIGHTS, STATE, CONFIG]
+    for dir_name, source in (extra_dirs or {}).items():
+        os.rename(source, tmp / dir_name)
+        files += sorted(str(p.relative_to(tmp)) for p in (tmp / dir_name).rglob("*") if p.is_file())
+    write_manifest(tmp, files, step)
     final = root / name
     if final.exists():
         # Move the old one aside first: rename onto a non-empty directory fails on POSIX.
@@ -100,7 +107,8 @@ def write_manifest(directory: Path, files: Iterable[str], step: int) -> Path:
 
 def non_finite_tensors(tensors: dict[str, Any]) -> list[str]:
     """Names of floating-point tensors in ``tensors`` holding NaN or inf."""
-    return [k for k, v in tensors.items()
+    local = {k: v.to_local() if hasattr(v, "to_local") else v for k, v in tensors.items()}  # FSDP shards
+    return [k for k, v in local.items()
             if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 

@@ -60,6 +60,7 @@ class TrainerConfig:
     device: str = "auto"  # auto (cuda > cpu) | cpu | cuda | cuda:N
     deterministic: bool = False  # deterministic algorithms (slower), for bit-exact reruns
     compile: bool = False  # torch.compile the model
+    distributed: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard, DCP sharded checkpoints); used under torchrun
     num_workers: int = 0  # DataLoader workers
     log_every: int = 10  # optimizer steps between step-metric events
     eval_every: int = 0  # optimizer steps between validations; 0 = once per epoch

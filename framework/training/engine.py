@@ -19,6 +19,7 @@ bookkeeping (logging, validation, checkpoints, signal checks) on step boundaries
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import logging
 import math
@@ -37,6 +38,7 @@ from framework.errors import FrameworkError, first_line
 from framework.hookspecs import RunInfo
 from framework.training import checkpoint as ckpt
 from framework.training import distributed as dist_utils
+from framework.training import fsdp
 from framework.training.config import RESUME_MAY_CHANGE, TrainerConfig, validate_trainer
 from framework.training.data import ResumableSampler, SeededDataset, dataset_length
 from framework.training.device import autocast, batch_size_of, move_to_device, resolve_device, resolve_precision
@@ -120,6 +122,10 @@ class Engine:
         self.rank, self.world_size, self.local_rank = dist_utils.init_distributed()
         self.device = resolve_device(cfg.device, self.local_rank)
         self.precision = resolve_precision(cfg.precision, self.device)
+        if cfg.distributed not in ("ddp", "fsdp"):
+            raise ValueError(f"trainer.distributed={cfg.distributed!r} is unknown; use ddp or fsdp")
+        self.fsdp = cfg.distributed == "fsdp" and self.world_size > 1
+        self._unsharded: nn.Module | None = None  # under FSDP: the task the modality built
         self.state = TrainState()
         self.task: nn.Module | None = None
         self.model: nn.Module | None = None
@@ -142,7 +148,7 @@ class Engine:
         self._last_saved_step = -1
         self._last_path: Path | None = None
         self._last_finite: MetricWindow | None = None
-        self._batch_items = self._items = 0
+        self._batch_items = self._items = self._tokens = 0
         self._log_time = time.perf_counter()
         self._lr = cfg.lr
         self._bar: Any = None
@@ -190,6 +196,11 @@ class Engine:
         the EMA copy, restores a checkpoint per ``cfg.resume``, then compiles and wraps in DDP as
         configured. Installs the SIGTERM/SIGINT handlers (undone by :meth:`close`).
 
+        With ``trainer.distributed=fsdp`` under torchrun, a copy of ``task`` is sharded with FSDP2
+        instead (see :mod:`framework.training.fsdp`; ``task.fsdp_units()`` names the blocks to
+        shard one by one) and trained; ``task`` itself stays unsharded and receives the trained
+        weights on rank 0 at each checkpoint. EMA and ``param_groups`` are not available then.
+
         Args:
             task: The model with its loss; its ``state_dict`` is what checkpoints hold.
             param_groups: Optimizer parameter groups (each may carry its own ``lr``), instead of
@@ -200,8 +211,15 @@ class Engine:
             set_deterministic(True)
         seed_everything(self.seed + self.rank)
         memory_format = torch.channels_last if channels_last else torch.preserve_format
-        self.task = task.to(self.device, memory_format=memory_format)
-        self.optimizer = self._build_optimizer(task, param_groups)
+        if self.fsdp:
+            if self.cfg.ema_decay or param_groups is not None:
+                raise ValueError("trainer.distributed=fsdp supports neither trainer.ema_decay nor custom param_groups")
+            self._unsharded = task
+            # fully_shard moves each rank's shards to the device; the unsharded task stays put.
+            self.task = fsdp.shard(copy.deepcopy(task))
+        else:
+            self.task = task.to(self.device, memory_format=memory_format)
+        self.optimizer = self._build_optimizer(self.task, param_groups)
         self._base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self._params = [p for group in self.optimizer.param_groups for p in group["params"]]
         if self.precision == "fp16":
@@ -211,10 +229,10 @@ class Engine:
         if self.is_main:
             ckpt.remove_partial_writes(self.run.run_dir)
         self._maybe_resume()
-        model: nn.Module = task
+        model: nn.Module = self.task
         if self.cfg.compile:
             model = torch.compile(model)  # type: ignore[assignment]
-        if self.world_size > 1:
+        if self.world_size > 1 and not self.fsdp:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             model = DistributedDataParallel(model, device_ids=device_ids)
         self.model = model
@@ -285,7 +303,7 @@ class Engine:
         self.total_steps = total
         self.schedule = Schedule.from_ratio(total, self.cfg.warmup_ratio, self.cfg.schedule, self.cfg.min_lr_ratio)
         self._open_bar(total)
-        self._log_time, self._items = time.perf_counter(), 0
+        self._log_time, self._items, self._tokens = time.perf_counter(), 0, 0
         try:
             while self.state.step < total and self._stop_reason is None:
                 for batch in self._epoch_batches(loader):
@@ -369,6 +387,8 @@ class Engine:
             self._log_train()
         if self._last_saved_step != self.state.step:
             self.save_checkpoint()
+        if self._unsharded is not None and self.is_main:
+            self._unsharded.to(self.device)  # holds the final weights (the last checkpoint loaded them)
         if self.ema is not None:
             # The averaged weights are the model to evaluate and export; the checkpoint just written
             # keeps the raw weights too, for resuming.
@@ -385,7 +405,9 @@ class Engine:
         Args:
             loss: The micro-batch's mean loss (a scalar tensor).
             metrics: Scalars to average for logging (tensors or floats), e.g. the task's output dict;
-                non-scalar entries are ignored, and ``loss`` is always logged from ``loss``.
+                non-scalar entries are ignored, and ``loss`` is always logged from ``loss``. A
+                ``tokens`` entry (a Python int: tokens in the micro-batch) is summed instead and
+                logged as ``tokens_per_s``.
 
         Returns:
             True when an optimizer step happened (a skipped non-finite step returns False).
@@ -403,6 +425,9 @@ class Engine:
         with self.model.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[union-attr, operator]
             scaled.backward()
         extra = {k: v for k, v in (metrics or {}).items() if k != "loss"}
+        tokens = extra.pop("tokens", None)
+        if isinstance(tokens, (int, float)):  # a plain count: no host sync
+            self._tokens += tokens
         self._pending.add({"loss": loss, **extra})
         self._items += self._batch_items
         if not final:
@@ -460,6 +485,8 @@ class Engine:
         flags = torch.zeros(3, device=flag_device)
         flags[0] = (~torch.isfinite(loss_sum.to(flag_device))).float()
         if norm is not None:
+            if hasattr(norm, "full_tensor"):  # FSDP: the norm is a DTensor over the ranks' shards
+                norm = norm.full_tensor()
             flags[1] = (~torch.isfinite(norm.to(flag_device))).float()
         flags[2] = float(self._signal.requested)
         bad_loss, bad_grad, stop = dist_utils.all_reduce_max(flags).tolist()
@@ -498,6 +525,8 @@ class Engine:
             return  # the norm is only logged on log steps
         if clip is not None:
             torch.nn.utils.clip_grads_with_norm_(self._params, clip, norm, foreach=True)
+        if hasattr(norm, "full_tensor"):  # FSDP: a DTensor over the ranks' shards
+            norm = norm.full_tensor()
         self._window.add({"grad_norm": norm})
 
     def _set_lr(self) -> float:
@@ -519,8 +548,11 @@ class Engine:
             return
         now = time.perf_counter()
         metrics["lr"] = self._lr
-        metrics["items_per_s"] = self._items * self.world_size / max(now - self._log_time, 1e-9)
-        self._log_time, self._items = now, 0
+        elapsed = max(now - self._log_time, 1e-9)
+        metrics["items_per_s"] = self._items * self.world_size / elapsed
+        if self._tokens:
+            metrics["tokens_per_s"] = self._tokens * self.world_size / elapsed
+        self._log_time, self._items, self._tokens = now, 0, 0
         self._metrics_file.write(self.state.step, "train", metrics, epoch=self.state.epoch)  # type: ignore[union-attr]
         if self.events is not None:
             self.events.step(self.run, self.state.step, metrics)
@@ -567,6 +599,9 @@ class Engine:
         """
         self._require_setup()
         bad = ckpt.non_finite_tensors(self.task.state_dict())  # type: ignore[union-attr]
+        if self.fsdp:  # each rank checked its own shards: agree, so that every rank stops together
+            flag = dist_utils.all_reduce_max(torch.tensor([float(bool(bad))]))
+            bad = bad or (["a tensor shard on another rank"] if flag.item() else [])
         if bad:  # every rank holds the same weights, so every rank stops here
             raise TrainingStopped(
                 f"refusing to checkpoint step {self.state.step}: the weights hold NaN/inf ({', '.join(bad[:3])}); "
@@ -576,11 +611,14 @@ class Engine:
         state = self._state_dict()  # a collective under DDP (gathers every rank's RNG state)
         name = tag or ckpt.step_dir_name(self.state.step)
         path = ckpt.checkpoint_root(self.run.run_dir) / name
+        extra = self._save_sharded(name) if self.fsdp else None
         dist_utils.barrier()
         if self.is_main:
             self._signal.saving = True
+            weights = self._unsharded if self.fsdp else self.task
             try:
-                path = ckpt.write_checkpoint(path.parent, name, self.task, state, self.run.config_yaml, self.state.step)
+                path = ckpt.write_checkpoint(path.parent, name, weights, state, self.run.config_yaml, self.state.step,
+                                             extra_dirs=extra)
             finally:
                 self._signal.saving = False
             if tag is None and self.cfg.keep_checkpoints > 0:
@@ -592,12 +630,29 @@ class Engine:
         self._last_saved_step, self._last_path = self.state.step, path
         return path
 
+    def _save_sharded(self, name: str) -> dict[str, Path] | None:
+        """FSDP: every rank writes its shard (DCP); rank 0 gathers the full weights into the
+        unsharded task. Returns the sharded directory to move into the checkpoint (rank 0)."""
+        import shutil
+
+        full = fsdp.full_weights(self.task)  # type: ignore[arg-type]
+        sharded = ckpt.checkpoint_root(self.run.run_dir) / f".tmp-{name}-{fsdp.SHARDED}"
+        if self.is_main:
+            shutil.rmtree(sharded, ignore_errors=True)
+        dist_utils.barrier()
+        fsdp.save_sharded(self.task, self.optimizer, sharded)  # type: ignore[arg-type]
+        if not self.is_main:
+            return None
+        self._unsharded.load_state_dict(full)  # type: ignore[union-attr]
+        return {fsdp.SHARDED: sharded}
+
     def _state_dict(self) -> dict[str, Any]:
         schedule = self.schedule
         return {
             "format_version": ckpt.FORMAT_VERSION,
             "train_state": asdict(self.state),
-            "optimizer": self.optimizer.state_dict(),  # type: ignore[union-attr]
+            # Under FSDP the optimizer state is sharded: it lives in the checkpoint's sharded/ (DCP).
+            "optimizer": {} if self.fsdp else self.optimizer.state_dict(),  # type: ignore[union-attr]
             "schedule": {"base_lrs": list(self._base_lrs),
                          "total_steps": schedule.total_steps if schedule else -1,
                          "warmup_steps": schedule.warmup_steps if schedule else 0},
@@ -685,8 +740,17 @@ class Engine:
         """
         _, state = ckpt.read_checkpoint(path)
         self._check_same_config(path)
-        ckpt.apply_weights(self.task, Path(path) / ckpt.WEIGHTS)  # type: ignore[arg-type]
-        self.optimizer.load_state_dict(state["optimizer"])  # type: ignore[union-attr]
+        if self.fsdp:
+            sharded = Path(path) / fsdp.SHARDED
+            if not sharded.is_dir():
+                raise ValueError(f"{path} has no {fsdp.SHARDED}/ (it was not written under trainer.distributed=fsdp); "
+                                 "resume it with trainer.distributed=ddp, or start with trainer.resume=never")
+            fsdp.load_sharded(self.task, self.optimizer, sharded)  # type: ignore[arg-type]
+            if self.is_main:
+                ckpt.apply_weights(self._unsharded, Path(path) / ckpt.WEIGHTS)  # type: ignore[arg-type]
+        else:
+            ckpt.apply_weights(self.task, Path(path) / ckpt.WEIGHTS)  # type: ignore[arg-type]
+            self.optimizer.load_state_dict(state["optimizer"])  # type: ignore[union-attr]
         self._base_lrs = [float(lr) for lr in state["schedule"]["base_lrs"]]
         if self.scaler is not None and state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])

@@ -1,0 +1,322 @@
+"""The text modality: SFT and DPO of causal language models (transformers + peft).
+
+``python -m framework +modality=text`` fine-tunes the bundled tiny LM on unit-conversion chats
+with LoRA (SFT); ``python -m framework +modality=text_dpo`` (the same modality with
+``modality.method=dpo`` and the bundled preference pairs) runs DPO. See
+``conf/modality/text.yaml`` for every setting and :mod:`plugins.text.config` for what each means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+import torch
+from torch import nn
+
+from framework.data.records import DataBundle, Record
+from framework.errors import FrameworkError
+from framework.evaluation.types import EvalReport, Predictions
+from framework.modality import Modality, RunContext
+from plugins.text import chat
+from plugins.text import evaluate as text_eval
+from plugins.text.checks import ENCODING_KEY
+from plugins.text.config import DPO_LOSSES, METHODS, TextConfig, TextModelConfig
+from plugins.text.loop import train_text
+from plugins.text.model import REPO_ROOT, is_peft, load_model, load_tokenizer
+from plugins.text.packing import Collator, PairCollator, PairDataset, SFTDataset
+from plugins.text.task import DPOTask, SFTTask
+
+if TYPE_CHECKING:
+    from framework.training import Engine
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_KEY = "text.tokenizer"  # RunContext.extras: the tokenizer shared by the methods
+FORMATS = {"sft": "chat", "dpo": "preference"}
+
+
+def resolve_path(path: str | Path) -> Path:
+    """Relative paths resolve against the working directory when they exist there, else against
+    the repository (so the bundled defaults work from any directory)."""
+    p = Path(path).expanduser()
+    if not p.is_absolute() and not p.exists() and (REPO_ROOT / p).exists():
+        p = REPO_ROOT / p
+    return p.absolute()
+
+
+def _with_root(data_cfg: Any, root: Path) -> Any:
+    if dataclasses.is_dataclass(data_cfg):
+        return dataclasses.replace(data_cfg, root=str(root))
+    copy = data_cfg.copy()
+    copy.root = str(root)
+    return copy
+
+
+def reference_answer(record: Record) -> str:
+    """What a correct model says: the last assistant turn of a chat, or a pair's ``chosen``."""
+    if "messages" in record.fields:
+        turns = [m["content"] for m in record.fields["messages"] if m["role"] == "assistant"]
+        return turns[-1] if turns else ""
+    return chat.response_text(record.fields.get("chosen", ""))
+
+
+def prompt_of(record: Record) -> list[dict[str, str]]:
+    """The conversation a model answers: a chat up to its last assistant turn, or a pair's prompt."""
+    if "messages" in record.fields:
+        messages = list(record.fields["messages"])
+        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        return messages[:last]
+    return chat.prompt_messages(record.fields.get("prompt", record.text or ""))
+
+
+def pair_kind(record: Record) -> str | None:
+    """``trap`` for sycophancy traps, ``gold`` for gold pairs, else ``None``."""
+    if record.fields.get("trap"):
+        return "trap"
+    if record.fields.get("gold"):
+        return "gold"
+    return None
+
+
+class TextModality(Modality):
+    """Causal-LM fine-tuning: chat SFT with assistant-only loss and packing, or DPO (sigmoid, IPO,
+    hinge) against the adapters-disabled or precomputed reference; LoRA, full fine-tuning, FSDP2."""
+
+    name: ClassVar[str] = "text"
+    description: ClassVar[str] = "causal LM fine-tuning: chat SFT and DPO (transformers + peft LoRA, FSDP2)"
+    label_type: ClassVar[str] = "text"
+    sections: ClassVar[Mapping[str, type]] = {"modality": TextConfig, "model": TextModelConfig}
+
+    # --- data --------------------------------------------------------------------------------
+
+    def load_data(self, ctx: RunContext) -> DataBundle:
+        """Read chats (SFT) or preference pairs (DPO) with the core readers and tokenize every
+        example once with the chat template, so the audit sees token counts, truncation and
+        loss masks (``extras["text_encoding"]``)."""
+        from framework.data.loading import load_bundle
+
+        cfg: TextConfig = ctx.modality
+        if cfg.method not in METHODS:
+            raise FrameworkError(f"modality.method={cfg.method!r} is unknown; use one of {', '.join(METHODS)}")
+        if cfg.dpo.loss not in DPO_LOSSES:
+            raise FrameworkError(f"modality.dpo.loss={cfg.dpo.loss!r} is unknown; use one of {', '.join(DPO_LOSSES)}")
+        data_cfg = _with_root(ctx.data, resolve_path(ctx.data.root))
+        bundle = load_bundle(data_cfg, format=FORMATS[cfg.method], label_type="text")
+        tokenizer = load_tokenizer(ctx.model)
+        ctx.extras[TOKENIZER_KEY] = tokenizer
+        self._check_records(cfg, bundle)
+        bundle.extras[ENCODING_KEY] = self.encode(ctx, bundle)
+        return bundle
+
+    def _check_records(self, cfg: TextConfig, bundle: DataBundle) -> None:
+        wants = "messages" if cfg.method == "sft" else "chosen"
+        for record in bundle.records():
+            if wants not in record.fields:
+                other = "+modality=text_dpo (or data.format=preference)" if cfg.method == "dpo" else "+modality=text"
+                raise FrameworkError(
+                    f"{record.source}: modality.method={cfg.method} needs "
+                    f"{'chat messages' if wants == 'messages' else 'preference pairs (prompt/chosen/rejected)'}; "
+                    f"this data has none. Use {other} with matching data.train/val/test")
+
+    def template(self, ctx: RunContext) -> str:
+        """The chat template of this run (see :func:`plugins.text.chat.resolve_template`)."""
+        return chat.resolve_template(self.tokenizer(ctx), ctx.modality.chat_template)
+
+    def tokenizer(self, ctx: RunContext) -> Any:
+        """The run's tokenizer, loaded once."""
+        if TOKENIZER_KEY not in ctx.extras:
+            ctx.extras[TOKENIZER_KEY] = load_tokenizer(ctx.model)
+        return ctx.extras[TOKENIZER_KEY]
+
+    def encode(self, ctx: RunContext, bundle: DataBundle) -> dict[str, Any]:
+        """Tokenized examples per split: ``{"max_length", "method", "splits": {split: {id: Encoded
+        or (chosen, rejected)}}}``."""
+        cfg: TextConfig = ctx.modality
+        tok, template = self.tokenizer(ctx), self.template(ctx)
+        splits: dict[str, dict[str, Any]] = {}
+        for split, records in bundle.splits.items():
+            if cfg.method == "sft":
+                splits[split] = {r.id: chat.encode_chat(tok, r.fields["messages"], template, cfg.max_length,
+                                                        assistant_only=cfg.sft.assistant_only,
+                                                        mask_source=cfg.sft.mask_source) for r in records}
+            else:
+                splits[split] = {r.id: (chat.encode_pair_side(tok, r.fields["prompt"], r.fields["chosen"], template,
+                                                              cfg.max_length),
+                                        chat.encode_pair_side(tok, r.fields["prompt"], r.fields["rejected"], template,
+                                                              cfg.max_length)) for r in records}
+        return {"max_length": cfg.max_length, "method": cfg.method, "splits": splits}
+
+    def _encoded(self, ctx: RunContext, data: DataBundle, split: str) -> list[Any]:
+        enc = data.extras.get(ENCODING_KEY) or self.encode(ctx, data)
+        data.extras[ENCODING_KEY] = enc
+        return [enc["splits"][split][r.id] for r in data.records(split)]
+
+    def sft_dataset(self, ctx: RunContext, data: DataBundle, split: str, packing: bool) -> SFTDataset:
+        """SFT rows of ``split`` (packed when ``packing``)."""
+        return SFTDataset(self._encoded(ctx, data, split), ctx.modality.max_length, packing)
+
+    def pair_dataset(self, ctx: RunContext, data: DataBundle, split: str,
+                     reference: list[tuple[float, float]] | None = None) -> PairDataset:
+        """DPO pairs of ``split``."""
+        pairs = self._encoded(ctx, data, split)
+        return PairDataset([c for c, _ in pairs], [r for _, r in pairs], reference)
+
+    # --- task --------------------------------------------------------------------------------
+
+    def build_task(self, ctx: RunContext, data: DataBundle) -> nn.Module:
+        """The causal LM (LoRA-wrapped when ``model.lora.rank > 0``) with its SFT or DPO loss."""
+        cfg: TextConfig = ctx.modality
+        model = load_model(ctx.model)
+        if cfg.method == "sft":
+            return SFTTask(model)
+        reference = cfg.dpo.reference
+        if reference == "auto":
+            reference = "adapters_off" if is_peft(model) else "precomputed"
+        if reference == "adapters_off" and not is_peft(model):
+            raise FrameworkError("modality.dpo.reference=adapters_off needs LoRA (model.lora.rank > 0); "
+                                 "use modality.dpo.reference=precomputed for full fine-tuning")
+        if reference not in ("adapters_off", "precomputed"):
+            raise FrameworkError(f"modality.dpo.reference={reference!r} is unknown; use auto, adapters_off or precomputed")
+        return DPOTask(model, beta=cfg.dpo.beta, loss_type=cfg.dpo.loss, label_smoothing=cfg.dpo.label_smoothing,
+                       reference=reference)
+
+    # --- training ----------------------------------------------------------------------------
+
+    def train(self, ctx: RunContext, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
+        """SFT on packed chats, or DPO on pairs; validation loss (and reward accuracy) on ``val``."""
+        cfg: TextConfig = ctx.modality
+        pad = self.tokenizer(ctx).pad_token_id
+        has_val = bool(data.records("val"))
+        if cfg.method == "sft":
+            train_set = self.sft_dataset(ctx, data, "train", cfg.sft.packing)
+            val_set = self.sft_dataset(ctx, data, "val", packing=False) if has_val else None
+            log.info("SFT: %d examples in %d rows of up to %d tokens (packing %s)", len(data.records("train")),
+                     len(train_set), cfg.max_length, "on" if cfg.sft.packing else "off")
+            train_text(engine, task, train_set, Collator(pad), val_set, eval_batch_size=cfg.eval_batch_size)
+            return
+        train_ref = val_ref = None
+        if task.reference == "precomputed":
+            train_ref = self.precompute_reference(task, self.pair_dataset(ctx, data, "train"), pad, engine.device,
+                                                  cfg.eval_batch_size)
+            if has_val:
+                val_ref = self.precompute_reference(task, self.pair_dataset(ctx, data, "val"), pad, engine.device,
+                                                    cfg.eval_batch_size)
+        train_set = self.pair_dataset(ctx, data, "train", train_ref)
+        val_set = self.pair_dataset(ctx, data, "val", val_ref) if has_val else None
+        log.info("DPO (%s, beta %g, reference %s): %d pairs", cfg.dpo.loss, cfg.dpo.beta, task.reference, len(train_set))
+        train_text(engine, task, train_set, PairCollator(pad), val_set, eval_batch_size=cfg.eval_batch_size)
+
+    @staticmethod
+    def precompute_reference(task: DPOTask, pairs: PairDataset, pad_id: int, device: torch.device,
+                             batch_size: int) -> list[tuple[float, float]]:
+        """The starting model's scores of every pair, computed once (no second model is kept)."""
+        from torch.utils.data import DataLoader
+
+        task.to(device)
+        out: list[tuple[float, float]] = []
+        with text_eval.evaluating(task):
+            for batch in DataLoader(pairs, batch_size=batch_size, collate_fn=PairCollator(pad_id)):
+                batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                scores = task.side_logps(task.model, batch)
+                n = scores.shape[0] // 2
+                out += list(zip(scores[:n].tolist(), scores[n:].tolist()))
+        return out
+
+    # --- prediction and evaluation -----------------------------------------------------------
+
+    def answer(self, ctx: RunContext, task: nn.Module, prompts: list[list[dict[str, str]]]) -> list[str]:
+        """Greedy answers of the model to conversations (each ending before the assistant turn)."""
+        tok, template = self.tokenizer(ctx), self.template(ctx)
+        ids = [chat.generation_prompt(tok, p, template) for p in prompts]
+        return text_eval.generate(task.model, tok, ids, max_new_tokens=ctx.modality.max_new_tokens,
+                                  batch_size=ctx.modality.eval_batch_size)
+
+    def predict(self, ctx: RunContext, task: nn.Module, records: list[Record], split: str) -> Predictions:
+        """Generated answers (``outputs``) to each record's prompt; ``targets`` are the reference
+        answers (``None`` for unlabeled records)."""
+        outputs = self.answer(ctx, task, [prompt_of(r) for r in records]) if records else []
+        targets = [reference_answer(r) or None for r in records]
+        return Predictions(split=split, ids=[r.id for r in records], targets=targets, outputs=outputs,
+                           slices=[dict(r.slices) for r in records])
+
+    def evaluate(self, ctx: RunContext, task: nn.Module, data: DataBundle, split: str) -> EvalReport:
+        """Loss and perplexity (SFT), preference accuracy and margin with traps and gold pairs
+        apart (DPO), generation exact match, per-slice exact match and the probe suite; with
+        ``modality.baseline`` the same figures of the starting model as ``baseline/<metric>``.
+
+        Writes ``eval/generations_<split>.jsonl`` and ``eval/probes_<split>.jsonl``.
+        """
+        cfg: TextConfig = ctx.modality
+        report = EvalReport(split=split)
+        report.metrics.update(self._measure(ctx, task, data, split, report, write=True))
+        if cfg.baseline:
+            with text_eval.base_policy(task.model):
+                base = self._measure(ctx, task, data, split, None, write=False)
+            report.metrics.update({f"baseline/{k}": v for k, v in base.items()})
+            for key in ("exact_match", "preference_accuracy", "probe/pass_rate"):
+                if key in base and key in report.metrics:
+                    report.notes.append(f"{key}: {base[key]:.3f} for the starting model -> "
+                                        f"{report.metrics[key]:.3f} after training")
+        return report
+
+    def _measure(self, ctx: RunContext, task: nn.Module, data: DataBundle, split: str,
+                 report: EvalReport | None, write: bool) -> dict[str, float]:
+        cfg: TextConfig = ctx.modality
+        pad = self.tokenizer(ctx).pad_token_id
+        records = data.records(split)
+        metrics: dict[str, float] = {}
+        if cfg.method == "sft":
+            metrics.update(text_eval.loss_and_perplexity(task.model, self.sft_dataset(ctx, data, split, False),
+                                                         Collator(pad), cfg.eval_batch_size))
+        else:
+            chosen, rejected = text_eval.preference_scores(task.model, self.pair_dataset(ctx, data, split),
+                                                           PairCollator(pad), cfg.eval_batch_size)
+            metrics.update(text_eval.preference_metrics(chosen, rejected))
+            for kind in ("trap", "gold"):
+                idx = [i for i, r in enumerate(records) if pair_kind(r) == kind]
+                part = text_eval.preference_metrics([chosen[i] for i in idx], [rejected[i] for i in idx])
+                metrics.update({f"{kind}/{k}": v for k, v in part.items()})
+        sample = records[: cfg.generation_limit] if cfg.generation_limit > 0 else records
+        preds = self.predict(ctx, task, sample, split)
+        metrics["exact_match"] = text_eval.exact_match(preds.outputs, preds.targets)
+        if report is not None:
+            for field in ctx.data.slices:
+                values = sorted({s.get(field) for s in preds.slices if s.get(field) is not None})
+                for value in values:
+                    idx = [i for i, s in enumerate(preds.slices) if s.get(field) == value]
+                    report.per_slice[f"{field}={value}"] = {
+                        "exact_match": text_eval.exact_match([preds.outputs[i] for i in idx],
+                                                             [preds.targets[i] for i in idx]),
+                        "count": float(len(idx))}
+        if write:
+            _write_jsonl(ctx.path("eval", f"generations_{split}.jsonl"),
+                         [{"id": i, "target": t, "output": o} for i, t, o in zip(preds.ids, preds.targets, preds.outputs)])
+        if cfg.probes.file:
+            probes = text_eval.read_probes(resolve_path(cfg.probes.file))
+            probe_metrics, rows = text_eval.run_probes(
+                probes, lambda prompts: self.answer(ctx, task, [chat.prompt_messages(p) for p in prompts]))
+            metrics.update(probe_metrics)
+            if write:
+                _write_jsonl(ctx.path("eval", f"probes_{split}.jsonl"), rows)
+                failed = [r["id"] for r in rows if not r["passed"]]
+                if report is not None and failed:
+                    report.notes.append(f"{len(failed)} of {len(rows)} probes failed (e.g. {', '.join(failed[:3])}); "
+                                        f"see eval/probes_{split}.jsonl")
+        return metrics
+
+    # --- export ------------------------------------------------------------------------------
+
+    def export(self, ctx: RunContext, task: nn.Module, out_dir: Path) -> list[Path]:
+        """The LoRA adapter (``adapter/``, peft ``save_pretrained``) and the merged model with its
+        tokenizer (``merged/``, safetensors, loadable by ``AutoModelForCausalLM.from_pretrained``)."""
+        from plugins.text.export import export_model
+
+        return export_model(task.model, self.tokenizer(ctx), out_dir, ctx.config_yaml, self.template(ctx))
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

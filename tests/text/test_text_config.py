@@ -1,0 +1,39 @@
+"""The shipped text configs compose and bind to the schemas; the plugin honours the contract."""
+
+from __future__ import annotations
+
+import pytest
+
+import plugins.text.plugin as text_plugin
+from framework.config import typed_section
+from framework.errors import FrameworkError
+from framework.testing import assert_plugin_contract, compose
+from plugins.text.config import TextConfig, TextModelConfig
+from plugins.text.model import load_model, quantization_config
+
+
+def test_text_plugin_honours_the_contract() -> None:
+    assert_plugin_contract(text_plugin)
+
+
+def test_sft_and_dpo_configs_compose() -> None:
+    sft = compose(["+modality=text"])
+    assert sft.modality.method == "sft" and sft.data.format == "chat" and sft.model.lora.rank == 16
+    dpo = compose(["+modality=text_dpo"])
+    assert dpo.modality.name == "text" and dpo.modality.method == "dpo" and dpo.data.format == "preference"
+    assert dpo.data.gates.plugins.preference_reasons.require is True
+    assert dpo.data.gates.plugins.loss_mask.gate is True  # inherited from text.yaml
+    for cfg in (sft, dpo):
+        typed_section(cfg, "modality", TextConfig)
+        typed_section(cfg, "model", TextModelConfig)
+    with pytest.raises(FrameworkError, match="modality.sft.pack"):
+        typed_section(compose(["+modality=text", "+modality.sft.pack=true"]), "modality", TextConfig)
+
+
+def test_model_errors_are_clear() -> None:
+    with pytest.raises(FrameworkError, match="local_files_only"):
+        load_model(TextModelConfig(name="no-such-org/no-such-model"))
+    with pytest.raises(FrameworkError, match="dtype"):
+        load_model(TextModelConfig(dtype="float8"))
+    with pytest.raises(FrameworkError, match="bitsandbytes|CUDA"):
+        quantization_config("4bit")
