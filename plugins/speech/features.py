@@ -58,13 +58,15 @@ class SpecAugment(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         import torchaudio.functional as AF
 
-        if not self.training:
-            return mel
-        mean = mel.mean(dim=(-2, -1), keepdim=True)  # (B, 1, 1)
-        x = (mel - mean).unsqueeze(1)  # (B, 1, n_mels, T): torchaudio masks axis 2 (freq) / 3 (time)
-        for _ in range(self.freq_masks if self.freq_width > 0 else 0):
-            x = AF.mask_along_axis_iid(x, self.freq_width, 0.0, axis=2)
         width = min(self.time_width, int(self.max_time_fraction * mel.shape[-1]))
-        for _ in range(self.time_masks if width > 0 else 0):
-            x = AF.mask_along_axis_iid(x, width, 0.0, axis=3)
-        return x.squeeze(1) + mean
+        n_freq = self.freq_masks if self.freq_width > 0 else 0
+        n_time = self.time_masks if width > 0 else 0
+        if not self.training or not (n_freq or n_time):
+            return mel
+        keep = torch.ones(mel.shape[0], 1, *mel.shape[1:], device=mel.device, dtype=mel.dtype)  # (B, 1, n_mels, T)
+        for _ in range(n_freq):
+            keep = AF.mask_along_axis_iid(keep, self.freq_width, 0.0, axis=2)
+        for _ in range(n_time):
+            keep = AF.mask_along_axis_iid(keep, width, 0.0, axis=3)
+        mean = mel.mean(dim=(-2, -1), keepdim=True)  # (B, 1, 1)
+        return torch.where(keep.squeeze(1) > 0, mel, mean)

@@ -61,10 +61,30 @@ class SpeechRecognitionTask(nn.Module):
         Returns:
             ``{"loss": mean cross-entropy over labelled tokens, "token_acc": their accuracy}``.
         """
+        base = self._base()
         mel = self.mel(batch["audio"])  # (B, n_mels, T)
-        logits = self.model(mel, batch["tokens"])  # (B, L, n_vocab)
+        hidden = self._decoder_states(base, base.encoder(mel), batch["tokens"])  # (B, L, n_text_state)
         labels = batch["labels"]  # (B, L)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
         mask = labels != IGNORE
-        acc = ((logits.argmax(-1) == labels) & mask).sum() / mask.sum().clamp(min=1)
+        # Project only the positions in the loss onto the 51k-token vocabulary: that projection is
+        # most of a small model's compute, and padding and prompt positions need none of it.
+        weight = base.decoder.token_embedding.weight  # (n_vocab, n_text_state), tied as in Whisper
+        logits = hidden[mask] @ weight.to(hidden.dtype).t()  # (N, n_vocab)
+        target = labels[mask]  # (N,)
+        loss = F.cross_entropy(logits.float(), target)
+        acc = (logits.argmax(-1) == target).float().mean()
         return {"loss": loss, "token_acc": acc.detach()}
+
+    def _base(self) -> Whisper:
+        """The Whisper module inside (the peft model's base when LoRA is on; adapters stay active)."""
+        return self.model if isinstance(self.model, Whisper) else self.model.get_base_model()  # type: ignore[operator]
+
+    @staticmethod
+    def _decoder_states(model: Whisper, audio_features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Whisper's ``TextDecoder.forward`` up to its final layer norm: ``(B, L, n_text_state)``."""
+        dec = model.decoder
+        x = dec.token_embedding(tokens) + dec.positional_embedding[: tokens.shape[-1]]
+        x = x.to(audio_features.dtype)
+        for block in dec.blocks:
+            x = block(x, audio_features, mask=dec.mask)
+        return dec.ln(x)
