@@ -41,14 +41,20 @@ def test_evaluate_from_a_checkpoint_and_resume(tmp_path: Path) -> None:
     assert again.status == "completed" and _train_steps(run) == [1, 2, 3, 4, 5]
     checkpoint = latest_checkpoint(run)
     assert json.loads((checkpoint / "manifest.json").read_text())["step"] == 5
-    # stages=[evaluate] checkpoint=...: a fresh run dir scores the checkpoint's weights.
-    result = run_framework(_args(root, "stages=[evaluate,export]", f"checkpoint={checkpoint}"), tmp_path / "eval")
+    # stages=[evaluate] checkpoint=...: a fresh run dir scores the checkpoint's weights; the same
+    # weights pre-annotate untranscribed audio as Label Studio text tasks.
+    rows = [json.loads(line) for line in (root / "val.jsonl").read_text().splitlines()]
+    (root / "unlabeled.jsonl").write_text("".join(json.dumps({**r, "text": ""}) + "\n" for r in rows))
+    result = run_framework(_args(root, "stages=[evaluate,preannotate,export]", f"checkpoint={checkpoint}",
+                                 "data.unlabeled=unlabeled.jsonl"), tmp_path / "eval")
     assert result.status == "completed"
     for key in ("wer", "cer", "test/wer", "robust/snr_10db/wer"):
         assert key in result.metrics, key
     assert [v.criterion.metric for v in result.verdicts] == ["wer"]
     assert "wer" in (tmp_path / "eval" / "report.md").read_text()
     assert (tmp_path / "eval" / "export" / "model.pt").is_file()
+    tasks = json.loads((tmp_path / "eval" / "annotation" / "preannotations.json").read_text())
+    assert len(tasks) == 3 and "text" in tasks[0]["predictions"][0]["result"][0]["value"]
 
 
 @pytest.mark.slow
