@@ -117,6 +117,7 @@ def load_task(source: Path, device: str | torch.device = "cpu") -> tuple[SpeechR
     from whisper.model import ModelDimensions
 
     from framework.training.checkpoint import load_model_weights
+    from plugins.speech.config import LoraConfig
     from plugins.speech.model import configure_training
 
     source = Path(source)
@@ -128,9 +129,8 @@ def load_task(source: Path, device: str | torch.device = "cpu") -> tuple[SpeechR
     if not (source / WEIGHTS).is_file():
         raise FrameworkError(f"{source} has neither {WHISPER_CHECKPOINT} nor {WEIGHTS}")
     dims = ModelDimensions(**info.dims)
-    lora = info.model.get("lora") or {}
-    lora_cfg = type("Lora", (), {**{"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": None}, **lora})
-    module = configure_training(whisper.model.Whisper(dims), str(info.model.get("finetune", "full")), 0, lora_cfg)
+    lora = LoraConfig(**(info.model.get("lora") or {}))
+    module = configure_training(whisper.model.Whisper(dims), str(info.model.get("finetune", "full")), 0, lora)
     task = SpeechRecognitionTask(module, dims, timestamps=info.timestamps)
     load_model_weights(task, source)
     return task.to(device).eval(), info
