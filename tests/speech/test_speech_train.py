@@ -194,6 +194,12 @@ def test_lora_training_exports_merged_weights(make_ctx, corpus, tmp_path) -> Non
     audio, langs = [store.get(r) for r in records], [r.fields["language"] for r in records]
     assert transcribe(reloaded, audio, langs, sample_len=8) == transcribe(task.whisper(), audio, langs, sample_len=8)
     assert not any("lora" in k for k in reloaded.state_dict())
+    # A checkpoint of the run rebuilds the adapters from speech.json and loads the same weights.
+    from plugins.speech.export import load_task
+
+    [ckpt] = sorted((ctx.run_dir / "checkpoints").iterdir())
+    from_ckpt, _ = load_task(ckpt)
+    assert transcribe(from_ckpt.whisper(), audio, langs, sample_len=8) == transcribe(reloaded, audio, langs, sample_len=8)
 
 
 def test_bucketed_batches_and_timestamps_train(make_ctx, corpus) -> None:
