@@ -80,8 +80,9 @@ def image_hash(path: Path) -> tuple[int, dict[str, Any]]:
         return int(str(imagehash.phash(img)), 16), meta
 
 
-def audio_signature(path: Path) -> tuple[int, dict[str, Any]]:
-    """64-bit spectral signature of an audio file and its ``samplerate``/``channels``.
+def audio_signature(path: Path, segment: tuple[float, float | None] | None = None) -> tuple[int, dict[str, Any]]:
+    """64-bit spectral signature of an audio file (or of its ``(offset, duration)`` segment, in
+    seconds) and its ``samplerate``/``channels``.
 
     Raises:
         ValueError: for a truncated WAV or a file with no frames.
@@ -92,6 +93,9 @@ def audio_signature(path: Path) -> tuple[int, dict[str, Any]]:
         raise ValueError("WAV data chunk shorter than its header says (truncated)")
     data, sr = sf.read(str(path), always_2d=True, dtype="float32")
     meta = {"samplerate": sr, "channels": data.shape[1]}
+    if segment is not None:
+        start = int(segment[0] * sr)
+        data = data[start : None if segment[1] is None else start + int(segment[1] * sr)]
     mono = data.mean(axis=1)
     if mono.size == 0:
         raise ValueError("no audio frames")
@@ -138,8 +142,21 @@ def _fields_fingerprint(record: Record) -> Fingerprint:
     return Fingerprint(digest, None, "fields")
 
 
+def _segment(record: Record) -> tuple[float, float | None] | None:
+    """``(offset, duration)`` in seconds when the record is a segment of a longer audio file."""
+    offset = record.fields.get("offset")
+    if not isinstance(offset, (int, float)) or isinstance(offset, bool):
+        return None
+    duration = record.fields.get("duration")
+    return float(offset), float(duration) if isinstance(duration, (int, float)) else None
+
+
 def fingerprint(record: Record) -> Fingerprint:
-    """Fingerprint one record; decoding errors are captured in ``error``, never raised."""
+    """Fingerprint one record; decoding errors are captured in ``error``, never raised.
+
+    A segment of a longer audio file (``offset``/``duration`` fields, as in NeMo manifests) is
+    fingerprinted on its own samples, so segments of one recording are not duplicates of each other.
+    """
     if record.media is None:
         text = record_text(record)
         if not text.strip():
@@ -153,8 +170,11 @@ def fingerprint(record: Record) -> Fingerprint:
     except OSError as exc:
         return Fingerprint("", None, "other", {"extension": suffix}, f"cannot read: {exc}")
     kind = "image" if suffix in IMAGE_EXTENSIONS else "audio" if suffix in AUDIO_EXTENSIONS else "other"
+    segment = _segment(record) if kind == "audio" else None
+    if segment is not None:
+        digest = hashlib.sha1(f"{digest}@{segment[0]:g}+{segment[1]}".encode()).hexdigest()
     try:
-        near, meta = image_hash(path) if kind == "image" else audio_signature(path) if kind == "audio" else (None, {})
+        near, meta = image_hash(path) if kind == "image" else audio_signature(path, segment) if kind == "audio" else (None, {})
     except Exception as exc:  # any decoder failure means the file is unusable
         return Fingerprint(digest, None, kind, {"extension": suffix}, f"{type(exc).__name__}: {exc}")
     return Fingerprint(digest, near, kind, {**meta, "extension": suffix})

@@ -7,7 +7,6 @@ for every setting and :mod:`plugins.vision.config` for what each one means.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import Counter
 from pathlib import Path
@@ -15,12 +14,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from torch import nn
 
-import plugins
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
 from framework.evaluation import classification as cls_eval
 from framework.modality import Modality, RunContext
+from plugins.data_root import resolve_root, with_root
 from plugins.vision import evaluate as vision_eval
 from framework.media.augment import build_pipeline
 from plugins.vision.checks import IMAGE_INFO_KEY
@@ -37,26 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(plugins.__file__).resolve().parents[1]
 STORE_KEY = "vision.store"  # RunContext.extras key of the ImageStore shared by the methods
-
-
-def resolve_root(root: str | Path) -> Path:
-    """``data.root`` as an absolute path: relative roots resolve against the working directory
-    when they exist there, else against the repository (so the bundled ``examples/data/digits``
-    default works from any directory)."""
-    path = Path(root).expanduser()
-    if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
-        path = REPO_ROOT / path
-    return path.absolute()
-
-
-def _with_root(data_cfg: Any, root: Path) -> Any:
-    if dataclasses.is_dataclass(data_cfg):
-        return dataclasses.replace(data_cfg, root=str(root))
-    copy = data_cfg.copy()
-    copy.root = str(root)
-    return copy
 
 
 def _labeled(records: list[Record]) -> list[Record]:
@@ -86,7 +66,7 @@ class VisionModality(Modality):
 
         cfg: VisionConfig = ctx.modality
         store = ImageStore(input_spec(ctx.model).size, cfg.resize, cfg.cache_limit_mb)
-        data_cfg = _with_root(ctx.data, resolve_root(ctx.data.root))
+        data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
         probe = store.probe if getattr(data_cfg, "probe_media", True) else None
         bundle = load_bundle(data_cfg, decoder_check=probe, label_type="class")
         bundle.extras[IMAGE_INFO_KEY] = store.info

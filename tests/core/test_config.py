@@ -39,7 +39,7 @@ def test_every_shipped_config_composes() -> None:
         assert cfg.modality.name == modality
     for model in _group_options("model", plugin_dirs):
         owner = next(m for m in modalities if (_owner_dir(model, plugin_dirs) / "modality" / f"{m}.yaml").exists())
-        assert compose([f"+modality={owner}", f"model={model}"]).model.name
+        assert compose([f"+modality={owner}", f"model={model}"]).model  # a non-empty node: a name, or dims to build from
     for tracking in _group_options("tracking", [conf_dir()]):
         assert "jsonl" in compose(["+modality=tabular", f"tracking={tracking}"]).tracking.backends
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from framework.data.errors import DataError
 from framework.data.readers._common import Collector, ReadOptions, get_field, iter_jsonl
@@ -15,7 +15,9 @@ def read_nemo_audio(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Q
     Required: ``audio_filepath`` (relative to the manifest or ``data.root``), ``duration``
     (seconds), ``text`` (the transcript; an empty one is kept and reported by the audit).
     Optional: ``language``, ``offset`` (seconds into the file), ``id``. The transcript is both
-    ``Record.label`` and ``Record.text``.
+    ``Record.label`` and ``Record.text``. Several lines may cut segments out of one long file
+    with ``offset``/``duration``; without an explicit ``id`` such a segment's id is
+    ``<audio path>@<offset>+<duration>``, so segments of one file never clash.
     """
     col = Collector(path, opts)
     for line, obj in iter_jsonl(path):
@@ -27,5 +29,8 @@ def read_nemo_audio(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Q
         offset = get_field(obj, "offset", (int, float), where, required=False)
         if duration < 0 or (offset is not None and offset < 0):
             raise DataError(where, f"negative duration/offset ({duration}, {offset})", "Recompute them from the audio.")
-        col.add(line, obj, media=media, label=text, text=text, record_id=obj.get("id"))
+        record_id = obj.get("id")
+        if record_id is None and offset is not None:
+            record_id = f"{PurePosixPath(media).as_posix()}@{offset:g}+{duration:g}"
+        col.add(line, obj, media=media, label=text, text=text, record_id=record_id)
     return col.result()

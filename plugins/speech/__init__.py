@@ -1,0 +1,1 @@
+"""The built-in speech modality: Whisper ASR at 16 kHz, with code-switched transcripts."""

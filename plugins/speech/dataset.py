@@ -1,0 +1,149 @@
+"""Datasets the engine's loader reads: 16 kHz utterances padded to the model's window, their
+decoder sequences, and optional speed/noise augmentation.
+
+Augmentation draws from NumPy's global generator, which the engine seeds per item from
+``(seed, epoch, index)``: the same item gets the same speed and noise after a resume.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from framework.data.records import Record
+from plugins.speech.audio import AudioStore
+from plugins.speech.tokens import collate_tokens, encode, tokenizer_for
+
+
+@dataclass(frozen=True)
+class WaveAugment:
+    """Waveform augmentation of training utterances.
+
+    Attributes:
+        speed: ``[low, high]`` speed factors drawn uniformly (resampling: tempo and pitch change
+            together, as in Kaldi's speed perturbation); ``[1, 1]`` is off.
+        speed_prob: Probability of changing an utterance's speed.
+        noise_snr_db: ``[low, high]`` signal-to-noise ratios of added white noise; ``[]`` is off.
+        noise_prob: Probability of adding noise to an utterance.
+    """
+
+    speed: tuple[float, float] = (1.0, 1.0)
+    speed_prob: float = 0.0
+    noise_snr_db: tuple[float, ...] = ()
+    noise_prob: float = 0.0
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        low, high = self.speed
+        if self.speed_prob > 0 and high > low and np.random.random() < self.speed_prob:
+            audio = change_speed(audio, float(np.random.uniform(low, high)))
+        if self.noise_snr_db and self.noise_prob > 0 and np.random.random() < self.noise_prob:
+            snr = float(np.random.uniform(min(self.noise_snr_db), max(self.noise_snr_db)))
+            audio = add_noise(audio, snr, np.random.default_rng(np.random.randint(2**31)))
+        return audio
+
+
+def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """``audio`` played ``factor`` times faster (linear interpolation; ``factor > 1`` shortens it)."""
+    n = max(1, int(round(audio.size / factor)))
+    return np.interp(np.arange(n) * factor, np.arange(audio.size), audio).astype(np.float32)
+
+
+def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """``audio`` plus white noise at ``snr_db`` dB below its mean power."""
+    power = float(np.mean(audio.astype(np.float64) ** 2)) or 1e-10
+    noise = rng.standard_normal(audio.size) * math.sqrt(power / 10 ** (snr_db / 10))
+    return (audio + noise).astype(np.float32)
+
+
+def pad_or_trim(audio: np.ndarray, length: int) -> np.ndarray:
+    """``audio`` cut or zero-padded to ``length`` samples (whisper's ``pad_or_trim``)."""
+    if audio.size >= length:
+        return audio[:length]
+    return np.pad(audio, (0, length - audio.size))
+
+
+def record_language(record: Record, default: str) -> str:
+    """The utterance's primary language: the manifest's ``language``, else ``default``."""
+    value = record.fields.get("language")
+    return str(value) if value else default
+
+
+class SpeechDataset(Dataset):
+    """Records as ``{"audio": (window,) float32, "sequence": [...], "prompt_length": int}`` items.
+
+    Args:
+        records: The utterances, in order (unlabeled ones get an empty transcript).
+        store: Where the decoded 16 kHz audio comes from.
+        window: Samples per item (the model's window).
+        default_language: ``modality.language``, for records without a ``language`` field.
+        augment: Waveform augmentation, or ``None``.
+        timestamps: Put timestamp tokens in the sequences.
+        num_languages: The vocabulary's language count (99 or 100).
+    """
+
+    def __init__(self, records: Sequence[Record], store: AudioStore, window: int, default_language: str,
+                 augment: WaveAugment | None = None, timestamps: bool = False, num_languages: int = 99) -> None:
+        self.records = list(records)
+        self.store, self.window = store, window
+        self.default_language = default_language
+        self.augment, self.timestamps, self.num_languages = augment, timestamps, num_languages
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def language(self, i: int) -> str:
+        return record_language(self.records[i], self.default_language)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        record = self.records[i]
+        audio = self.store.get(record)
+        if self.augment is not None:
+            audio = self.augment(audio)
+        duration = min(audio.size, self.window) / 16000
+        text = "" if record.label is None else str(record.label)
+        sequence, head = encode(text, self.language(i), duration=duration, timestamps=self.timestamps,
+                                num_languages=self.num_languages)
+        return {"audio": pad_or_trim(audio, self.window), "sequence": sequence, "prompt_length": head}
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """A batch: ``{"audio": (B, window), "tokens": (B, L), "labels": (B, L)}``."""
+    pad = tokenizer_for(None).eot
+    tokens, labels = collate_tokens([it["sequence"] for it in items], [it["prompt_length"] for it in items], pad)
+    audio = torch.from_numpy(np.stack([it["audio"] for it in items]))
+    return {"audio": audio, "tokens": tokens, "labels": labels}
+
+
+class DurationBuckets(Dataset):
+    """Batches of similar-duration utterances as the items of a dataset (batch size 1 for the
+    engine's loader), so that shuffling, resuming and sharding work on whole batches.
+
+    The utterances are sorted by duration and cut into batches of ``batch_size``; the engine then
+    shuffles the batches each epoch. Less decoder padding per batch; useful for long transcripts.
+    """
+
+    def __init__(self, dataset: SpeechDataset, batch_size: int) -> None:
+        self.dataset = dataset
+        order = sorted(range(len(dataset)), key=lambda i: (_duration(dataset.records[i]), i))
+        self.batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return collate([self.dataset[j] for j in self.batches[i]])
+
+
+def _duration(record: Record) -> float:
+    value = record.fields.get("duration")
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def collate_bucket(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The loader's collate for :class:`DurationBuckets` (batch size 1): the batch itself."""
+    return items[0]

@@ -1,0 +1,136 @@
+"""Exporting a trained recogniser, and loading it back for transcription.
+
+An export directory holds:
+
+* ``model.pt``: a whisper checkpoint (``{"dims", "model_state_dict"}``, LoRA adapters merged) that
+  ``whisper.load_model("model.pt")`` loads, for use with openai-whisper alone;
+* ``model.safetensors`` and ``config.yaml``: the task's weights and the run's config (the core's
+  :func:`framework.training.checkpoint.export_weights`);
+* ``speech.json``: what transcription needs besides weights (:class:`ServingInfo`): the model's
+  dimensions, the ``model:`` node, the default language, normalisation and decoding settings.
+
+The same ``speech.json`` is written into the run dir when the task is built, so any checkpoint of
+the run (``run_dir/checkpoints/step_*``) can be loaded with :func:`load_task` too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from framework.errors import FrameworkError
+from plugins.speech.task import SpeechRecognitionTask
+
+SERVING_INFO = "speech.json"
+WHISPER_CHECKPOINT = "model.pt"
+WEIGHTS = "model.safetensors"
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(node):
+        return dataclasses.asdict(node)
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if not isinstance(node, dict) else dict(node)  # type: ignore[return-value]
+
+
+@dataclass
+class ServingInfo:
+    """Everything besides weights needed to rebuild the recogniser and feed it."""
+
+    dims: dict[str, int]
+    model: dict[str, Any]
+    language: str
+    audio: dict[str, Any]
+    normalizer: dict[str, Any]
+    beam_size: int = 0
+    sample_len: int | None = None
+    timestamps: bool = False
+
+    def write(self, path: Path) -> Path:
+        """Write as JSON; returns ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> "ServingInfo":
+        """Read what :meth:`write` wrote."""
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def serving_info(task: SpeechRecognitionTask, model_cfg: Any, modality_cfg: Any) -> ServingInfo:
+    """The :class:`ServingInfo` of a built task."""
+    return ServingInfo(dims=dataclasses.asdict(task.dims), model=_plain(model_cfg), language=modality_cfg.language,
+                       audio=_plain(modality_cfg.audio), normalizer=_plain(modality_cfg.normalizer),
+                       beam_size=int(modality_cfg.beam_size), sample_len=modality_cfg.sample_len,
+                       timestamps=bool(modality_cfg.timestamps))
+
+
+def save_whisper_checkpoint(task: SpeechRecognitionTask, path: Path) -> Path:
+    """``{"dims", "model_state_dict"}`` of the plain Whisper model, as ``whisper.load_model`` reads it."""
+    model = task.whisper()
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    torch.save({"dims": dataclasses.asdict(model.dims), "model_state_dict": state}, str(path))
+    return path
+
+
+def export_model(task: SpeechRecognitionTask, info: ServingInfo, out_dir: Path, config_yaml: str) -> list[Path]:
+    """Write the export directory (see the module docstring); returns the written files."""
+    from framework.training.checkpoint import export_weights
+
+    out_dir = Path(out_dir)
+    written = export_weights(task, out_dir, config_yaml)
+    written.append(save_whisper_checkpoint(task, out_dir / WHISPER_CHECKPOINT))
+    written.append(info.write(out_dir / SERVING_INFO))
+    return written
+
+
+def find_serving_info(source: Path) -> Path:
+    """``speech.json`` for an export directory, or for a checkpoint directory of a run.
+
+    Raises:
+        FrameworkError: when neither place has one.
+    """
+    source = Path(source)
+    for candidate in (source / SERVING_INFO, source.parent.parent / SERVING_INFO):
+        if candidate.is_file():
+            return candidate
+    raise FrameworkError(
+        f"{source} has no {SERVING_INFO}: give an export directory (run_dir/export) or a checkpoint "
+        f"directory of a speech run (run_dir/checkpoints/step_...)"
+    )
+
+
+def load_task(source: Path, device: str | torch.device = "cpu") -> tuple[SpeechRecognitionTask, ServingInfo]:
+    """Rebuild a trained task from an export or checkpoint directory, in eval mode. Never downloads.
+
+    An export directory is read through ``whisper.load_model(model.pt)``; a checkpoint directory
+    is rebuilt from the run's ``speech.json`` (dims, fine-tuning mode) and its safetensors weights.
+    """
+    import whisper
+    from whisper.model import ModelDimensions
+
+    from framework.training.checkpoint import load_model_weights
+    from plugins.speech.config import LoraConfig
+    from plugins.speech.model import configure_training
+
+    source = Path(source)
+    info = ServingInfo.read(find_serving_info(source))
+    if (source / WHISPER_CHECKPOINT).is_file():
+        model = whisper.load_model(str(source / WHISPER_CHECKPOINT), device="cpu")
+        task = SpeechRecognitionTask(model, model.dims, timestamps=info.timestamps)
+        return task.to(device).eval(), info
+    if not (source / WEIGHTS).is_file():
+        raise FrameworkError(f"{source} has neither {WHISPER_CHECKPOINT} nor {WEIGHTS}")
+    dims = ModelDimensions(**info.dims)
+    lora = LoraConfig(**(info.model.get("lora") or {}))
+    module = configure_training(whisper.model.Whisper(dims), str(info.model.get("finetune", "full")), 0, lora)
+    task = SpeechRecognitionTask(module, dims, timestamps=info.timestamps)
+    load_model_weights(task, source)
+    return task.to(device).eval(), info

@@ -1,0 +1,217 @@
+"""The speech modality: speech recognition with openai-whisper, code-switching aware.
+
+``python -m framework +modality=speech`` trains a tiny Whisper (built from ``ModelDimensions``) on
+the bundled code-switched Hindi-English corpus; ``model=whisper model.name=small`` fine-tunes a
+released checkpoint. See ``conf/modality/speech.yaml`` for every setting and
+:mod:`plugins.speech.config` for what each one means.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+from torch import nn
+
+from framework.data.records import DataBundle, Quarantined, Record
+from framework.errors import FrameworkError
+from framework.evaluation.types import EvalReport, Predictions
+from framework.modality import Modality, RunContext
+from plugins.data_root import resolve_root, with_root
+from plugins.speech import evaluate as speech_eval
+from plugins.speech.audio import AudioStore
+from plugins.speech.checks import AUDIO_INFO_KEY, WINDOW_KEY
+from plugins.speech.config import SpeechConfig, SpeechModelConfig
+from plugins.speech.dataset import SpeechDataset, WaveAugment, record_language
+from plugins.speech.export import SERVING_INFO, export_model, serving_info
+from plugins.speech.features import SpecAugment
+from plugins.speech.loop import train_asr
+from plugins.speech.model import build_whisper, configure_training, window_seconds
+from plugins.speech.segments import parse_cues, split_record, subtitle_file
+from plugins.speech.task import SpeechRecognitionTask
+from plugins.speech.tokens import language_code
+
+if TYPE_CHECKING:
+    from framework.training import Engine
+
+log = logging.getLogger(__name__)
+
+STORE_KEY = "speech.store"  # RunContext.extras key of the AudioStore shared by the methods
+
+
+def _labeled(records: list[Record]) -> list[Record]:
+    return [r for r in records if r.label is not None]
+
+
+def model_window_seconds(model_cfg: Any) -> float:
+    """The model's window in seconds without building it (30 s for released checkpoints)."""
+    from whisper.model import ModelDimensions
+
+    if model_cfg.name or not model_cfg.dims:
+        return 30.0
+    return window_seconds(ModelDimensions(**dict(model_cfg.dims)))
+
+
+def segment_long_records(bundle: DataBundle, max_seconds: float) -> int:
+    """Replace records that carry an SRT/VTT transcript by one record per segment (in place);
+    returns how many records were split."""
+    split_count = 0
+    for split, records in bundle.splits.items():
+        out: list[Record] = []
+        for record in records:
+            cues_path = subtitle_file(record, bundle.root)
+            if cues_path is None:
+                out.append(record)
+                continue
+            out.extend(split_record(record, parse_cues(cues_path), max_seconds))
+            split_count += 1
+        bundle.splits[split] = out
+    return split_count
+
+
+def quarantine_duration_mismatches(bundle: DataBundle, store: AudioStore, tolerance: float) -> int:
+    """Move records whose file is much shorter or longer than the manifest's ``duration`` into the
+    quarantine (reason ``duration_mismatch``); returns how many."""
+    moved = 0
+    for split, records in bundle.splits.items():
+        keep = []
+        for record in records:
+            info = store.info.get(str(record.media))
+            stated = record.fields.get("duration")
+            if info is None or record.fields.get("offset") is not None or not isinstance(stated, (int, float)):
+                keep.append(record)
+                continue
+            if abs(info.duration - stated) > max(0.1, tolerance * stated):
+                bundle.quarantine.append(Quarantined(
+                    record.source, "duration_mismatch",
+                    f"{record.media}: decodes to {info.duration:.2f} s at {info.samplerate} Hz but the manifest says "
+                    f"{stated:.2f} s (wrong sample rate in the header, or a wrong manifest line); re-export the file "
+                    f"or fix 'duration'", record.id))
+                moved += 1
+                continue
+            keep.append(record)
+        bundle.splits[split] = keep
+    return moved
+
+
+class SpeechModality(Modality):
+    """Speech recognition: decode once to 16 kHz mono, train Whisper on the engine with the
+    utterance's language token, report WER/CER per language, at switch points, per slice and in noise."""
+
+    name: ClassVar[str] = "speech"
+    description: ClassVar[str] = "speech recognition with openai-whisper (code-switched transcripts, per-language WER)"
+    label_type: ClassVar[str] = "text"
+    sections: ClassVar[Mapping[str, type]] = {"modality": SpeechConfig, "model": SpeechModelConfig}
+
+    # --- data --------------------------------------------------------------------------------
+
+    def load_data(self, ctx: RunContext) -> DataBundle:
+        """Read NeMo manifests with the core reader, decoding every file once to 16 kHz.
+
+        The reader's decoding check is this plugin's decoder: the decode that proves a file usable
+        also resamples and caches it; undecodable and silent files are quarantined with the reason.
+        Files whose length disagrees with the manifest are quarantined as ``duration_mismatch``;
+        long recordings with SRT/VTT transcripts become utterances of at most the model's window.
+        """
+        from framework.data.loading import load_bundle
+
+        cfg: SpeechConfig = ctx.modality
+        language_code(cfg.language)  # an unknown default language fails before any decoding
+        store = AudioStore(cfg.audio.normalize, cfg.audio.cache_limit_mb)
+        data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
+        probe = store.probe if getattr(data_cfg, "probe_media", True) else None
+        bundle = load_bundle(data_cfg, format="nemo_audio", decoder_check=probe, label_type="text")
+        window = model_window_seconds(ctx.model)
+        segmented = segment_long_records(bundle, window)
+        mismatched = quarantine_duration_mismatches(bundle, store, cfg.audio.duration_tolerance)
+        bundle.extras[AUDIO_INFO_KEY] = store.info
+        bundle.extras[WINDOW_KEY] = window
+        ctx.extras[STORE_KEY] = store
+        rates = Counter(info.samplerate for info in store.info.values())
+        log.info("decoded %d audio files to 16 kHz mono (source rates %s), %.1f MB cached; %d long recordings "
+                 "segmented, %d duration mismatches quarantined", len(store.info), dict(rates),
+                 store.cached_bytes / 2**20, segmented, mismatched)
+        return bundle
+
+    def _store(self, ctx: RunContext) -> AudioStore:
+        store = ctx.extras.get(STORE_KEY)
+        if store is None:
+            store = AudioStore(ctx.modality.audio.normalize, ctx.modality.audio.cache_limit_mb)
+            ctx.extras[STORE_KEY] = store
+        return store
+
+    # --- task --------------------------------------------------------------------------------
+
+    def build_task(self, ctx: RunContext, data: DataBundle) -> nn.Module:
+        """Whisper (released, local or from dims), trainable per ``model.finetune``, with its
+        features, SpecAugment and loss."""
+        cfg: SpeechConfig = ctx.modality
+        mcfg: SpeechModelConfig = ctx.model
+        whisper_model = build_whisper(mcfg)
+        module = configure_training(whisper_model, mcfg.finetune, mcfg.freeze_encoder_blocks, mcfg.lora)
+        sa = cfg.spec_augment
+        spec = SpecAugment(sa.freq_masks, sa.freq_width, sa.time_masks, sa.time_width, sa.max_time_fraction)
+        task = SpeechRecognitionTask(module, whisper_model.dims, spec, timestamps=cfg.timestamps)
+        # Beside the checkpoints, so that any checkpoint of this run can be loaded for transcription.
+        serving_info(task, mcfg, cfg).write(ctx.path(SERVING_INFO))
+        return task
+
+    def _dataset(self, ctx: RunContext, task: SpeechRecognitionTask, records: list[Record],
+                 augment: WaveAugment | None = None) -> SpeechDataset:
+        return SpeechDataset(records, self._store(ctx), task.window, ctx.modality.language, augment,
+                             task.timestamps, task.num_languages)
+
+    # --- training ----------------------------------------------------------------------------
+
+    def train(self, ctx: RunContext, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
+        """Teacher forcing on ``train`` (SpecAugment and waveform augmentation as configured),
+        validating on ``val`` (loss, token accuracy, and WER when ``modality.val_wer_every``)."""
+        cfg: SpeechConfig = ctx.modality
+        aug = cfg.augment
+        augment = WaveAugment(tuple(aug.speed), aug.speed_prob, tuple(aug.noise_snr_db), aug.noise_prob)
+        train_records = _labeled(data.records("train"))
+        if not train_records:
+            raise FrameworkError("the train split has no transcribed utterances (check data.train)")
+        train_set = self._dataset(ctx, task, train_records, augment)
+        val_records = _labeled(data.records("val"))
+        val_set = self._dataset(ctx, task, val_records) if val_records else None
+        wer_fn = None
+        if cfg.val_wer_every and val_records:
+            def wer_fn() -> float:
+                hyps = speech_eval.hypotheses(task, val_records, self._store(ctx), cfg)
+                return speech_eval.score_split(val_records, hyps, cfg).overall.rate
+        train_asr(engine, task, train_set, val_set, eval_batch_size=cfg.eval_batch_size,
+                  bucket_by_duration=cfg.bucket_by_duration, val_wer=wer_fn)
+
+    # --- prediction and evaluation -----------------------------------------------------------
+
+    def predict(self, ctx: RunContext, task: nn.Module, records: list[Record], split: str) -> Predictions:
+        """Transcripts (``outputs``) of ``records``, each decoded with its language token;
+        references are optional."""
+        cfg: SpeechConfig = ctx.modality
+        hyps = speech_eval.hypotheses(task, records, self._store(ctx), cfg)
+        return Predictions(
+            split=split, ids=[r.id for r in records],
+            targets=[None if r.label is None else str(r.label) for r in records], outputs=hyps,
+            slices=[dict(r.slices) for r in records],
+            extras={"languages": [record_language(r, cfg.language) for r in records]},
+        )
+
+    def evaluate(self, ctx: RunContext, task: nn.Module, data: DataBundle, split: str) -> EvalReport:
+        """WER and CER; WER per language, on code-switched utterances and at switch points; per
+        slice; under noise at ``modality.robustness_snr_db``. Writes ``eval/hypotheses_<split>.csv``."""
+        cfg: SpeechConfig = ctx.modality
+        records = _labeled(data.records(split))
+        if not records:
+            raise FrameworkError(f"split {split!r} has no transcribed utterances to evaluate")
+        predictions = self.predict(ctx, task, records, split)
+        return speech_eval.evaluation_report(task, records, predictions, self._store(ctx), cfg, ctx.run_dir,
+                                             seed=ctx.seed)
+
+    # --- export ------------------------------------------------------------------------------
+
+    def export(self, ctx: RunContext, task: nn.Module, out_dir: Path) -> list[Path]:
+        """``model.pt`` (``whisper.load_model`` loads it), weights (safetensors), config and ``speech.json``."""
+        return export_model(task, serving_info(task, ctx.model, ctx.modality), out_dir, ctx.config_yaml)
