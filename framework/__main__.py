@@ -6,6 +6,10 @@
     python -m framework --plugins                              # installed plugins and modalities
     python -m framework --compare RUN_DIR_A RUN_DIR_B          # config and metric differences
 
+Exit codes: 0 done; 2 a problem the user fixes (config, data); 3 evaluated but not fit to ship
+(a ``success:`` criterion failed; for a sweep, no job met its criteria), after writing everything;
+``evaluation.enforce_success=false`` reports without failing.
+
 Under ``torchrun`` every rank runs the same command and agrees on one run dir.
 """
 
@@ -19,6 +23,8 @@ from pathlib import Path
 
 log = logging.getLogger("framework")
 
+_FIT: list[bool] = []  # per job of this process with enforced criteria: whether it is fit to ship
+
 def _task(cfg) -> float | None:  # type: ignore[no-untyped-def]
     """One Hydra job: run the stages; return the sweep objective (for optimising sweepers)."""
     from hydra.core.hydra_config import HydraConfig
@@ -31,6 +37,8 @@ def _task(cfg) -> float | None:  # type: ignore[no-untyped-def]
     hydra_cfg = HydraConfig.get()
     result = run(cfg, Path(hydra_cfg.runtime.output_dir), plugins=default_plugins(),
                  base_dir=Path(get_original_cwd()), overrides=list(hydra_cfg.overrides.task))
+    if result.enforce_success and result.fit_to_ship is not None:
+        _FIT.append(result.fit_to_ship)
     return objective(cfg, result.metrics)
 
 
@@ -138,6 +146,10 @@ def main() -> None:
         _agree_on_run_dir()
         _hydra_main()
         _leave_process_group()
+        if _FIT and not any(_FIT):
+            from framework.evaluation.success import NOT_FIT_EXIT_CODE
+
+            sys.exit(NOT_FIT_EXIT_CODE)
     except Exception as exc:  # noqa: BLE001 - classify, then re-raise genuine bugs
         from framework.training import Interrupted
 
