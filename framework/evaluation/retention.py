@@ -101,6 +101,9 @@ def _num(value: float | None) -> str:
 def load_retention(evaluation: Any, data: DataBundle, data_cfg: Any) -> Retention | None:
     """Read ``evaluation.retention`` into ``data`` as the :data:`SPLIT` and :data:`START_SPLIT` splits.
 
+    A relative path resolves against ``data.root``; a set outside it resolves its media paths
+    against its own folder.
+
     Args:
         evaluation: The ``evaluation:`` config node.
         data: The run's bundle; its ``root`` resolves a relative ``evaluation.retention``.
@@ -118,7 +121,10 @@ def load_retention(evaluation: Any, data: DataBundle, data_cfg: Any) -> Retentio
         return None
     source = Path(evaluation.retention)
     source = source if source.is_absolute() else Path(data.root) / source
-    records, quarantined = read_manifest(source, root=data.root, split=SPLIT, format=evaluation.retention_format,
+    # A set outside data.root (the original task's data) resolves its media against its own folder.
+    root = Path(data.root) if source.absolute().is_relative_to(Path(data.root).absolute()) else \
+        (source if source.is_dir() else source.parent)
+    records, quarantined = read_manifest(source, root=root, split=SPLIT, format=evaluation.retention_format,
                                          slices=tuple(data_cfg.slices), allow_outside_root=data_cfg.allow_outside_root)
     for item in quarantined:
         log.warning("retention set: skipped %s (%s): %s", item.source, item.reason, item.detail)
