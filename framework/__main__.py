@@ -25,6 +25,7 @@ log = logging.getLogger("framework")
 
 _FIT: list[bool] = []  # per job of this process with enforced criteria: whether it is fit to ship
 
+
 def _task(cfg) -> float | None:  # type: ignore[no-untyped-def]
     """One Hydra job: run the stages; return the sweep objective (for optimising sweepers)."""
     from hydra.core.hydra_config import HydraConfig

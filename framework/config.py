@@ -60,7 +60,7 @@ class FrameworkConfig:
     success: dict[str, str] = field(default_factory=dict)  # metric -> ">=0.9" / "<=0.15"
     stages: list[str] = field(default_factory=lambda: ["audit", "train", "evaluate", "export"])
     seed: int = 0
-    checkpoint: Optional[str] = None  # weights for evaluate/export when train does not run
+    checkpoint: Optional[str] = None  # weights for evaluate/export without train; with train, the starting weights
     callbacks: dict[str, Any] = field(default_factory=dict)  # `_target_` event observers
     allowed_targets: list[str] = field(default_factory=list)  # extra `_target_` module prefixes
     sweep: SweepConfig = field(default_factory=SweepConfig)
