@@ -30,7 +30,8 @@ def _shares(counts: np.ndarray) -> np.ndarray:
 
 
 def _psi(ref_counts: np.ndarray, new_counts: np.ndarray) -> float:
-    ref_share, new_share = _shares(ref_counts), _shares(new_counts)
+    used = (np.asarray(ref_counts) + np.asarray(new_counts)) > 0  # a bin neither sample falls in says nothing
+    ref_share, new_share = _shares(np.asarray(ref_counts)[used]), _shares(np.asarray(new_counts)[used])
     return float(np.sum((new_share - ref_share) * np.log(new_share / ref_share)))
 
 

@@ -125,11 +125,13 @@ def test_audit_exports_disagreements_for_review(tmp_path: Path) -> None:
 
 def test_vision_runs_from_the_command_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli("+modality=vision", "trainer.max_steps=3", "hydra.run.dir=run", timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    # Three steps cannot reach the default criteria: exit code 3 (not fit to ship), everything written.
+    assert result.returncode == 3, result.stderr[-3000:]
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and "accuracy" in summary["metrics"]
-    for artifact in ("audit/datacard.md", "report.md", "export/model.safetensors"):
+    assert summary["fit_to_ship"] is False
+    for artifact in ("audit/datacard.md", "report.md", "report.html", "export/model.safetensors"):
         assert (run / artifact).is_file(), artifact
 
 

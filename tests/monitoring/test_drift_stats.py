@@ -24,6 +24,7 @@ def test_psi_is_small_for_one_distribution_and_large_for_a_shift(rng) -> None:
     assert stats.psi_numeric(ref, same) < 0.1
     assert stats.psi_numeric(ref, darker) > 1.0
     assert stats.psi_numeric(ref, ref) == pytest.approx(0.0, abs=1e-12)
+    assert stats.psi_numeric([16.0] * 50, [16.0] * 70) == pytest.approx(0.0, abs=1e-12)  # one constant value
 
 
 def test_psi_bins_shrink_for_small_samples() -> None:
