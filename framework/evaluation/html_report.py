@@ -182,7 +182,9 @@ def config_section(config_yaml: str) -> str:
                 if (keys is None or key in keys) and not isinstance(value, (dict, list)) and value is not None:
                     rows.append([f"{node}.{key}", str(value)])
         rows += [[key, json.dumps(cfg[key])] for key in ("stages", "seed", "success") if key in cfg]
-    summary = table(["setting", "value"], rows) if rows else "<p>No config recorded.</p>"
+    half = (len(rows) + 1) // 2  # two settings per row keeps the summary short
+    paired = [[*rows[i], *(rows[i + half] if i + half < len(rows) else ["", ""])] for i in range(half)]
+    summary = table(["setting", "value", "setting", "value"], paired) if rows else "<p>No config recorded.</p>"
     return (f'<section id="config"><h2>Config</h2>{summary}<details><summary>Full resolved config</summary>'
             f"<pre>{esc(config_yaml)}</pre></details></section>")
 

@@ -63,7 +63,7 @@ def training_curves(series: Mapping[str, Sequence[tuple[int, float]]], loss_keys
     if not present and not (metric_key and series.get(metric_key)):
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    fig, ax = plt.subplots(figsize=(7.5, 3.9))
     for key, colour in zip(present, ("tab:blue", "tab:orange", "tab:purple", "tab:brown")):
         steps, values = zip(*series[key])
         ax.plot(steps, values, label=key, color=colour, marker="o" if len(steps) < 30 else None, markersize=3)
@@ -77,7 +77,8 @@ def training_curves(series: Mapping[str, Sequence[tuple[int, float]]], loss_keys
         right.set_ylabel(metric_key.rsplit("/", 1)[-1])
         more_h, more_l = right.get_legend_handles_labels()
         handles, labels = handles + more_h, labels + more_l
-    ax.legend(handles, labels, loc="best", fontsize=8)
+    # Below the plot: inside, it would hide the curves of one axis or the other.
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
     return _finish(fig)
 
