@@ -374,6 +374,7 @@ def render(run: RunReport) -> str:
 def write(run: RunReport, path: Path | None = None) -> Path:
     """Write ``report.html`` (into the run dir unless ``path`` is given); return its path."""
     path = Path(path) if path is not None else run.run_dir / "report.html"
+    from framework.atomic import atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(run), encoding="utf-8")
-    return path
+    return atomic_write_text(path, render(run))

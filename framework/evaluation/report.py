@@ -90,8 +90,9 @@ def write_reports_json(reports: Sequence[EvalReport], path: Path) -> Path:
     """Write every split's report as ``{"splits": [EvalReport fields...]}`` (strict JSON)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"splits": [_jsonable(asdict(report)) for report in reports]}
-    path.write_text(json.dumps(payload, indent=1, allow_nan=False), encoding="utf-8")
-    return path
+    from framework.atomic import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=False))
 
 
 def load_reports_json(run_dir: Path) -> dict[str, EvalReport]:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
+from framework.atomic import atomic_write_text
 from framework.config import typed_section
 from framework.data.config import DataConfig
 from framework.data.records import DataBundle, Record
@@ -182,7 +183,7 @@ def monitor(run_dir: Path, manifest: Path, *, cfg: DriftConfig | None = None, ou
     report.review = {"size": len(sample.ids), "share": cfg.review_share, "strata": sample.strata,
                      "ids": sample.ids, "path": str(queue)}
     payload = report.to_json()
-    (out_dir / "drift.json").write_text(json.dumps(payload, indent=1, allow_nan=False), encoding="utf-8")
+    atomic_write_text(out_dir / "drift.json", json.dumps(payload, indent=1, allow_nan=False))
     _write_page(out_dir / "report.html", trained, payload, ref_signals, new_signals, run_dir)
     verdict = f"DRIFT in {', '.join(report.drifted)}" if report.drifted else "no drift"
     log.info("monitor: %s (%d signals; batch %d vs reference %d); review sample of %d -> %s", verdict,
@@ -205,5 +206,4 @@ def _write_page(path: Path, trained: TrainedRun, payload: dict[str, Any], refere
     body = [f"<h1>Monitoring report: {esc(trained.modality.name)}</h1>",
             f"<p>Run <code>{esc(run_dir)}</code>, weights <code>{esc(trained.weights)}</code>.</p>",
             drift_section(payload, figures)]
-    path.write_text(page(f"Monitoring report ({run_dir.name})", body), encoding="utf-8")
-    return path
+    return atomic_write_text(path, page(f"Monitoring report ({run_dir.name})", body))

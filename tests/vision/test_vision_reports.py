@@ -125,7 +125,7 @@ def _swapped_folder(root: Path) -> Path:
 def test_retention_measures_planted_forgetting(colour_run, tmp_path: Path) -> None:
     run, root = colour_run
     new_data = _swapped_folder(tmp_path / "swapped")
-    result = run_framework([*FAST, f"data.root={new_data}", "data.test=null", f"checkpoint={latest_checkpoint(run)}",
+    result = run_framework([*FAST, f"data.root={new_data}", "data.test=null", f"trainer.init_from={run / 'export'}",
                             f"evaluation.retention={root / 'test'}", "stages=[train,evaluate]",
                             "++success={retention/accuracy_drop:'<=0.02'}"], tmp_path / "finetune")
     metrics = result.metrics
@@ -141,7 +141,7 @@ def test_retention_measures_planted_forgetting(colour_run, tmp_path: Path) -> No
 
 def test_retention_costs_nothing_without_forgetting(colour_run, tmp_path: Path) -> None:
     run, root = colour_run
-    result = run_framework([*FAST, f"data.root={root}", f"checkpoint={latest_checkpoint(run)}", "trainer.epochs=1",
+    result = run_framework([*FAST, f"data.root={root}", f"trainer.init_from={latest_checkpoint(run)}", "trainer.epochs=1",
                             "evaluation.retention=test", "evaluation.splits=[val]", "stages=[train,evaluate]"],
                            tmp_path / "again")
     assert result.metrics["retention/accuracy_drop"] <= 0.0 + 1e-9
