@@ -43,7 +43,7 @@ def test_a_sweep_fails_only_when_no_job_is_fit(cli, tmp_path: Path) -> None:  # 
     sweep = tmp_path / "sweep"
     common = ["-m", "+modality=tabular", "trainer.max_steps=6", "stages=[train,evaluate]", "evaluation.splits=[val]",
               f"hydra.sweep.dir={sweep}"]
-    one_fit = cli(*common, "success.accuracy='>=1.01','>=0.0'")
+    one_fit = cli(*common, "success.accuracy='>=1.01','>=0.0'", "success.min_class_recall='>=0.0'")
     assert one_fit.returncode == 0, one_fit.stderr[-3000:]
     html = (sweep / "summary.html").read_text()
     assert html.count("<td>fit</td>") == 1 and html.count("<td>not fit</td>") == 1
