@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from framework.data.checks import CheckContext, CheckResult, QualityCheck, SettingsError
+from framework.data.checks import CheckContext, CheckResult, QualityCheck, SettingsError, needs_model
 from framework.data.config import DataConfig
 from framework.data.datacard import render_datacard, write_audit_json, write_quarantine
 from framework.data.gates import CORE_GATES, core_checks
@@ -38,6 +38,8 @@ class AuditReport:
         counts: Records per split, plus ``quarantined``.
         timestamp: When the audit ran (UTC, ISO 8601).
         artifacts: Files written (``audit.json``, ``datacard.md``, ``quarantine.jsonl``).
+        pending: Checks that need the trained model (``needs_model``), listed as pending until
+            :func:`run_model_checks` runs them.
     """
 
     passed: bool
@@ -45,6 +47,7 @@ class AuditReport:
     counts: dict[str, int] = field(default_factory=dict)
     timestamp: str = ""
     artifacts: list[Path] = field(default_factory=list)
+    pending: list[QualityCheck] = field(default_factory=list)
 
     def failed_gates(self) -> list[CheckResult]:
         """Gates that failed; these stop training when gates are enforced."""
@@ -142,18 +145,47 @@ def run_audit(
     checks = [(c, True) for c in core_checks(documented)] + [(c, False) for c in extra_checks]
     settings = {id(c): _settings(cfg, c) for c, _ in checks}  # validates every gate's keys first
     slices = tuple(plain(cfg.slices) or ())
-    results = [_run_one(c, data, CheckContext(modality, settings[id(c)], slices, out_dir), core) for c, core in checks]
+    results = [_pending(c) if needs_model(c) else _run_one(c, data, CheckContext(modality, settings[id(c)], slices, out_dir), core)
+               for c, core in checks]
     # The documentation gate runs last among the core checks; plugin results go after it.
     report = AuditReport(
         passed=not any(r.gate and not r.passed for r in results),
         results=results,
         counts={**data.counts(), "quarantined": len(data.quarantine)},
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        pending=[c for c, _ in checks if needs_model(c)],
     )
     report.artifacts = _write(report, data, cfg, modality, out_dir)
     review = write_review_queue(data, out_dir / "review_tasks.json", label_type=label_type)
     if review is not None:
         report.artifacts.append(review)
+    return report
+
+
+def _pending(check: QualityCheck) -> CheckResult:
+    return CheckResult(check.name, passed=True, gate=False, measured={"pending": True},
+                       summary="pending: scores the data with the trained model; runs after the train stage, "
+                               "or with stages=[audit] checkpoint=PATH")
+
+
+def run_model_checks(report: AuditReport, data: DataBundle, cfg: DataConfig, *, modality: str, model: Any,
+                     out_dir: Path) -> AuditReport:
+    """Run the report's pending checks (``needs_model``) with the trained ``model`` and rewrite
+    ``audit.json`` and ``datacard.md`` with their results in place of the pending lines.
+
+    Called by the audit stage after training, or after loading ``checkpoint=PATH``. Returns
+    ``report``, updated; call :func:`enforce` on it as before training.
+    """
+    out_dir = Path(out_dir)
+    slices = tuple(plain(cfg.slices) or ())
+    for check in report.pending:
+        ctx = CheckContext(modality, _settings(cfg, check), slices, out_dir, model=model)
+        result = _run_one(check, data, ctx, core=False)
+        report.results = [result if r.name == check.name else r for r in report.results]
+    report.pending = []
+    report.passed = not any(r.gate and not r.passed for r in report.results)
+    written = _write(report, data, cfg, modality, out_dir)
+    report.artifacts = list(dict.fromkeys([*report.artifacts, *written]))
     return report
 
 

@@ -66,12 +66,15 @@ class CheckContext:
         settings: This check's own settings from ``data.gates.<name>`` (thresholds...), or empty.
         slice_fields: The slice fields named in ``data.slices``.
         out_dir: The audit directory, for checks that write artifacts (plots, lists).
+        model: The trained task, for checks that score the data with it (``needs_model``);
+            ``None`` for every other check.
     """
 
     modality: str
     settings: Mapping[str, Any]
     slice_fields: tuple[str, ...]
     out_dir: Path
+    model: Any = None
 
 
 class SettingsError(FrameworkError, ValueError):
@@ -106,6 +109,12 @@ class QualityCheck(Protocol):
     Implementations are small objects with a ``name`` and a ``run`` method; they must not modify
     the bundle. A check that does not apply to the data at hand (no annotations, no audio)
     returns a passing result whose summary says it was not applicable.
+
+    A check that scores the data with the trained model (caption/image misalignment, loss-based
+    label noise) sets the class attribute ``needs_model = True``. The audit before training lists
+    it as pending; it runs after the train stage, or with ``stages=[audit] checkpoint=PATH`` once
+    those weights are loaded, with the task in ``ctx.model``, and its result joins the same
+    ``audit.json`` and data card (:func:`framework.data.audit.run_model_checks`).
     """
 
     name: str
@@ -113,3 +122,8 @@ class QualityCheck(Protocol):
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         """Measure the data and return the result; called once per audit."""
         ...
+
+
+def needs_model(check: QualityCheck) -> bool:
+    """Whether ``check`` scores the data with the trained model (its ``needs_model`` attribute)."""
+    return bool(getattr(check, "needs_model", False))
