@@ -105,20 +105,27 @@ class SeededDataset(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
-        epoch, index = key
-        item_seed = derive_seed(self.seed, epoch, index)
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list[Any]:
+        """The items of a batch (the DataLoader's batched fetch): each under its own seeds, with
+        torch's generator saved once before the batch and restored once after it."""
         # torch.manual_seed would also seed every CUDA device (~100 µs); items are made on the CPU.
         generator = torch.default_generator
         saved = generator.get_state()
         try:
-            random.seed(item_seed)
-            np.random.seed(item_seed & _MASK_32)
-            generator.manual_seed(item_seed)
-            if self._reseed is not None:
-                self._reseed(item_seed & _MASK_32)
-            return self.dataset[index]
+            return [self._fetch(generator, epoch, index) for epoch, index in keys]
         finally:
             generator.set_state(saved)
+
+    def _fetch(self, generator: torch.Generator, epoch: int, index: int) -> Any:
+        item_seed = derive_seed(self.seed, epoch, index)
+        random.seed(item_seed)
+        np.random.seed(item_seed & _MASK_32)
+        generator.manual_seed(item_seed)
+        if self._reseed is not None:
+            self._reseed(item_seed & _MASK_32)
+        return self.dataset[index]
 
 
 def dataset_length(dataset: Any) -> int:

@@ -231,7 +231,9 @@ class Engine:
                 {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
             ]
             param_groups = [g for g in param_groups if g["params"]]
-        fused = self.device.type == "cuda"
+        # The fused kernel (CUDA, and CPU since torch 2.4) updates every tensor in one pass: on a
+        # CPU it is several times faster than the per-tensor loop that is AdamW's default there.
+        fused = self.device.type in ("cuda", "cpu")
         return torch.optim.AdamW(param_groups, lr=self.cfg.lr, betas=betas, weight_decay=self.cfg.weight_decay,
                                  fused=fused or None)
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from framework.annotation import (
     AnnotationRecord,
@@ -74,3 +75,43 @@ def test_export_preannotations(tmp_path: Path) -> None:
     task["annotations"] = [{"completed_by": 7, "result": task["predictions"][0]["result"]}]
     (tmp_path / "asr_done.json").write_text(json.dumps([task]))
     assert [(a.item_id, a.annotator, a.label) for a in import_label_studio(tmp_path / "asr_done.json")] == [("a.png", "7", "hello there")]
+
+
+def _choice(label: str) -> list[dict]:
+    return [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]
+
+
+def test_import_skips_cancelled_and_empty_annotations(tmp_path: Path) -> None:
+    task = {"id": 7, "data": {"item_id": "a.png"}, "annotations": [
+        {"completed_by": 1, "result": _choice("cat")},
+        {"completed_by": 2, "result": _choice("dog"), "was_cancelled": True},  # skipped the task in the UI
+        {"completed_by": 3, "result": []},  # submitted nothing
+        {"completed_by": {"id": 4, "email": "d@example.org"}, "result": _choice("cat"), "was_cancelled": False},
+    ]}
+    (tmp_path / "export.json").write_text(json.dumps([task]))
+    back = import_label_studio(tmp_path / "export.json")
+    assert [(a.item_id, a.annotator, a.label) for a in back] == [("a.png", "1", "cat"), ("a.png", "d@example.org", "cat")]
+
+
+def test_import_reads_the_tasks_object_form(tmp_path: Path) -> None:
+    tasks = [{"data": {"id": "x1"}, "annotations": [{"completed_by": 1, "result": _choice("cat")}]},
+             {"id": 99, "data": {}, "annotations": [{"completed_by": 2, "result": _choice("dog")}]}]
+    (tmp_path / "wrapped.json").write_text(json.dumps({"tasks": tasks}))
+    back = import_label_studio(tmp_path / "wrapped.json")
+    assert [(a.item_id, a.annotator, a.label) for a in back] == [("x1", "1", "cat"), ("99", "2", "dog")]
+    assert back[0].source == f"{tmp_path / 'wrapped.json'}:task[0]"
+
+
+def test_import_errors_name_the_file_line_and_fix(tmp_path: Path) -> None:
+    from framework.data.errors import DataError
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('[\n  {"data": {}},\n  {"data": }\n]\n')
+    with pytest.raises(DataError) as err:
+        import_label_studio(bad)
+    assert str(err.value).startswith(f"{bad}:3: not valid JSON")
+    assert "Re-export the project as JSON." in str(err.value)
+    wrong = tmp_path / "min.json"
+    wrong.write_text(json.dumps({"image": "a.png", "label": "cat"}))
+    with pytest.raises(DataError, match=r"min.json: expected a JSON list of task objects.*JSON_MIN"):
+        import_label_studio(wrong)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from framework import hookimpl
 from framework.plugins import load_plugins
 from framework.testing import run_framework
@@ -83,6 +85,7 @@ def test_plugins_command_lists_plugins_and_modalities(cli) -> None:  # type: ign
     assert "modalities: tabular" in result.stdout
 
 
+@pytest.mark.slow
 def test_compare_command_shows_config_and_metric_differences(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     for name, lr in (("a", "0.001"), ("b", "0.01")):
         result = cli("+modality=tabular", "stages=[train,evaluate]", "trainer.max_steps=20", f"trainer.lr={lr}",

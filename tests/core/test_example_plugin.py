@@ -27,6 +27,7 @@ def test_contract_kit_reports_problems() -> None:
     assert any("must return framework.Modality instances" in p for p in problems)
 
 
+@pytest.mark.slow
 def test_default_run_end_to_end(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli("+modality=tabular", "hydra.run.dir=run")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -59,9 +60,41 @@ def test_failed_gate_refuses_to_train(tmp_path: Path) -> None:
     assert not (tmp_path / "checkpoints").exists()
 
 
-def test_evaluate_only_from_a_checkpoint(tmp_path: Path) -> None:
-    first = run_framework(["+modality=tabular", "stages=[train]", "trainer.max_steps=20"], tmp_path / "a")
-    assert first.status == "completed"
-    checkpoint = sorted((tmp_path / "a" / "checkpoints").glob("step_*"))[-1]
-    second = run_framework(["+modality=tabular", "stages=[evaluate]", f"checkpoint={checkpoint}"], tmp_path / "b")
-    assert "accuracy" in second.metrics
+@pytest.fixture(scope="module")
+def strict_run(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A trained and evaluated run whose criteria it cannot all meet: accuracy must be at most
+    0.5 (a trained MLP scores far above), and one criterion names a metric nothing reports."""
+    run_dir = tmp_path_factory.mktemp("strict") / "run"
+    result = run_framework(["+modality=tabular", "stages=[train,evaluate]", "trainer.max_steps=60",
+                            "success.accuracy='<=0.5'", "+success.never_reported='>=0.1'"], run_dir)
+    return result, run_dir
+
+
+@pytest.mark.slow
+def test_failed_success_criteria_say_not_fit_to_ship(strict_run) -> None:  # type: ignore[no-untyped-def]
+    result, run_dir = strict_run
+    assert result.status == "completed" and result.metrics["accuracy"] > 0.5
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["fit_to_ship"] is False
+    verdicts = {row["metric"]: row for row in summary["success"]}
+    assert verdicts["accuracy"]["required"] == "<=0.5" and verdicts["accuracy"]["passed"] is False
+    assert verdicts["min_class_recall"]["passed"] is (summary["metrics"]["min_class_recall"] >= 0.70)
+    assert verdicts["never_reported"] == {"metric": "never_reported", "required": ">=0.1", "value": None,
+                                          "passed": False}
+    report = (run_dir / "report.md").read_text()
+    assert "**Fit to ship: no**" in report
+    assert "| never_reported | >= 0.1 | not reported | FAIL |" in report
+    assert f"| accuracy | <= 0.5 | {result.metrics['accuracy']:.4f} | FAIL |" in report
+
+
+@pytest.mark.slow
+def test_evaluate_only_from_a_checkpoint_uses_its_weights(strict_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    trained, run_dir = strict_run
+    checkpoint = sorted((run_dir / "checkpoints").glob("step_*"))[-1]
+    again = run_framework(["+modality=tabular", "stages=[evaluate]", f"checkpoint={checkpoint}",
+                           "trainer.max_steps=60"], tmp_path / "b")
+    # The same weights give the same figures; the untrained model these runs start from does not.
+    assert again.metrics == trained.metrics
+    untrained = run_framework(["+modality=tabular", "stages=[train,evaluate]", "trainer.max_steps=1",
+                               "trainer.lr=1e-9"], tmp_path / "c")
+    assert untrained.metrics["accuracy"] < trained.metrics["accuracy"]

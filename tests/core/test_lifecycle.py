@@ -28,6 +28,7 @@ def _steps(metrics_file: Path) -> list[int]:
     return [row["step"] for row in rows if row.get("kind", row.get("split")) == "train"]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_exits_cleanly_and_the_run_resumes(tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = [sys.executable, "-m", "framework", "+modality=tabular", "stages=[train]", f"hydra.run.dir={run}",
@@ -57,11 +58,10 @@ def test_sigterm_saves_exits_cleanly_and_the_run_resumes(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_torchrun_two_processes_share_one_run_dir(tmp_path: Path) -> None:
-    torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("FRAMEWORK_RUN_ID", None)
     result = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "framework", "+modality=tabular",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "framework", "+modality=tabular",
          "trainer.max_steps=12", "stages=[train,evaluate]"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
@@ -123,6 +123,7 @@ def test_audit_exports_disagreements_for_review(tmp_path: Path) -> None:
     assert "consistency" in card
 
 
+@pytest.mark.slow
 def test_vision_runs_from_the_command_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli("+modality=vision", "trainer.max_steps=3", "hydra.run.dir=run", timeout=600)
     # Three steps cannot reach the default criteria: exit code 3 (not fit to ship), everything written.

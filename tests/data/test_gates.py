@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planted_data import make_wav, truncate, write_jsonl
+from planted_data import brightened_copy, make_image, make_wav, truncate, write_jsonl
 from sklearn.metrics import cohen_kappa_score
 
 from framework.annotation import AnnotationRecord
@@ -225,3 +225,30 @@ def test_records_without_local_content_are_compared_by_their_fields() -> None:
     same = [Record(f"t{i}", "train", "export.json", label="cat", fields={"image": "https://x/1.png"}) for i in range(3)]
     result = CleanlinessGate().run(DataBundle(Path("."), {"train": same}), ctx())
     assert not result.passed and result.measured["exact_duplicates"] == 2
+
+
+def test_consistency_gate_passes_at_exactly_min_kappa() -> None:
+    anns = two_annotators(2, 2)
+    measured = ConsistencyGate().run(DataBundle(Path("."), {}, annotations=anns), ctx()).measured["value"]
+    at_threshold = ConsistencyGate().run(DataBundle(Path("."), {}, annotations=anns), ctx({"min_kappa": measured}))
+    assert at_threshold.passed, at_threshold.summary  # the gate is kappa >= min_kappa
+    assert f"{measured:.2f} >= {measured:.2f}" in at_threshold.summary
+    above = ConsistencyGate().run(DataBundle(Path("."), {}, annotations=anns), ctx({"min_kappa": measured + 1e-9}))
+    assert not above.passed
+
+
+def test_near_identical_eval_item_is_a_leak(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    for i in range(3):
+        make_image(root / f"train{i}.png", seed=i)
+    make_image(root / "test_distinct.png", seed=42)
+    brightened_copy(root / "train1.png", root / "test_near.png")  # brighter and resized: not byte-identical
+    write_jsonl(root / "train.jsonl", [{"path": f"train{i}.png", "label": "cat"} for i in range(3)])
+    write_jsonl(root / "test.jsonl", [{"path": "test_distinct.png", "label": "cat"},
+                                      {"path": "test_near.png", "label": "cat"}])
+    bundle = load_bundle(DataConfig(root=str(root), train="train.jsonl", test="test.jsonl", probe_media=False))
+    result = CleanlinessGate().run(bundle, ctx())
+    [leak] = [f for f in result.findings if f.kind == "leak"]
+    assert leak.items == ("train1.png", "test_near.png")
+    assert "near-identical" in leak.detail
+    assert not result.passed and result.measured["leaked"] == 1

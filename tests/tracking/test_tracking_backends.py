@@ -106,5 +106,24 @@ def test_compare_runs(tmp_path):
 
 def test_import_framework_tracking_stays_light():
     code = "import sys, framework.tracking; print('mlflow' in sys.modules, 'torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
     assert out.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_tracking_mlflow_records_a_real_run(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from framework.testing import run_framework
+
+    run_dir = tmp_path / "run"
+    result = run_framework(["+modality=tabular", "tracking=mlflow", "stages=[train,evaluate]",
+                            "trainer.max_steps=20", "trainer.log_every=5", "trainer.lr=0.004"], run_dir)
+    assert result.status == "completed"
+    client = MlflowClient(tracking_uri=f"sqlite:///{run_dir / 'mlflow.db'}")  # the launch dir's store
+    (found,) = client.search_runs([client.get_experiment_by_name("framework").experiment_id])
+    assert found.info.status == "FINISHED"
+    assert found.data.params["trainer.lr"] == "0.004" and found.data.tags["modality"] == "tabular"
+    assert found.data.tags["last_checkpoint"].endswith("step_00000020")
+    assert [m.step for m in client.get_metric_history(found.info.run_id, "train/loss")] == [5, 10, 15, 20]
+    assert found.data.metrics["final/accuracy"] == pytest.approx(result.metrics["accuracy"])

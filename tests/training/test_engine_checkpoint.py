@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 
 import pytest
@@ -33,7 +34,7 @@ def test_damaged_newer_checkpoint_is_skipped(tmp_path, caplog, damage):
     newer = ckpt.checkpoint_root(tmp_path) / "step_00000009"
     if damage == "temp_dir":
         newer = ckpt.checkpoint_root(tmp_path) / ".tmp-step_00000009-123"
-    os.system(f"cp -r {good} {newer}")
+    shutil.copytree(good, newer)
     if damage == "no_manifest":
         (newer / "manifest.json").unlink()
     elif damage == "corrupt_weights":

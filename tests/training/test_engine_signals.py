@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+
+import pytest
 
 from framework.training import latest_checkpoint
 from framework.training.checkpoint import load_state
@@ -37,6 +41,17 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def read_line(stream, timeout: float) -> str | None:
+    """The next line of ``stream``, or ``None`` when none arrives within ``timeout`` seconds."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return None
+
+
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_zero(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
@@ -44,8 +59,11 @@ def test_sigterm_saves_and_exits_zero(tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
-        line = proc.stdout.readline()
-        assert line.strip() == "READY", proc.stderr.read()
+        line = read_line(proc.stdout, timeout=120)
+        if line is None or line.strip() != "READY":
+            proc.kill()
+            _, err = proc.communicate(timeout=30)
+            raise AssertionError(f"no READY line from the training process (got {line!r}): {err[-3000:]}")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:

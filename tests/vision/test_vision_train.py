@@ -60,6 +60,7 @@ def trained(tmp_path_factory):
     return ctx, data, modality, task, root
 
 
+@pytest.mark.slow
 def test_loss_falls_and_validation_runs_each_epoch(trained) -> None:
     ctx, *_ = trained
     train = [m["loss"] for m in _metrics(ctx.run_dir, "train")]
@@ -70,6 +71,7 @@ def test_loss_falls_and_validation_runs_each_epoch(trained) -> None:
     assert val[-1]["val_acc"] == 1.0
 
 
+@pytest.mark.slow
 def test_evaluate_reports_classes_confusion_critical_and_robustness(trained) -> None:
     ctx, data, modality, task, _ = trained
     report = modality.evaluate(ctx, task, data, "test")
@@ -94,12 +96,14 @@ def test_evaluate_reports_classes_confusion_critical_and_robustness(trained) -> 
     assert len(rows) == 12 and rows[0]["target"] == rows[0]["prediction"] and "top3_score" in rows[0]
 
 
+@pytest.mark.slow
 def test_robustness_is_reproducible(trained) -> None:
     ctx, data, modality, task, _ = trained
     first = modality.evaluate(ctx, task, data, "val").robustness
     assert modality.evaluate(ctx, task, data, "val").robustness == first
 
 
+@pytest.mark.slow
 def test_predict_on_unlabeled_records(trained, tmp_path) -> None:
     ctx, _, modality, task, _ = trained
     rng = np.random.default_rng(5)
@@ -115,6 +119,7 @@ def test_predict_on_unlabeled_records(trained, tmp_path) -> None:
     np.testing.assert_allclose(preds.scores.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_export_reloads_to_the_same_outputs(trained, tmp_path) -> None:
     ctx, data, modality, task, _ = trained
     written = modality.export(ctx, task, tmp_path / "export")
@@ -130,6 +135,7 @@ def test_export_reloads_to_the_same_outputs(trained, tmp_path) -> None:
         torch.testing.assert_close(program(images), expected)  # batch of 12; exported with 2
 
 
+@pytest.mark.slow
 def test_predict_folder_writes_top_k_csv_from_export_and_checkpoint(trained, tmp_path) -> None:
     ctx, _, modality, task, root = trained
     modality.export(ctx, task, tmp_path / "export")
@@ -153,6 +159,7 @@ def test_predict_folder_writes_top_k_csv_from_export_and_checkpoint(trained, tmp
     assert again.read_text() == out.read_text()
 
 
+@pytest.mark.slow
 def test_mixup_and_ema_train(image_root, make_ctx) -> None:
     ctx = make_ctx(image_root, modality={"mixup": {"mixup_alpha": 0.4, "cutmix_alpha": 1.0}})
     data = VisionModality().load_data(ctx)
@@ -173,3 +180,76 @@ def test_cuda_training_uses_bf16_and_channels_last(image_root, make_ctx) -> None
     losses = [m["loss"] for m in _metrics(ctx.run_dir, "train")]
     assert losses[-1] < losses[0]
     assert modality.evaluate(ctx, task, data, "val").metrics["count"] == 12
+
+
+class _BrightnessClassifier(torch.nn.Module):
+    """Says ``bright`` when an image's mean pixel is over 100, else ``dark``: a model whose answer
+    depends only on what the perturbation does."""
+
+    classes = ["dark", "bright"]
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        bright = (images.float().mean(dim=(1, 2, 3)) > 100).float()  # (B,)
+        return torch.stack([1 - bright, bright], dim=1) * 10  # (B, 2)
+
+
+def test_robustness_applies_each_condition_to_the_images(tmp_path) -> None:
+    from plugins.vision.evaluate import robustness
+    from framework.media.images import ImageStore
+
+    rng = np.random.default_rng(0)
+    store = ImageStore((16, 16), cache_limit_mb=1)
+    records = [Record(f"b{i}", "val", "test", media=write_image(tmp_path / f"b{i}.png", (200, 200, 200), rng),
+                      label="bright") for i in range(4)]
+    for record in records:
+        assert store.probe(record.media).ok
+    conditions = {"darken": {"RandomBrightnessContrast": {"brightness_limit": [-0.8, -0.8], "contrast_limit": [0, 0]}},
+                  "blur": {"GaussianBlur": {"sigma_limit": [1.0, 1.0], "blur_limit": [3, 3]}},
+                  "off": None}
+    result = robustness(_BrightnessClassifier(), records, store, conditions, clean_accuracy=1.0)
+    assert result == {"darken": {"accuracy": 0.0, "drop": 1.0}, "blur": {"accuracy": 1.0, "drop": 0.0}}
+
+
+@pytest.mark.slow
+def test_predict_command_line_classifies_a_folder(trained, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    ctx, _, modality, task, root = trained
+    modality.export(ctx, task, tmp_path / "export")
+    out = tmp_path / "predictions.csv"
+    result = subprocess.run([sys.executable, "-m", "plugins.vision.predict", str(tmp_path / "export"),
+                             str(root / "val"), str(out), "--top-k", "3", "--device", "cpu"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == f"wrote {out}"
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 12 and all(r["error"] == "" for r in rows)
+    assert all(r["path"].split("/")[0] == r["prediction"] == r["top1"] for r in rows)
+    assert {r["top3"] for r in rows} <= set(COLOURS)
+    missing = subprocess.run([sys.executable, "-m", "plugins.vision.predict", str(tmp_path / "nowhere"),
+                              str(root / "val"), str(tmp_path / "x.csv")], capture_output=True, text=True, timeout=300)
+    assert missing.returncode != 0 and "nowhere" in missing.stderr
+
+
+@pytest.mark.slow
+def test_efficientnet_trains_and_evaluates(image_root, make_ctx) -> None:
+    from omegaconf import OmegaConf
+
+    from plugins.vision.config import VisionModelConfig
+    from vision_fixtures import CONF
+
+    ctx = make_ctx(image_root)
+    # model=efficientnet with timm's 100k-parameter EfficientNet in place of B0 (4M), at 16 px.
+    shipped = OmegaConf.load(CONF / "model" / "efficientnet.yaml")
+    ctx.model = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(VisionModelConfig), shipped,
+                                                    {"name": "test_efficientnet", "image_size": 16}))
+    data = VisionModality().load_data(ctx)
+    modality, task = _train(ctx, data, epochs=4, lr=1e-2)
+    assert type(task.model).__name__ == "EfficientNet"
+    losses = [m["loss"] for m in _metrics(ctx.run_dir, "train")]
+    assert len(losses) == 4 * 6 and all(np.isfinite(losses))
+    assert np.mean(losses[-6:]) < np.mean(losses[:6])
+    report = modality.evaluate(ctx, task, data, "val")
+    assert report.metrics["count"] == 12 and set(report.per_class) == set(COLOURS)

@@ -1,0 +1,168 @@
+"""Every figure in the README's "Measured" table, from repeated runs, with its spread.
+
+Each figure is the documented command run ``--repeats`` times in a fresh temporary directory
+(nothing is reused between repetitions): the script prints, per figure, the median and the
+min-max over the repetitions, then the Markdown rows to paste into the README, headed by the
+machine they were measured on (CPU model, cores, torch threads, GPU). The figures depend on the
+machine; on a shared one, medians and spreads say how much.
+
+Figures (``--figures``, default all but ``audit_scaling``, which writes 160k PNGs):
+
+* ``vision_run``: ``python -m framework +modality=vision``: wall time, accuracy per split and
+  the weakest class's recall.
+* ``tabular_run``: ``python -m framework +modality=tabular``: wall time and accuracy.
+* ``engine_overhead``: ``bench/engine_overhead.py``: the median of its paired ratios, per run.
+* ``vision_throughput``: ``bench/vision_throughput.py``: the median of its paired ratios, per run.
+* ``alignment_run``, ``alignment_throughput``: the same for the alignment modality.
+* ``audit_scaling``: ``bench/audit_scaling.py``: cleanliness-audit seconds per size.
+* ``tests``: ``python -m pytest`` and ``python -m pytest -m "not slow"``: wall time and counts.
+
+Usage::
+
+    python bench/readme_figures.py --repeats 3
+    python bench/readme_figures.py --figures vision_throughput engine_overhead --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+Sample = dict[str, float]
+
+
+def _run(args: list[str], cwd: Path, timeout: float) -> tuple[float, str]:
+    """Run ``args`` in ``cwd``; return (wall seconds, stdout + stderr). A failure stops the script."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("FRAMEWORK_RUN_ID", None)
+    started = time.perf_counter()
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return wall, proc.stdout + proc.stderr
+
+
+def _framework_run(modality: str) -> Callable[[Path], Sample]:
+    def measure(tmp: Path) -> Sample:
+        wall, _ = _run([sys.executable, "-m", "framework", f"+modality={modality}", "hydra.run.dir=run"], tmp, 3600)
+        metrics = json.loads((tmp / "run" / "summary.json").read_text())["metrics"]
+        sample = {"wall_s": wall}
+        for key, value in metrics.items():
+            if key.split("/")[-1] in ("accuracy", "min_class_recall") and key.count("/") <= 1:
+                sample[key] = float(value)
+        return sample
+
+    return measure
+
+
+def _ratio_of(script: str, extra: list[str], pattern: str) -> Callable[[Path], Sample]:
+    def measure(tmp: Path) -> Sample:
+        _, out = _run([sys.executable, str(ROOT / "bench" / script), *extra], tmp, 3600)
+        match = re.search(pattern, out)
+        if not match:
+            raise SystemExit(f"bench/{script}: no ratio line in its output:\n{out[-2000:]}")
+        return {"ratio": float(match.group(1))}
+
+    return measure
+
+
+def _audit_scaling(tmp: Path) -> Sample:
+    sizes = ["10000", "50000", "100000"]
+    _, out = _run([sys.executable, str(ROOT / "bench" / "audit_scaling.py"), "--sizes", *sizes, "--search-sizes"],
+                  tmp, 7200)
+    sample = {}
+    for line in out.splitlines():
+        cells = line.split()
+        if len(cells) >= 7 and cells[0] in sizes:
+            sample[f"{cells[0]}_s"] = float(cells[1])
+    return sample
+
+
+def _test_suite(tmp: Path) -> Sample:
+    sample = {}
+    for name, marker in (("all", []), ("not_slow", ["-m", "not slow"])):
+        wall, out = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *marker], ROOT, 3600)
+        counts = dict((kind, int(n)) for n, kind in re.findall(r"(\d+) (passed|skipped|deselected)", out))
+        sample.update({f"{name}_wall_s": wall, f"{name}_passed": counts.get("passed", 0),
+                       f"{name}_skipped": counts.get("skipped", 0)})
+    return sample
+
+
+FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
+    "vision_run": ("`python -m framework +modality=vision` (audit, 30 epochs, evaluate, export)",
+                   _framework_run("vision")),
+    "tabular_run": ("`python -m framework +modality=tabular` (example plugin, wine data)", _framework_run("tabular")),
+    "engine_overhead": ("`bench/engine_overhead.py`: engine step time / hand-written loop",
+                        _ratio_of("engine_overhead.py", [], r"ratio engine_time/plain_time = ([0-9.]+)")),
+    "vision_throughput": ("`bench/vision_throughput.py`: plugin images/s / plain timm loop",
+                          _ratio_of("vision_throughput.py", [], r"ratio plugin/plain: ([0-9.]+)")),
+    "alignment_run": ("`python -m framework +modality=alignment` (audit, train, misalignment audit, evaluate, export)",
+                      _framework_run("alignment")),
+    "alignment_throughput": ("`bench/alignment_throughput.py`: plugin pairs/s / plain torch loop",
+                             _ratio_of("alignment_throughput.py", [], r"ratio plugin/plain: ([0-9.]+)")),
+    "audit_scaling": ("`bench/audit_scaling.py`: cleanliness audit of 10k / 50k / 100k PNGs, seconds", _audit_scaling),
+    "tests": ("`python -m pytest` (all) and `-m \"not slow\"`, wall seconds", _test_suite),
+}
+
+
+def machine() -> str:
+    """The machine the figures were measured on, in one line."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, {gpu}{load}"
+
+
+def spread(values: list[float]) -> str:
+    """``median (min-max, n=N)``; counts print as integers."""
+    fmt = "{:.0f}" if all(float(v).is_integer() for v in values) else "{:.3g}"
+    med = fmt.format(statistics.median(values))
+    if len(values) == 1:
+        return f"{med} (n=1)"
+    return f"{med} ({fmt.format(min(values))}-{fmt.format(max(values))}, n={len(values)})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--figures", nargs="+", choices=sorted(FIGURES),
+                        default=[f for f in FIGURES if f != "audit_scaling"])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"machine: {machine()}", flush=True)
+    rows = []
+    for name in args.figures:
+        title, measure = FIGURES[name]
+        samples: list[Sample] = []
+        for i in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                samples.append(measure(Path(tmp)))
+            print(f"{name} {i + 1}/{args.repeats}: {samples[-1]}", flush=True)
+        keys = [k for k in samples[0] if all(k in s for s in samples)]
+        cells = "; ".join(f"{k} {spread([s[k] for s in samples])}" for k in keys)
+        rows.append(f"| {title} | {cells} |")
+    print(f"\nMeasured on {machine()}; median (min-max, n runs):\n")
+    print("| what | figure |\n|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
