@@ -6,6 +6,9 @@
     python -m framework --plugins                              # installed plugins and modalities
     python -m framework --compare RUN_DIR_A RUN_DIR_B          # config and metric differences
 
+Exit code 3: evaluated but not fit to ship (a ``success:`` criterion failed; for a sweep, no job met
+its criteria), after writing everything; ``evaluation.enforce_success=false`` reports without failing.
+
 Under ``torchrun`` every rank runs the same command and agrees on one run dir.
 """
 
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import Iterator
 
 log = logging.getLogger("framework")
+
+_FIT: list[bool] = []  # per job of this process with enforced criteria: whether it is fit to ship
 
 
 class _JobStopped(BaseException):
@@ -47,6 +52,8 @@ def _task(cfg) -> float | None:  # type: ignore[no-untyped-def]
         if _one_line(exc) is not None:
             raise _JobStopped(exc) from exc
         raise
+    if result.enforce_success and result.fit_to_ship is not None:
+        _FIT.append(result.fit_to_ship)
     return objective(cfg, result.metrics)
 
 
@@ -223,6 +230,10 @@ def main() -> None:
         _agree_on_run_dir()
         _hydra_main()
         _leave_process_group()
+        if _FIT and not any(_FIT):
+            from framework.evaluation.success import NOT_FIT_EXIT_CODE
+
+            sys.exit(NOT_FIT_EXIT_CODE)
     except (Exception, _JobStopped) as caught:  # noqa: BLE001 - classify, then re-raise genuine bugs
         exc = caught.error if isinstance(caught, _JobStopped) else caught
         reported = _one_line(exc)

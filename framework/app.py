@@ -21,8 +21,10 @@ from framework.atomic import atomic_write_json, atomic_write_text, replace_dir
 from framework.config import STAGES, typed_section
 from framework.data.records import DataBundle
 from framework.errors import FrameworkError, first_line
+from framework.evaluation import html_report
 from framework.evaluation import report as report_md
 from framework.evaluation import success
+from framework.evaluation.retention import START_SPLIT, SPLIT as RETENTION_SPLIT, Retention, load_retention
 from framework.evaluation.types import EvalReport, flatten
 from framework.hookspecs import RunInfo
 from framework.instantiate import check_allowed_targets, check_targets, event_observer, instantiate
@@ -54,6 +56,7 @@ class RunResult:
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
     verdicts: list[success.Verdict] = field(default_factory=list)
+    enforce_success: bool = True  # evaluation.enforce_success: a failed criterion fails the command
 
     @property
     def fit_to_ship(self) -> bool | None:
@@ -227,6 +230,7 @@ def _stages(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: list[s
     _seed(ctx)  # the initial weights depend on the seed alone, whatever ran before
     with _calling(modality, "build_task", ctx):
         task = modality.build_task(ctx, data)
+    retention = _retention_start(cfg, ctx, modality, task, data, info, stages)
     if "train" in stages:
         _train(cfg, ctx, modality, task, data, info)
     elif {"evaluate", "preannotate", "export"} & set(stages) or audit_with_model:
@@ -236,17 +240,25 @@ def _stages(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: list[s
     audit_line = _audit_line(audit) if audit is not None else None
     if stages == ["audit"]:
         return result
+    result.enforce_success = bool(cfg.evaluation.enforce_success)
     if "evaluate" in stages and info.is_main:  # every rank holds the same weights: evaluate once
         reports = _evaluate(cfg, ctx, modality, task, data, info)
         result.metrics = flatten(reports)
+        if retention is not None:
+            retention.trained = _evaluate_split(ctx, modality, task, data, info, RETENTION_SPLIT)
+            result.metrics.update(retention.metrics())
         result.verdicts = success.check(success.parse_criteria(cfg.success), result.metrics)
-        text = report_md.render(modality.name, reports, result.verdicts, ctx.run_dir, audit_line)
+        text = report_md.render(modality.name, reports, result.verdicts, ctx.run_dir, audit_line, retention)
         atomic_write_text(ctx.path("report.md"), text)
-        _say_verdict(result, ctx.run_dir / "report.md")
+        extra = [r for r in (retention.start, retention.trained) if r is not None] if retention else []
+        report_md.write_reports_json([*reports, *extra], ctx.path(report_md.REPORTS_JSON))
     if "preannotate" in stages and info.is_main:
         _preannotate(ctx, modality, task, data)
     if "export" in stages and info.is_main:
         _export(ctx, modality, task)
+    if "evaluate" in stages and info.is_main:  # after export, so the page can say where it is
+        html = _write_html(cfg, ctx, modality, reports, result, retention, stages)
+        _say_verdict(result, html)
     log.info("run finished in %.1fs: %s", time.perf_counter() - started, ctx.run_dir)
     return result
 
@@ -327,24 +339,65 @@ def _load_trained_weights(cfg: DictConfig, ctx: RunContext, task: Any) -> None:
 def _evaluate(cfg: DictConfig, ctx: RunContext, modality: Modality, task: Any, data: DataBundle,
               info: RunInfo) -> list[EvalReport]:
     reports = []
-    extra_metrics = ctx.plugins.metrics(modality.name)
     for split in cfg.evaluation.splits:
         if not data.splits.get(split):
             log.info("evaluate: no %r split, skipped", split)
             continue
-        with _calling(modality, "evaluate", ctx):
-            report = modality.evaluate(ctx, task, data, split)
-        if extra_metrics:
-            with _calling(modality, "predict", ctx):
-                predictions = modality.predict(ctx, task, data.records(split), split)
-            for metric in extra_metrics:
-                report.merge_metrics(metric.compute(predictions), source=metric.name)
-        ctx.plugins.evaluated(info, -1, split, report.metrics)
-        reports.append(report)
+        reports.append(_evaluate_split(ctx, modality, task, data, info, split))
     if not reports:
         raise FrameworkError(f"nothing to evaluate: none of the splits {list(cfg.evaluation.splits)} has data; "
                              f"set data.val / data.test or evaluation.splits")
     return reports
+
+
+def _evaluate_split(ctx: RunContext, modality: Modality, task: Any, data: DataBundle, info: RunInfo,
+                    split: str) -> EvalReport:
+    """The modality's report of one split, with the plugins' metrics merged in; observers notified."""
+    with _calling(modality, "evaluate", ctx):
+        report = modality.evaluate(ctx, task, data, split)
+    extra_metrics = ctx.plugins.metrics(modality.name)
+    if extra_metrics:
+        with _calling(modality, "predict", ctx):
+            predictions = modality.predict(ctx, task, data.records(split), split)
+        for metric in extra_metrics:
+            report.merge_metrics(metric.compute(predictions), source=metric.name)
+    ctx.plugins.evaluated(info, -1, split, report.metrics)
+    return report
+
+
+def _retention_start(cfg: DictConfig, ctx: RunContext, modality: Modality, task: Any, data: DataBundle,
+                     info: RunInfo, stages: list[str]) -> Retention | None:
+    """Read ``evaluation.retention``; when the run trains, score it with the starting weights (those
+    of ``trainer.init_from`` when fine-tuning, which the engine loads again when training starts)."""
+    if "evaluate" not in stages or not info.is_main:
+        return None
+    retention = load_retention(cfg.evaluation, data, ctx.data)
+    if retention is None or "train" not in stages:
+        return retention
+    if cfg.trainer.get("init_from"):
+        from framework.training import load_model_weights
+
+        try:
+            load_model_weights(task, Path(cfg.trainer.init_from))
+        except RuntimeError as err:
+            raise FrameworkError(f"trainer.init_from={cfg.trainer.init_from}: its weights do not fit this model "
+                                 f"({first_line(err, type(err).__name__)})") from None
+    retention.start = _evaluate_split(ctx, modality, task, data, info, START_SPLIT)
+    log.info("retention set, starting weights: %s", _brief(retention.start.metrics))
+    return retention
+
+
+def _write_html(cfg: DictConfig, ctx: RunContext, modality: Modality, reports: list[EvalReport], result: RunResult,
+                retention: Retention | None, stages: list[str]) -> Path:
+    from framework.training import latest_checkpoint
+
+    checkpoint = Path(cfg.checkpoint) if cfg.get("checkpoint") and "train" not in stages else \
+        latest_checkpoint(ctx.run_dir)
+    page = html_report.RunReport(
+        modality=modality.name, run_dir=ctx.run_dir, reports=reports, verdicts=result.verdicts,
+        enforce=result.enforce_success, config_yaml=ctx.config_yaml, retention=retention, checkpoint=checkpoint,
+        export_dir=ctx.run_dir / "export" if "export" in stages else None)
+    return html_report.write(page)
 
 
 def _preannotate(ctx: RunContext, modality: Modality, task: Any, data: DataBundle) -> None:
@@ -374,7 +427,8 @@ def _say_verdict(result: RunResult, report_path: Path) -> None:
     failed = [f"{v.criterion.metric} {v.value} (needs {v.criterion.op} {v.criterion.threshold:g})"
               for v in result.verdicts if not v.passed]
     if failed:
-        log.warning("NOT fit to ship: %s -> %s", "; ".join(failed), report_path)
+        code = f" (exit code {success.NOT_FIT_EXIT_CODE})" if result.enforce_success else " (not enforced)"
+        log.warning("NOT fit to ship%s: %s -> %s", code, "; ".join(failed), report_path)
     else:
         log.info("fit to ship: all %d success criteria met -> %s", len(result.verdicts), report_path)
 
@@ -400,6 +454,7 @@ def _write_summary(run_dir: Path, result: RunResult, overrides: list[str]) -> No
         "overrides": overrides,
         "metrics": result.metrics,
         "fit_to_ship": result.fit_to_ship,
+        "enforce_success": result.enforce_success,
         "success": [{"metric": v.criterion.metric, "required": f"{v.criterion.op}{v.criterion.threshold:g}",
                      "value": v.value, "passed": v.passed} for v in result.verdicts],
     }

@@ -34,6 +34,9 @@ class EvaluationConfig:
     """What the evaluate stage measures."""
 
     splits: list[str] = field(default_factory=lambda: ["val", "test"])  # missing splits are skipped
+    enforce_success: bool = True  # false: failed `success:` criteria are reported, exit code stays 0
+    retention: Optional[str] = None  # manifest or folder (under data.root) of what the model must not forget
+    retention_format: str = "auto"  # reader for `retention`
 
 
 @dataclass

@@ -13,6 +13,9 @@ The call order in one run, for the default ``stages: [audit, train, evaluate, ex
     modality.train(ctx, engine, task, data)         # the training loop
     modality.evaluate(ctx, task, data, split)       # per evaluated split
     modality.export(ctx, task, out_dir)             # once
+
+The monitor (``python -m framework.monitoring RUN_DIR MANIFEST``) later calls ``load_data``,
+``build_task``, ``predict`` and ``drift_features`` on a trained run.
 """
 
 from __future__ import annotations
@@ -122,6 +125,19 @@ class Modality(abc.ABC):
         Include per-class and per-slice figures where they mean something, and robustness results
         when the modality's config lists conditions. Plugin metrics are merged in by the core.
         """
+
+    def drift_features(self, ctx: RunContext, records: list[Record]) -> dict[str, list[Any]]:
+        """Called by the monitor (``python -m framework.monitoring``) on the training reference and
+        on each new batch; returns the per-item input statistics drift is measured on.
+
+        Return feature name -> one value per record, in ``records`` order: numbers (image
+        brightness, audio duration, text length) are compared as distributions (PSI and a KS
+        test), strings (colour mode, sample rate, language) as category mixes (PSI and a
+        chi-square test). An item whose value cannot be measured gets ``None`` and is left out of
+        that feature. The default returns ``{}``: only the model's own signals (confidence,
+        predicted-class mix, score and embedding distributions) are then monitored.
+        """
+        return {}
 
     def export(self, ctx: RunContext, task: "torch.nn.Module", out_dir: Path) -> list[Path]:
         """Called by the export stage; writes a deployable artifact into ``out_dir``.

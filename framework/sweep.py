@@ -1,8 +1,10 @@
 """Multirun sweeps: the objective each job returns and the summary table at the sweep root.
 
-Every job writes ``summary.json`` (status, overrides, metrics) into its own dir. When the sweep
-ends, :class:`SweepSummary` (a Hydra callback, enabled in ``conf/hydra/default.yaml``) collects
-them into ``summary.csv`` and ``summary.md`` at the sweep root, best job first.
+Every job writes ``summary.json`` (status, overrides, metrics, verdict) into its own dir. When the
+sweep ends, :class:`SweepSummary` (a Hydra callback, enabled in ``conf/hydra/default.yaml``)
+collects them into ``summary.csv``, ``summary.md`` and ``summary.html`` at the sweep root, best
+job first, each with its verdict against ``success:``; ``summary.html`` links every job's
+``report.html``.
 """
 
 from __future__ import annotations
@@ -55,8 +57,20 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def verdict(row: Mapping[str, Any]) -> str:
+    """A job's verdict: ``fit``, ``not fit`` (``not fit (not enforced)``), ``no criteria``, or its
+    status when it did not finish (``failed``, ``refused``, ``interrupted``)."""
+    if row.get("status") != "completed":
+        return str(row.get("status"))
+    fit = row.get("fit_to_ship")
+    if fit is None:
+        return "no criteria"
+    return "fit" if fit else "not fit" + ("" if row.get("enforce_success", True) else " (not enforced)")
+
+
 def write_summary(sweep_dir: Path, metric: str, higher_is_better: bool) -> tuple[Path, Path]:
-    """Write ``summary.csv`` and ``summary.md`` at ``sweep_dir``, best first; return their paths."""
+    """Write ``summary.csv``, ``summary.md`` and ``summary.html`` at ``sweep_dir``, best first;
+    return the paths of the first two."""
     rows = collect(sweep_dir)
 
     def key(row: dict[str, Any]) -> tuple[int, float]:
@@ -69,8 +83,9 @@ def write_summary(sweep_dir: Path, metric: str, higher_is_better: bool) -> tuple
     # Overrides every job shares (the modality, fixed settings) are stated once, not per row.
     common = set.intersection(*(set(row["overrides"]) for row in rows)) if len(rows) > 1 else set()
     metric_names = sorted({m for row in rows for m in row["metrics"]}, key=lambda m: (m != metric, m))
-    header = ["rank", "job", "status", "overrides", *metric_names]
-    table = [[str(i + 1), row["job"], row["status"], " ".join(o for o in row["overrides"] if o not in common),
+    header = ["rank", "job", "status", "verdict", "overrides", *metric_names]
+    table = [[str(i + 1), row["job"], row["status"], verdict(row),
+              " ".join(o for o in row["overrides"] if o not in common),
               *[_fmt(row["metrics"].get(m)) for m in metric_names]] for i, row in enumerate(rows)]
     csv_path, md_path = sweep_dir / "summary.csv", sweep_dir / "summary.md"
     with csv_path.open("w", newline="") as handle:
@@ -84,7 +99,31 @@ def write_summary(sweep_dir: Path, metric: str, higher_is_better: bool) -> tuple
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in table]
     md_path.write_text("\n".join(lines) + "\n")
+    _write_html(sweep_dir, rows, header, table, metric, direction, shared)
     return csv_path, md_path
+
+
+def _write_html(sweep_dir: Path, rows: list[dict[str, Any]], header: list[str], table: list[list[str]],
+                metric: str, direction: str, shared: str) -> Path:
+    """``summary.html``: the ranked table, each job linked to its ``report.html``."""
+    from framework.evaluation.html_report import Markup, esc, page
+    from framework.evaluation.html_report import table as html_table
+
+    body_rows: list[list[Any]] = []
+    for row, cells in zip(rows, table):
+        report = sweep_dir / row["job"] / "report.html"
+        job = Markup(f'<a href="{esc(row["job"])}/report.html">{esc(row["job"])}</a>') if report.is_file() else row["job"]
+        body_rows.append([cells[0], job, *cells[2:]])
+    classes = ["pass" if verdict(r) == "fit" else "fail" if verdict(r).startswith("not fit") else "" for r in rows]
+    fit = sum(verdict(r) == "fit" for r in rows)
+    body = [f"<h1>Sweep summary: {len(rows)} jobs</h1>",
+            f"<p>Ranked by <code>{esc(metric)}</code> ({esc(direction)} is better), best first; "
+            f"{fit} of {len(rows)} jobs fit to ship. Each job's name links to its report.</p>",
+            *([f"<p>Every job: <code>{esc(shared)}</code></p>"] if shared else []),
+            html_table(header, body_rows, classes)]
+    path = sweep_dir / "summary.html"
+    path.write_text(page(f"Sweep summary ({sweep_dir.name})", body), encoding="utf-8")
+    return path
 
 
 def _fmt(value: float | None) -> str:
@@ -100,4 +139,4 @@ class SweepSummary(Callback):
             return
         metric, higher = ranking(config)
         csv_path, md_path = write_summary(sweep_dir, metric, higher)
-        log.info("sweep summary: %s and %s", md_path, csv_path)
+        log.info("sweep summary: %s, %s and %s", md_path, csv_path, sweep_dir / "summary.html")

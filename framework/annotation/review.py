@@ -105,6 +105,7 @@ def export_preannotations(
     label_type: str,
     model_version: str,
     root: Path | None = None,
+    meta: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write a model's predictions as Label Studio pre-annotations for annotators to correct.
 
@@ -117,6 +118,7 @@ def export_preannotations(
         label_type: ``"class"`` (choices) or ``"text"`` (a textarea holding a transcript).
         model_version: Shown in Label Studio next to each prediction.
         root: Data root; media paths are written relative to it.
+        meta: Item id -> the task's ``meta`` (why it was chosen, say), for the items that have one.
 
     Returns:
         ``path``.
@@ -135,7 +137,10 @@ def export_preannotations(
                                       "result": result_for(output, label_type=label_type, to_name=to_name)}
         if scores is not None:
             prediction["score"] = float(scores[n])
-        tasks.append({"data": data, "predictions": [prediction]})
+        task: dict[str, Any] = {"data": data, "predictions": [prediction]}
+        if meta and item in meta:
+            task["meta"] = dict(meta[item])
+        tasks.append(task)
     return write_tasks(tasks, path)
 
 

@@ -1,12 +1,24 @@
-"""``report.md``: the evaluate stage's verdict, written for a person deciding whether to ship."""
+"""``report.md``: the evaluate stage's verdict, written for a person deciding whether to ship.
+
+Also ``eval/reports.json``, every split's :class:`EvalReport` as data, which ``--compare`` reads to
+set a run against a baseline per class. ``report.html`` is :mod:`framework.evaluation.html_report`.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from dataclasses import asdict
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from framework.evaluation import success
 from framework.evaluation.types import EvalReport
+
+if TYPE_CHECKING:
+    from framework.evaluation.retention import Retention
+
+REPORTS_JSON = "eval/reports.json"
 
 
 def _fmt(value: float) -> str:
@@ -31,7 +43,7 @@ def _metrics_table(metrics: Mapping[str, float]) -> str:
 
 
 def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[success.Verdict],
-           run_dir: Path, audit_line: str | None = None) -> str:
+           run_dir: Path, audit_line: str | None = None, retention: "Retention | None" = None) -> str:
     """The Markdown text of ``report.md``."""
     out = [f"# Evaluation report: {modality}", ""]
     if verdicts:
@@ -59,4 +71,40 @@ def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[succ
             rel = rel.relative_to(run_dir) if rel.is_absolute() and rel.is_relative_to(run_dir) else rel
             out += [f"![{rel.name}]({rel.as_posix()})" if rel.suffix == ".png" else f"- [{rel.name}]({rel.as_posix()})"]
         out.append("")
+    if retention is not None:
+        out += ["## Retention (forgetting)", "", retention.markdown(), ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def write_reports_json(reports: Sequence[EvalReport], path: Path) -> Path:
+    """Write every split's report as ``{"splits": [EvalReport fields...]}`` (strict JSON)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"splits": [_jsonable(asdict(report)) for report in reports]}
+    from framework.atomic import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=False))
+
+
+def load_reports_json(run_dir: Path) -> dict[str, EvalReport]:
+    """The reports a run's evaluate stage wrote, by split (empty when it wrote none)."""
+    path = Path(run_dir) / REPORTS_JSON
+    if not path.is_file():
+        return {}
+    out = {}
+    for row in json.loads(path.read_text(encoding="utf-8")).get("splits", []):
+        nan = float("nan")
+        clean = {k: (v if k not in ("metrics",) else {m: nan if x is None else x for m, x in v.items()})
+                 for k, v in row.items()}
+        clean["artifacts"] = [Path(a) for a in clean.get("artifacts", [])]
+        out[row["split"]] = EvalReport(**clean)
+    return out

@@ -14,6 +14,8 @@ from typing import Mapping
 
 from framework.errors import FrameworkError
 
+NOT_FIT_EXIT_CODE = 3  # a run (or every job of a sweep) missed its criteria; 2 is a user error
+
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 _PATTERN = re.compile(r"^\s*(>=|<=|==|>|<)\s*([-+0-9.eE]+)\s*$")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -148,3 +149,30 @@ class ImageStore:
         """What ``record``'s file was before decoding, if it has been decoded."""
         return self.info.get(str(record.media)) if record.media is not None else None
 
+
+
+STATS_SIDE = 64  # images are reduced to at most this side before brightness/contrast are measured
+
+
+def image_statistics(records: Sequence[Record]) -> dict[str, list[Any]]:
+    """Per image, from the file as it is (before decoding to the model's input): ``brightness``
+    and ``contrast`` (mean and standard deviation of the 8-bit luminance), ``width``, ``height``
+    and ``mode`` (the Pillow colour mode). Unreadable files get ``None`` everywhere."""
+    out: dict[str, list[Any]] = {k: [] for k in ("brightness", "contrast", "width", "height", "mode")}
+    for record in records:
+        try:
+            with Image.open(record.media) as img:
+                size, mode = img.size, img.mode
+                small = _to_rgb(img)
+                small.thumbnail((STATS_SIDE, STATS_SIDE))
+                luma = np.asarray(small.convert("L"), dtype=np.float32)  # (h, w)
+        except (OSError, ValueError, TypeError):
+            for values in out.values():
+                values.append(None)
+            continue
+        out["brightness"].append(float(luma.mean()))
+        out["contrast"].append(float(luma.std()))
+        out["width"].append(size[0])
+        out["height"].append(size[1])
+        out["mode"].append(mode)
+    return out

@@ -56,7 +56,9 @@ def compare_runs(run_a: Path, run_b: Path) -> str:
     """A Markdown report: config keys that differ, then final and best value of each metric.
 
     Args:
-        run_a: The first run dir (the baseline; deltas are ``B - A``).
+        run_a: The first run dir (the baseline; deltas are ``B - A``). When either run has
+            ``eval/reports.json``, B's evaluation is set against A's per split and per class, with
+            the changes beyond noise marked (:mod:`framework.evaluation.baseline`).
         run_b: The second run dir.
     """
     run_a, run_b = Path(run_a), Path(run_b)
@@ -64,6 +66,10 @@ def compare_runs(run_a: Path, run_b: Path) -> str:
     lines += _config_table(load_run_config(run_a), load_run_config(run_b))
     lines.append("\n## Metrics\n")
     lines += _metric_table(load_metric_series(run_a), load_metric_series(run_b))
+    if (run_a / "eval" / "reports.json").is_file() or (run_b / "eval" / "reports.json").is_file():
+        from framework.evaluation.baseline import compare_evaluations
+
+        lines += ["\n## Evaluation against the baseline (A)\n", *compare_evaluations(run_a, run_b)]
     return "\n".join(lines) + "\n"
 
 

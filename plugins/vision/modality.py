@@ -170,6 +170,14 @@ class VisionModality(Modality):
                 )
         return report
 
+    # --- monitoring --------------------------------------------------------------------------
+
+    def drift_features(self, ctx: RunContext, records: list[Record]) -> dict[str, list[Any]]:
+        """Brightness, contrast, width, height and colour mode of each image file."""
+        from framework.media.images import image_statistics
+
+        return image_statistics(records)
+
     # --- export ------------------------------------------------------------------------------
 
     def export(self, ctx: RunContext, task: nn.Module, out_dir: Path) -> list[Path]:

@@ -1,0 +1,124 @@
+"""The figures of the HTML reports, drawn with matplotlib and returned as PNG ``data:`` URIs.
+
+Every function returns a string usable as an ``<img src>``, so a report is one self-contained file
+that reads without a network. Figures are small (about 100 dpi) to keep reports light.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+DPI = 90
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png_uri(data: bytes) -> str:
+    """A ``data:image/png;base64,...`` URI of PNG bytes."""
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def file_uri(path: Path) -> str:
+    """A PNG file on disk as a data URI."""
+    return png_uri(Path(path).read_bytes())
+
+
+def _finish(fig: Any) -> str:
+    plt = _pyplot()
+    try:
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=DPI)
+    finally:
+        plt.close(fig)
+    return png_uri(buffer.getvalue())
+
+
+def training_curves(series: Mapping[str, Sequence[tuple[int, float]]], loss_keys: Sequence[str],
+                    metric_key: str | None) -> str | None:
+    """Train and val loss (left axis) and the main validation metric (right axis) against the step.
+
+    Args:
+        series: ``"train/loss" -> [(step, value), ...]``, as
+            :func:`framework.tracking.compare.load_metric_series` returns.
+        loss_keys: The loss series to draw (those absent are skipped).
+        metric_key: The metric series for the right axis, or ``None``.
+
+    Returns:
+        The figure's data URI, or ``None`` when none of the series has points.
+    """
+    present = [k for k in loss_keys if series.get(k)]
+    if not present and not (metric_key and series.get(metric_key)):
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 3.9))
+    for key, colour in zip(present, ("tab:blue", "tab:orange", "tab:purple", "tab:brown")):
+        steps, values = zip(*series[key])
+        ax.plot(steps, values, label=key, color=colour, marker="o" if len(steps) < 30 else None, markersize=3)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    handles, labels = ax.get_legend_handles_labels()
+    if metric_key and series.get(metric_key):
+        right = ax.twinx()
+        steps, values = zip(*series[metric_key])
+        right.plot(steps, values, label=metric_key, color="tab:green", linestyle="--", marker="s", markersize=3)
+        right.set_ylabel(metric_key.rsplit("/", 1)[-1])
+        more_h, more_l = right.get_legend_handles_labels()
+        handles, labels = handles + more_h, labels + more_l
+    # Below the plot: inside, it would hide the curves of one axis or the other.
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    return _finish(fig)
+
+
+def per_class_bars(values: Mapping[str, float], metric: str, weakest: Sequence[str] = ()) -> str:
+    """One bar per class of ``metric`` (recall, say); the weakest classes in red."""
+    plt = _pyplot()
+    names = list(values)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(names) + 2.0), 3.0))
+    colours = ["tab:red" if n in weakest else "tab:blue" for n in names]
+    ax.bar(range(len(names)), [values[n] for n in names], color=colours)
+    ax.set_xticks(range(len(names)), labels=names, rotation=90 if len(names) > 12 else 0, fontsize=8)
+    ax.set_ylabel(metric)
+    top = max(values.values(), default=1.0)
+    ax.set_ylim(0, max(1.0, top) * 1.05)
+    ax.grid(axis="y", alpha=0.3)
+    return _finish(fig)
+
+
+def distributions(reference: Sequence[Any], batch: Sequence[Any], title: str, categorical: bool) -> str:
+    """Reference against batch: overlaid density histograms, or side-by-side category shares."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.2, 2.6))
+    if categorical:
+        cats = sorted({str(v) for v in reference} | {str(v) for v in batch})[:40]
+        ref = np.array([sum(str(v) == c for v in reference) for c in cats], dtype=float)
+        new = np.array([sum(str(v) == c for v in batch) for c in cats], dtype=float)
+        x = np.arange(len(cats))
+        ax.bar(x - 0.2, ref / max(ref.sum(), 1), width=0.4, label="reference")
+        ax.bar(x + 0.2, new / max(new.sum(), 1), width=0.4, label="batch")
+        ax.set_xticks(x, labels=cats, rotation=90 if len(cats) > 8 else 0, fontsize=7)
+        ax.set_ylabel("share")
+    else:
+        ref, new = np.asarray(reference, dtype=float), np.asarray(batch, dtype=float)
+        both = np.concatenate([ref, new])
+        lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+        bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 25)
+        ax.hist(ref, bins=bins, density=True, alpha=0.5, label="reference")
+        ax.hist(new, bins=bins, density=True, alpha=0.5, label="batch")
+        ax.set_ylabel("density")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return _finish(fig)
