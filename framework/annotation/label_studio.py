@@ -93,9 +93,11 @@ def load_tasks(path: Path) -> list[dict[str, Any]]:
     Raises:
         DataError: when the file is not JSON or not a list of task objects.
     """
+    from framework.data.textio import read_text
+
     path = Path(path)
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        payload = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}", f"not valid JSON ({exc.msg})", "Re-export the project as JSON.") from exc
     tasks = payload.get("tasks") if isinstance(payload, dict) else payload

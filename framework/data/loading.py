@@ -16,7 +16,7 @@ from framework.data.config import DataConfig
 from framework.data.errors import DataError
 from framework.data.probes import Probe, probe_media
 from framework.data.readers import detect_format, read_manifest
-from framework.data.readers._common import get_field, iter_jsonl
+from framework.data.readers._common import LineErrors, get_field, iter_jsonl
 from framework.data.records import DataBundle, Record
 
 SPLITS = ("train", "val", "test")
@@ -86,16 +86,19 @@ def read_pred_probs(path: Path, n_classes: int) -> dict[str, list[float]]:
             probabilities summing to 1.
     """
     probs: dict[str, list[float]] = {}
-    for line, obj in iter_jsonl(path):
+    errors = LineErrors(path)
+    for line, obj in iter_jsonl(path, errors):
         where = f"{path}:{line}"
-        item = str(get_field(obj, "id", (str, int), where))
-        vector = get_field(obj, "probs", list, where)
-        if len(vector) != n_classes or not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in vector):
-            raise DataError(where, f"'probs' must hold {n_classes} probabilities (one per class, in class order), "
-                            f"got {vector!r}", "Write the model's softmax output for the item.")
-        if abs(sum(vector) - 1.0) > 1e-3:
-            raise DataError(where, f"'probs' sums to {sum(vector):.4f}, not 1", "Write normalised probabilities.")
-        probs[item] = [float(v) for v in vector]
+        with errors.at():
+            item = str(get_field(obj, "id", (str, int), where))
+            vector = get_field(obj, "probs", list, where)
+            if len(vector) != n_classes or not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in vector):
+                raise DataError(where, f"'probs' must hold {n_classes} probabilities (one per class, in class order), "
+                                f"got {vector!r}", "Write the model's softmax output for the item.")
+            if abs(sum(vector) - 1.0) > 1e-3:
+                raise DataError(where, f"'probs' sums to {sum(vector):.4f}, not 1", "Write normalised probabilities.")
+            probs[item] = [float(v) for v in vector]
+    errors.check()
     return probs
 
 
@@ -119,9 +122,17 @@ def read_annotations(path: Path, *, guideline_version: str = "") -> list[Annotat
     if path.suffix.lower() == ".json":
         return import_label_studio(path, guideline_version=guideline_version)
     out = []
-    for line, obj in iter_jsonl(path):
+    errors = LineErrors(path)
+    for line, obj in iter_jsonl(path, errors):
         where = f"{path}:{line}"
-        out.append(AnnotationRecord(
+        with errors.at():
+            out.append(_annotation_line(obj, where, guideline_version))
+    errors.check()
+    return out
+
+
+def _annotation_line(obj: dict[str, Any], where: str, guideline_version: str) -> AnnotationRecord:
+    return AnnotationRecord(
             item_id=str(get_field(obj, "item_id", (str, int), where)),
             annotator=str(get_field(obj, "annotator", (str, int), where)),
             label=_hashable(get_field(obj, "label", (str, int, float, bool, list), where)),
@@ -130,8 +141,7 @@ def read_annotations(path: Path, *, guideline_version: str = "") -> list[Annotat
             confidence=get_field(obj, "confidence", (int, float), where, required=False),
             lead_time=get_field(obj, "lead_time", (int, float), where, required=False),
             source=where,
-        ))
-    return out
+        )
 
 
 def _hashable(value: Any) -> Hashable:
@@ -166,8 +176,22 @@ def _gold(records: list[Record], cfg: DataConfig, root: Path) -> dict[str, Hasha
     gold = gold_answers(records)
     if cfg.gold:
         path = _under_root(cfg.gold, root)
-        for line, obj in iter_jsonl(path):
-            where = f"{path}:{line}"
+        gold.update(read_gold(path))
+    return gold
+
+
+def read_gold(path: Path) -> dict[str, Hashable]:
+    """Known answers from JSONL lines ``{"id", "label"}``.
+
+    Raises:
+        DataError: listing every bad line (``file:line``).
+    """
+    gold: dict[str, Hashable] = {}
+    errors = LineErrors(path)
+    for line, obj in iter_jsonl(path, errors):
+        where = f"{path}:{line}"
+        with errors.at():
             item = str(get_field(obj, "id", (str, int), where))
             gold[item] = _hashable(get_field(obj, "label", (str, int, float, bool, list), where))
+    errors.check()
     return gold

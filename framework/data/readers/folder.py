@@ -37,6 +37,7 @@ def read_image_folder(path: Path, opts: ReadOptions) -> tuple[list[Record], list
                                                    f"{file.suffix or 'no extension'} is not an image type "
                                                    f"({', '.join(sorted(IMAGE_EXTENSIONS))}); convert or remove it"))
                 continue
-            col.add(file.relative_to(path).as_posix(), {"class": class_dir.name}, media=str(file.absolute()),
-                    label=class_dir.name, where=str(file))
+            with col.errors.at():
+                col.add(file.relative_to(path).as_posix(), {"class": class_dir.name}, media=str(file.absolute()),
+                        label=class_dir.name, where=str(file))
     return col.result()

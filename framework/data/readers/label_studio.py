@@ -30,5 +30,6 @@ def read_label_studio(path: Path, opts: ReadOptions) -> tuple[list[Record], list
         media = media_reference(data[media_key]) if media_key else None
         text = data.get("text") if isinstance(data.get("text"), str) else None
         fields = {**data, "annotations": task.get("annotations") or [], "task_id": task.get("id")}
-        col.add(f"task[{i}]", fields, media=media, label=label, text=text, record_id=item)
+        with col.line(f"task[{i}]"):
+            col.add(f"task[{i}]", fields, media=media, label=label, text=text, record_id=item)
     return col.result()
