@@ -128,7 +128,8 @@ def run_audit(
         modality: The running modality's name (passed to checks, written to the card).
         extra_checks: Checks from the ``framework_quality_checks`` hook.
         out_dir: The audit directory (e.g. ``<run dir>/audit``); created if needed.
-        label_type: The modality's label type, for the review queue's Label Studio tasks.
+        label_type: The modality's label type: whether records need labels (coverage), and the
+            review queue's Label Studio control.
 
     Returns:
         The report; call :func:`enforce` to stop on failed gates.
@@ -142,7 +143,7 @@ def run_audit(
     checks = [(c, True) for c in core_checks(documented)] + [(c, False) for c in extra_checks]
     settings = {id(c): _settings(cfg, c) for c, _ in checks}  # validates every gate's keys first
     slices = tuple(plain(cfg.slices) or ())
-    results = [_run_one(c, data, CheckContext(modality, settings[id(c)], slices, out_dir), core) for c, core in checks]
+    results = [_run_one(c, data, CheckContext(modality, settings[id(c)], slices, out_dir, label_type), core) for c, core in checks]
     # The documentation gate runs last among the core checks; plugin results go after it.
     report = AuditReport(
         passed=not any(r.gate and not r.passed for r in results),

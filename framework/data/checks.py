@@ -66,12 +66,15 @@ class CheckContext:
         settings: This check's own settings from ``data.gates.<name>`` (thresholds...), or empty.
         slice_fields: The slice fields named in ``data.slices``.
         out_dir: The audit directory, for checks that write artifacts (plots, lists).
+        label_type: The modality's label type (``class``, ``text``, ``preference``, ``none``):
+            whether every record needs a ``label``.
     """
 
     modality: str
     settings: Mapping[str, Any]
     slice_fields: tuple[str, ...]
     out_dir: Path
+    label_type: str = "class"
 
 
 class SettingsError(FrameworkError, ValueError):

@@ -15,6 +15,8 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
         "min_per_slice": 1,  # int, or {field: int}, or {field: {value: int}}
         "expected": {},  # {field: [values that must be present]}; absent values count as 0
         "splits": ["train"],  # splits whose slice counts must meet the minimum
+        "min_records": 1,  # records every configured split must hold (an empty split fails)
+        "max_unlabeled_fraction": 0.0,  # records without a label, per split, when the modality needs labels
     },
     "consistency": {
         "min_kappa": 0.70,  # gate threshold on Cohen's / Fleiss' kappa or Krippendorff's alpha
