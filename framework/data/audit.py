@@ -26,6 +26,7 @@ from framework.data.records import DataBundle
 from framework.errors import FrameworkError
 
 CORE_CHECKS = (*CORE_GATES, "label_issues")
+DATASET_CARD_KEY = "dataset_card"  # DataBundle.extras: the data's own card, read by load_bundle
 
 
 @dataclass
@@ -139,7 +140,7 @@ def run_audit(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    documented = {"guidelines_version": cfg.guidelines_version, "sources": list(plain(cfg.sources) or [])}
+    documented = documentation(data, cfg)
     checks = [(c, True) for c in core_checks(documented)] + [(c, False) for c in extra_checks]
     settings = {id(c): _settings(cfg, c) for c, _ in checks}  # validates every gate's keys first
     slices = tuple(plain(cfg.slices) or ())
@@ -151,11 +152,23 @@ def run_audit(
         counts={**data.counts(), "quarantined": len(data.quarantine)},
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    report.artifacts = _write(report, data, cfg, modality, out_dir)
+    report.artifacts = _write(report, data, cfg, modality, out_dir, documented)
     review = write_review_queue(data, out_dir / "review_tasks.json", label_type=label_type)
     if review is not None:
         report.artifacts.append(review)
     return report
+
+
+def documentation(data: DataBundle, cfg: DataConfig) -> dict[str, Any]:
+    """Sources and guidelines version from the data's own card (``datacard.yaml`` / ``DATASET.md``
+    in the data root) and from ``data.sources`` / ``data.guidelines_version``."""
+    from framework.data.dataset_card import read_dataset_card
+
+    card = data.extras.get(DATASET_CARD_KEY) if DATASET_CARD_KEY in data.extras else read_dataset_card(data.root)
+    sources = list(card.sources if card else ()) + [s for s in plain(cfg.sources) or [] if s]
+    return {"guidelines_version": cfg.guidelines_version or (card.guidelines_version if card else ""),
+            "sources": sources, "root": str(data.root), "card": str(card.path) if card else None,
+            "license": card.license if card else "", "description": card.description if card else ""}
 
 
 def write_review_queue(data: DataBundle, path: Path, *, label_type: str) -> Path | None:
@@ -171,18 +184,20 @@ def write_review_queue(data: DataBundle, path: Path, *, label_type: str) -> Path
     return export_review_tasks(data.records(), data.annotations, reasons, path, label_type=label_type, root=data.root)
 
 
-def _write(report: AuditReport, data: DataBundle, cfg: DataConfig, modality: str, out_dir: Path) -> list[Path]:
+def _write(report: AuditReport, data: DataBundle, cfg: DataConfig, modality: str, out_dir: Path,
+           documented: dict[str, Any]) -> list[Path]:
     manifests = {s: getattr(cfg, s) for s in ("train", "val", "test")}
     payload = {
         "timestamp": report.timestamp, "modality": modality, "passed": report.passed,
         "enforce": bool(cfg.gates.enforce), "counts": report.counts, "classes": data.classes,
-        "root": str(data.root), "manifests": manifests, "guidelines_version": cfg.guidelines_version,
+        "root": str(data.root), "manifests": manifests, "guidelines_version": documented["guidelines_version"],
+        "sources": documented["sources"], "dataset_card": documented["card"],
         "annotations": len(data.annotations), "failed_gates": [r.name for r in report.failed_gates()],
         "results": [asdict(r) for r in report.results],
     }
     card = render_datacard(data, report.results, modality=modality, passed=report.passed, timestamp=report.timestamp,
-                           sources=list(plain(cfg.sources) or []), manifests=manifests,
-                           guidelines_version=cfg.guidelines_version)
+                           sources=documented["sources"], manifests=manifests,
+                           guidelines_version=documented["guidelines_version"], documented=documented)
     (out_dir / "datacard.md").write_text(card, encoding="utf-8")
     return [write_audit_json(payload, out_dir / "audit.json"), out_dir / "datacard.md",
             write_quarantine(data.quarantine, out_dir / "quarantine.jsonl")]

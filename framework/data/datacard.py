@@ -107,14 +107,27 @@ def _quarantine_section(items: list[Quarantined]) -> list[str]:
     return lines + [""]
 
 
-def render_datacard(data: DataBundle, results: list[CheckResult], *, modality: str, passed: bool, timestamp: str,
-                    sources: list[str], manifests: dict[str, str], guidelines_version: str) -> str:
-    """The data card as Markdown text."""
-    lines = [f"# Data card: {modality}", "", f"Audited {timestamp}. Gates: **{'PASSED' if passed else 'FAILED'}**.", "",
-             "## Sources", "", f"Data root: `{data.root}`", ""]
+def _sources_section(data: DataBundle, sources: list[str], manifests: dict[str, str],
+                     documented: dict[str, Any]) -> list[str]:
+    lines = ["## Sources", "", f"Data root: `{data.root}`", ""]
+    if documented.get("card"):
+        lines += [f"Data set card: `{documented['card']}`", ""]
+    if documented.get("description"):
+        lines += [str(documented["description"]), ""]
+    if documented.get("license"):
+        lines += [f"License: {documented['license']}", ""]
     lines += [f"- {split}: `{path}`" for split, path in manifests.items() if path]
-    lines += [f"- {s}" for s in sources] or ["- (no provenance recorded; set data.sources)"]
-    lines.append("")
+    lines += [f"- {s}" for s in sources] or [f"- (no provenance recorded: add {data.root}/datacard.yaml with "
+                                             f"'sources: [...]', or set data.sources)"]
+    return lines + [""]
+
+
+def render_datacard(data: DataBundle, results: list[CheckResult], *, modality: str, passed: bool, timestamp: str,
+                    sources: list[str], manifests: dict[str, str], guidelines_version: str,
+                    documented: dict[str, Any] | None = None) -> str:
+    """The data card as Markdown text."""
+    lines = [f"# Data card: {modality}", "", f"Audited {timestamp}. Gates: **{'PASSED' if passed else 'FAILED'}**.", ""]
+    lines += _sources_section(data, sources, manifests, documented or {})
     lines += _counts_section(data) + _annotator_section(data, guidelines_version)
     lines += _gates_section(results) + _quarantine_section(data.quarantine)
     return "\n".join(lines)

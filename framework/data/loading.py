@@ -13,6 +13,7 @@ from typing import Any, Hashable, Iterable
 from framework.annotation.label_studio import annotations_from_task, import_label_studio
 from framework.annotation.records import AnnotationRecord
 from framework.data.config import DataConfig
+from framework.data.dataset_card import read_dataset_card
 from framework.data.errors import DataError
 from framework.data.probes import Probe, probe_media
 from framework.data.readers import detect_format, read_manifest
@@ -43,7 +44,8 @@ def load_bundle(
             ``"auto"`` decides from the format.
 
     Returns:
-        The bundle; ``extras["gold"]`` holds known answers (item id -> label) when there are any.
+        The bundle; ``extras["gold"]`` holds known answers (item id -> label) when there are any,
+        ``extras["dataset_card"]`` the data's own card (``datacard.yaml`` / ``DATASET.md`` in the root).
 
     Raises:
         DataError: when ``train`` is missing, or any file is malformed (``file:line`` named).
@@ -65,6 +67,9 @@ def load_bundle(
                                              allow_outside_root=cfg.allow_outside_root, probe=probe)
         bundle.splits[split] = records
         bundle.quarantine.extend(quarantined)
+    card = read_dataset_card(root)
+    if card is not None:
+        bundle.extras["dataset_card"] = card
     bundle.annotations = _annotations(bundle.records(), cfg, root)
     gold = _gold(bundle.records(), cfg, root)
     if gold:
