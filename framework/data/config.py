@@ -22,6 +22,7 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
         "min_kappa": 0.70,  # gate threshold on Cohen's / Fleiss' kappa or Krippendorff's alpha
         "flag_below": 0.60,  # below this the model would learn disagreement
         "min_annotator_kappa": 0.0,  # per annotator vs consensus; 0 reports without failing
+        "outlier_margin": 0.25,  # flag an annotator this far below the others' median kappa (3+ annotators)
     },
     "accuracy": {
         "min_gold_accuracy": 0.80,  # each annotator's accuracy on gold / trap items
@@ -94,6 +95,7 @@ class DataConfig:
     slices: list[str] = field(default_factory=list)  # slice fields for coverage and per-slice metrics
     annotations: Optional[str] = None  # a Label Studio export (.json) or flat JSONL of annotations
     gold: Optional[str] = None  # gold items (known answers), JSONL of {"id", "label"}
+    gold_field: Optional[str] = None  # a record / Label Studio task-data field holding the known answer
     allow_outside_root: bool = False
     pred_probs: Optional[str] = None  # out-of-sample class probabilities (JSONL id, probs) for label issues
     unlabeled: Optional[str] = None  # items to pre-annotate with a trained model (stage preannotate)

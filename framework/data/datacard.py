@@ -72,14 +72,49 @@ def _counts_section(data: DataBundle) -> list[str]:
     return lines
 
 
-def _annotator_section(data: DataBundle, guidelines_version: str) -> list[str]:
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.2f}"
+
+
+def _agreement_tables(measured: dict[str, Any]) -> list[str]:
+    """Each annotator against the consensus (flagged ones marked) and the pairwise kappa matrix."""
+    per, pairwise, flagged = measured.get("per_annotator") or {}, measured.get("pairwise") or {}, set(measured.get("outliers") or [])
+    lines: list[str] = []
+    if per:
+        lines += ["### Each annotator against the consensus", ""]
+        lines += _table(["annotator", "items", "kappa", "agreement", "flag"],
+                        ([a, int(m["items"]), _fmt(m["kappa"]), _fmt(m["agreement"]),
+                          "**far below the others**" if a in flagged else ""] for a, m in sorted(per.items())))
+        lines.append("")
+    if len(pairwise) >= 3:
+        names = sorted(pairwise)
+        lines += ["### Pairwise Cohen's kappa", ""]
+        lines += _table(["", *names], ([a, *(_fmt(pairwise[a].get(b)) for b in names)] for a in names)) + [""]
+    return lines
+
+
+def _gold_note(accuracy: CheckResult | None) -> list[str]:
+    if accuracy is None or accuracy.measured.get("gold_items", 0):
+        return []
+    return ["**No gold items**: annotator accuracy was not checked. Add known answers with "
+            "data.gold=gold.jsonl, Label Studio ground-truth annotations, or data.gold_field=FIELD.", ""]
+
+
+def _annotator_section(data: DataBundle, guidelines_version: str, results: list[CheckResult]) -> list[str]:
+    by_name = {r.name: r for r in results}
     lines = ["## Annotation", "", f"Guidelines version: {guidelines_version or '(not recorded)'}", ""]
     if not data.annotations:
-        return lines + ["No annotation records.", ""]
+        return lines + ["No annotation records.", ""] + _gold_note(by_name.get("accuracy"))
     per = Counter(a.annotator for a in data.annotations)
     items = len({a.item_id for a in data.annotations})
     lines += [f"{len(data.annotations)} labels on {items} items by {len(per)} annotators.", ""]
-    return lines + _table(["annotator", "labels"], sorted(per.items())) + [""]
+    lines += _table(["annotator", "labels"], sorted(per.items())) + [""]
+    consistency = by_name.get("consistency")
+    if consistency is not None:
+        lines += _agreement_tables(consistency.measured)
+        lines += [f"Warning: {f.detail}." for f in consistency.findings if f.kind == "unmatched_annotations"]
+        lines += [""] if lines[-1] else []
+    return lines + _gold_note(by_name.get("accuracy"))
 
 
 def _gates_section(results: list[CheckResult]) -> list[str]:
@@ -128,6 +163,6 @@ def render_datacard(data: DataBundle, results: list[CheckResult], *, modality: s
     """The data card as Markdown text."""
     lines = [f"# Data card: {modality}", "", f"Audited {timestamp}. Gates: **{'PASSED' if passed else 'FAILED'}**.", ""]
     lines += _sources_section(data, sources, manifests, documented or {})
-    lines += _counts_section(data) + _annotator_section(data, guidelines_version)
+    lines += _counts_section(data) + _annotator_section(data, guidelines_version, results)
     lines += _gates_section(results) + _quarantine_section(data.quarantine)
     return "\n".join(lines)

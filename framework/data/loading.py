@@ -10,7 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Hashable, Iterable
 
-from framework.annotation.label_studio import annotations_from_task, import_label_studio
+from framework.annotation.label_studio import (
+    annotations_from_task,
+    gold_from_tasks,
+    ground_truth_label,
+    import_label_studio,
+    load_tasks,
+)
 from framework.annotation.records import AnnotationRecord
 from framework.data.config import DataConfig
 from framework.data.dataset_card import read_dataset_card
@@ -165,12 +171,18 @@ def _annotations(records: list[Record], cfg: DataConfig, root: Path) -> list[Ann
     return out
 
 
-def gold_answers(records: Iterable[Record]) -> dict[str, Hashable]:
-    """Known answers carried by records: a ``gold_label`` field, or a preference ``gold``/``trap``
-    marker (whose right answer is ``"chosen"``)."""
+def gold_answers(records: Iterable[Record], gold_field: str | None = None) -> dict[str, Hashable]:
+    """Known answers carried by records: a Label Studio ground-truth annotation, the
+    ``gold_field`` field (``data.gold_field``), a ``gold_label`` field, or a preference
+    ``gold``/``trap`` marker (whose right answer is ``"chosen"``)."""
     gold: dict[str, Hashable] = {}
     for rec in records:
-        if rec.fields.get("gold_label") is not None:
+        truth = ground_truth_label(rec.fields) if "task_id" in rec.fields else None
+        if truth is not None:
+            gold[rec.id] = truth
+        elif gold_field and rec.fields.get(gold_field) not in (None, ""):
+            gold[rec.id] = _hashable(rec.fields[gold_field])
+        elif rec.fields.get("gold_label") is not None:
             gold[rec.id] = _hashable(rec.fields["gold_label"])
         elif rec.fields.get("gold") is True or rec.fields.get("trap") is True:
             gold[rec.id] = "chosen"
@@ -178,7 +190,9 @@ def gold_answers(records: Iterable[Record]) -> dict[str, Hashable]:
 
 
 def _gold(records: list[Record], cfg: DataConfig, root: Path) -> dict[str, Hashable]:
-    gold = gold_answers(records)
+    gold = gold_answers(records, cfg.gold_field)
+    if cfg.annotations and Path(cfg.annotations).suffix.lower() == ".json":
+        gold.update(gold_from_tasks(load_tasks(_under_root(cfg.annotations, root)), cfg.gold_field))
     if cfg.gold:
         path = _under_root(cfg.gold, root)
         gold.update(read_gold(path))
