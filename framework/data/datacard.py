@@ -50,24 +50,24 @@ def write_audit_json(payload: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _table(header: list[str], rows: Iterable[Iterable[Any]]) -> list[str]:
+def table(header: list[str], rows: Iterable[Iterable[Any]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
     return out
 
 
 def _counts_section(data: DataBundle) -> list[str]:
-    lines = ["## Counts", ""] + _table(["split", "records"], data.counts().items()) + [""]
+    lines = ["## Counts", ""] + table(["split", "records"], data.counts().items()) + [""]
     if data.classes:
         per_split = {sp: Counter(str(r.label) for r in data.records(sp)) for sp in data.splits}
-        lines += ["### Per class", ""] + _table(["class", *data.splits],
+        lines += ["### Per class", ""] + table(["class", *data.splits],
                                                  ([c, *(per_split[sp].get(c, 0) for sp in data.splits)] for c in data.classes))
         lines.append("")
     fields = sorted({f for r in data.records() for f in r.slices})
     for f in fields:
         per_split = {sp: Counter(r.slices.get(f, "<missing>") for r in data.records(sp)) for sp in data.splits}
         values = sorted(set().union(*per_split.values()))
-        lines += [f"### Slice `{f}`", ""] + _table([f, *data.splits], ([v, *(per_split[sp].get(v, 0) for sp in data.splits)] for v in values))
+        lines += [f"### Slice `{f}`", ""] + table([f, *data.splits], ([v, *(per_split[sp].get(v, 0) for sp in data.splits)] for v in values))
         lines.append("")
     return lines
 
@@ -76,20 +76,20 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.2f}"
 
 
-def _agreement_tables(measured: dict[str, Any]) -> list[str]:
+def agreement_tables(measured: dict[str, Any]) -> list[str]:
     """Each annotator against the consensus (flagged ones marked) and the pairwise kappa matrix."""
     per, pairwise, flagged = measured.get("per_annotator") or {}, measured.get("pairwise") or {}, set(measured.get("outliers") or [])
     lines: list[str] = []
     if per:
         lines += ["### Each annotator against the consensus", ""]
-        lines += _table(["annotator", "items", "kappa", "agreement", "flag"],
+        lines += table(["annotator", "items", "kappa", "agreement", "flag"],
                         ([a, int(m["items"]), _fmt(m["kappa"]), _fmt(m["agreement"]),
                           "**far below the others**" if a in flagged else ""] for a, m in sorted(per.items())))
         lines.append("")
     if len(pairwise) >= 3:
         names = sorted(pairwise)
         lines += ["### Pairwise Cohen's kappa", ""]
-        lines += _table(["", *names], ([a, *(_fmt(pairwise[a].get(b)) for b in names)] for a in names)) + [""]
+        lines += table(["", *names], ([a, *(_fmt(pairwise[a].get(b)) for b in names)] for a in names)) + [""]
     return lines
 
 
@@ -108,10 +108,10 @@ def _annotator_section(data: DataBundle, guidelines_version: str, results: list[
     per = Counter(a.annotator for a in data.annotations)
     items = len({a.item_id for a in data.annotations})
     lines += [f"{len(data.annotations)} labels on {items} items by {len(per)} annotators.", ""]
-    lines += _table(["annotator", "labels"], sorted(per.items())) + [""]
+    lines += table(["annotator", "labels"], sorted(per.items())) + [""]
     consistency = by_name.get("consistency")
     if consistency is not None:
-        lines += _agreement_tables(consistency.measured)
+        lines += agreement_tables(consistency.measured)
         lines += [f"Warning: {f.detail}." for f in consistency.findings if f.kind == "unmatched_annotations"]
         lines += [""] if lines[-1] else []
     return lines + _gold_note(by_name.get("accuracy"))
@@ -120,7 +120,7 @@ def _annotator_section(data: DataBundle, guidelines_version: str, results: list[
 def _gates_section(results: list[CheckResult]) -> list[str]:
     rows = [[r.name, "gate" if r.gate else "warning", "PASS" if r.passed else "FAIL", r.summary,
              "" if r.passed else r.override] for r in results]
-    lines = ["## Checks", ""] + _table(["check", "kind", "result", "measured vs threshold", "override"], rows) + [""]
+    lines = ["## Checks", ""] + table(["check", "kind", "result", "measured vs threshold", "override"], rows) + [""]
     for r in results:
         if r.findings:
             lines += [f"### {r.name}: {len(r.findings)} finding(s)", ""]
@@ -135,7 +135,7 @@ def _quarantine_section(items: list[Quarantined]) -> list[str]:
     lines = ["## Quarantine", ""]
     if not items:
         return lines + ["Nothing was quarantined.", ""]
-    lines += _table(["reason", "items"], sorted(Counter(q.reason for q in items).items())) + [""]
+    lines += table(["reason", "items"], sorted(Counter(q.reason for q in items).items())) + [""]
     lines += [f"- {q.source}: {q.reason}: {q.detail}" for q in items[:20]]
     if len(items) > 20:
         lines.append(f"- ... {len(items) - 20} more in quarantine.jsonl")
