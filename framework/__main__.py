@@ -88,14 +88,18 @@ def _hydra_main() -> None:
 
 def _friendly(exc: BaseException) -> str | None:
     """The message for an error the user can fix, or None for a genuine bug (show traceback)."""
-    from hydra.errors import ConfigCompositionException, MissingConfigException
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
-    from framework.config import explain
+    from framework.config import explain, missing_option_message, override_parse_message
     from framework.errors import FrameworkError
 
     if isinstance(exc, FrameworkError):
         return str(exc)
+    if isinstance(exc, OverrideParseException):
+        return override_parse_message(exc)
+    if isinstance(exc, MissingConfigException) and missing_option_message(exc):
+        return missing_option_message(exc)
     if isinstance(exc, MissingConfigException) and "modality" in str(exc):
         from framework.plugins import default_plugins
 
@@ -128,6 +132,9 @@ def main() -> None:
         sys.exit(_compare(args[1:]))
     # Hydra re-raises instead of printing a one-line summary, so config errors can be explained here.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    from framework.config import normalise_overrides
+
+    sys.argv[1:] = normalise_overrides(sys.argv[1:])
     try:
         _agree_on_run_dir()
         _hydra_main()

@@ -15,9 +15,9 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from framework.data.checks import CheckContext, CheckResult, QualityCheck, SettingsError
+from framework.data.checks import CheckContext, CheckResult, QualityCheck, SettingsError, check_settings
 from framework.data.config import DataConfig
 from framework.data.datacard import render_datacard, write_audit_json, write_quarantine
 from framework.data.gates import CORE_GATES, core_checks
@@ -89,7 +89,11 @@ def enforce(report: AuditReport, enforce: bool = True) -> None:
 def _settings(cfg: DataConfig, check: QualityCheck) -> dict[str, Any]:
     if check.name in CORE_CHECKS:
         return gate_settings(check.name, getattr(cfg.gates, check.name))
-    return dict(plain(cfg.gates.plugins.get(check.name)) or {})
+    given = dict(plain(cfg.gates.plugins.get(check.name)) or {})
+    defaults = getattr(check, "defaults", None)
+    if isinstance(defaults, Mapping):
+        return check_settings(f"data.gates.plugins.{check.name}", given, defaults)
+    return given
 
 
 def _run_one(check: QualityCheck, data: DataBundle, ctx: CheckContext, core: bool) -> CheckResult:

@@ -109,6 +109,12 @@ class QualityCheck(Protocol):
     Implementations are small objects with a ``name`` and a ``run`` method; they must not modify
     the bundle. A check that does not apply to the data at hand (no annotations, no audio)
     returns a passing result whose summary says it was not applicable.
+
+    A check with settings also sets ``defaults``, a mapping of every setting it reads to its
+    default value. The core registers them under ``data.gates.plugins.<name>`` before the config
+    is composed, so ``data.gates.plugins.<name>.KEY=...`` works without ``+``, a misspelled key is
+    an error naming the valid ones before any data loads, and ``ctx.settings`` arrives merged
+    with the defaults.
     """
 
     name: str
@@ -116,3 +122,29 @@ class QualityCheck(Protocol):
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         """Measure the data and return the result; called once per audit."""
         ...
+
+
+_REGISTERED_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
+def register_check_defaults(name: str, defaults: Mapping[str, Any]) -> None:
+    """Make ``data.gates.plugins.<name>`` a config node holding ``defaults`` (idempotent)."""
+    _REGISTERED_DEFAULTS[name] = dict(defaults)
+
+
+def registered_check_defaults() -> dict[str, dict[str, Any]]:
+    """Every registered plugin check's defaults by check name (copies): the default of
+    ``data.gates.plugins``."""
+    import copy
+
+    return copy.deepcopy(_REGISTERED_DEFAULTS)
+
+
+def register_plugin_check_defaults(plugins: Any) -> None:
+    """Register the ``defaults`` of every quality check the installed plugins contribute, for
+    every installed modality (called before the config is composed)."""
+    for modality in plugins.modalities():
+        for check in plugins.quality_checks(modality):
+            defaults = getattr(check, "defaults", None)
+            if isinstance(defaults, Mapping) and getattr(check, "name", None):
+                register_check_defaults(check.name, defaults)

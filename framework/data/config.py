@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from framework.data.checks import registered_check_defaults
+
 GATE_DEFAULTS: dict[str, dict[str, Any]] = {
     "coverage": {
         "min_per_slice": 1,  # int, or {field: int}, or {field: {value: int}}
@@ -76,7 +78,8 @@ class GatesConfig:
     balance: dict[str, Any] = _defaults("balance")
     documentation: dict[str, Any] = _defaults("documentation")
     label_issues: dict[str, Any] = _defaults("label_issues")
-    plugins: dict[str, Any] = field(default_factory=dict)  # settings of plugin checks, by check name
+    # Settings of plugin checks, by check name; each check's `defaults` are registered here.
+    plugins: dict[str, Any] = field(default_factory=lambda: registered_check_defaults())
 
 
 @dataclass

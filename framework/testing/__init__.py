@@ -28,7 +28,7 @@ from typing import Sequence
 from omegaconf import DictConfig
 
 from framework.app import RunResult, run
-from framework.config import conf_dir, register_configs, typed_section
+from framework.config import conf_dir, normalise_overrides, register_configs, typed_section
 from framework.data.audit import AuditReport, GateFailure
 from framework.data.checks import QualityCheck
 from framework.evaluation.types import Metric
@@ -45,7 +45,8 @@ def compose(overrides: Sequence[str], *, run_dir: Path | None = None) -> DictCon
 
     register_configs()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
+        return hydra_compose(config_name="config", overrides=normalise_overrides(list(overrides)),
+                             return_hydra_config=False)
 
 
 @dataclass
