@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Hashable, Iterable
 
 from framework.annotation.label_studio import (
-    annotations_from_task,
     gold_from_tasks,
     ground_truth_label,
     import_label_studio,
@@ -63,12 +62,16 @@ def load_bundle(
     probe = decoder_check or (probe_media if cfg.probe_media else None)
     bundle = DataBundle(root=root, splits={})
     used_formats = set()
+    exports: list[Path] = []  # Label Studio splits: their annotations do not need the media
     for split in SPLITS:
         rel = getattr(cfg, split)
         if not rel:
             continue
         path = _under_root(rel, root)
-        used_formats.add(detect_format(path) if chosen == "auto" else chosen)
+        name = detect_format(path) if chosen == "auto" and path.exists() else chosen
+        used_formats.add(name)
+        if name == "label_studio":
+            exports.append(path)
         records, quarantined = read_manifest(path, root=root, split=split, format=chosen, slices=cfg.slices,
                                              allow_outside_root=cfg.allow_outside_root, probe=probe)
         bundle.splits[split] = records
@@ -76,7 +79,7 @@ def load_bundle(
     card = read_dataset_card(root)
     if card is not None:
         bundle.extras["dataset_card"] = card
-    bundle.annotations = _annotations(bundle.records(), cfg, root)
+    bundle.annotations = _annotations(exports, cfg, root)
     gold = _gold(bundle.records(), cfg, root)
     if gold:
         bundle.extras["gold"] = gold
@@ -159,13 +162,12 @@ def _hashable(value: Any) -> Hashable:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _annotations(records: list[Record], cfg: DataConfig, root: Path) -> list[AnnotationRecord]:
+def _annotations(exports: list[Path], cfg: DataConfig, root: Path) -> list[AnnotationRecord]:
+    """Every annotation of the Label Studio splits (tasks whose media were quarantined included:
+    agreement does not need the media) plus ``data.annotations``."""
     out: list[AnnotationRecord] = []
-    for rec in records:
-        # Only the Label Studio reader sets task_id; other formats may use "annotations" freely.
-        if "task_id" in rec.fields and isinstance(rec.fields.get("annotations"), list):
-            task = {"annotations": rec.fields["annotations"]}
-            out += annotations_from_task(task, item_id=rec.id, where=rec.source, guideline_version=cfg.guidelines_version)
+    for path in exports:
+        out += import_label_studio(path, guideline_version=cfg.guidelines_version)
     if cfg.annotations:
         out += read_annotations(_under_root(cfg.annotations, root), guideline_version=cfg.guidelines_version)
     return out

@@ -60,3 +60,17 @@ def test_a_bad_export_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "bad.json:1: not valid JSON" in err and "\n" not in err
+
+
+def test_the_audit_keeps_the_annotations_of_tasks_whose_media_are_missing(tmp_path: Path) -> None:
+    from framework.data import DataConfig, load_bundle, run_audit
+
+    export = _export(tmp_path / "export.json")
+    cfg = DataConfig(root=str(tmp_path), train="export.json")
+    bundle = load_bundle(cfg)
+    assert bundle.records("train") == [] and len(bundle.quarantine) == 12  # every image is missing
+    assert len(bundle.annotations) == 36
+    report = run_audit(bundle, cfg, modality="t", out_dir=tmp_path / "audit")
+    consistency = report.result("consistency")
+    assert consistency.measured["items"] == 12 and consistency.measured["unmatched_annotations"] == 0
+    assert "split 'train' has 0 records" in report.result("coverage").summary
