@@ -11,13 +11,24 @@ Under ``torchrun`` every rank runs the same command and agrees on one run dir.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-import time
 from pathlib import Path
+from typing import Iterator
 
 log = logging.getLogger("framework")
+
+
+class _JobStopped(BaseException):
+    """Carries an error the entry point reports in one line past Hydra, which would otherwise print
+    "Error executing job" with a traceback (Hydra catches ``Exception`` only)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
 
 def _task(cfg) -> float | None:  # type: ignore[no-untyped-def]
     """One Hydra job: run the stages; return the sweep objective (for optimising sweepers)."""
@@ -29,9 +40,32 @@ def _task(cfg) -> float | None:  # type: ignore[no-untyped-def]
     from framework.sweep import objective
 
     hydra_cfg = HydraConfig.get()
-    result = run(cfg, Path(hydra_cfg.runtime.output_dir), plugins=default_plugins(),
-                 base_dir=Path(get_original_cwd()), overrides=list(hydra_cfg.overrides.task))
+    try:
+        result = run(cfg, Path(hydra_cfg.runtime.output_dir), plugins=default_plugins(),
+                     base_dir=Path(get_original_cwd()), overrides=list(hydra_cfg.overrides.task))
+    except Exception as exc:  # noqa: BLE001 - classified by main(); genuine bugs keep their traceback
+        if _one_line(exc) is not None:
+            raise _JobStopped(exc) from exc
+        raise
     return objective(cfg, result.metrics)
+
+
+def _one_line(exc: BaseException) -> tuple[str, int] | None:
+    """``(message, exit status)`` for an error reported without a traceback, else None."""
+    from framework.app import ModalityFailure
+    from framework.atomic import no_space_left
+    from framework.training import Interrupted, TrainingStopped
+
+    if isinstance(exc, Interrupted):
+        return str(exc), 0
+    if no_space_left(exc):
+        where = getattr(exc, "filename", None)
+        return (f"no space left on device{f' writing {where}' if where else ''}: free some space (or point "
+                "hydra.run.dir at another disk) and rerun; earlier checkpoints are intact"), 1
+    if isinstance(exc, (ModalityFailure, TrainingStopped)):
+        return str(exc), 1
+    message = _friendly(exc)
+    return (message, 2) if message is not None else None
 
 
 def _list_plugins() -> int:
@@ -62,11 +96,11 @@ def _agree_on_run_dir() -> None:
             "Sweep distributed jobs with the submitit launcher instead: "
             "python -m framework -m hydra/launcher=submitit_slurm_example ... (see conf/hydra/launcher/)."
         )
-    from framework.config import RUN_ID_ENV
+    from framework.config import RUN_ID_ENV, new_run_id
     from framework.training.distributed import broadcast_object, init_distributed
 
     init_distributed()
-    os.environ[RUN_ID_ENV] = broadcast_object(time.strftime("%Y-%m-%d_%H-%M-%S"))
+    os.environ[RUN_ID_ENV] = broadcast_object(new_run_id())
 
 
 def _leave_process_group() -> None:
@@ -83,7 +117,58 @@ def _hydra_main() -> None:
     from framework.config import conf_dir, register_configs
 
     register_configs()
-    hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(_task)()
+    with _guarded_hydra_callbacks():
+        hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(_task)()
+
+
+@contextlib.contextmanager
+def _guarded_hydra_callbacks() -> Iterator[None]:
+    """Check ``hydra.callbacks`` before Hydra builds them, and lock a single run's dir early.
+
+    Hydra instantiates ``hydra.callbacks`` itself, before the job function runs, so the
+    ``_target_`` policy (docs/security.md) is applied at that point: only Hydra ``Callback``
+    classes from the core, the installed plugins, or packages in ``allowed_targets`` given on the
+    command line. A single run's dir is locked there too, before Hydra writes ``.hydra/`` into it.
+    """
+    from hydra._internal import callbacks as hydra_callbacks
+    from omegaconf import OmegaConf
+
+    from framework.instantiate import check_hydra_callbacks, trusted_targets
+
+    original = hydra_callbacks.Callbacks.__init__
+    held = []
+
+    def guarded(self, config=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if config is not None:
+            nodes = OmegaConf.select(config, "hydra.callbacks")
+            if nodes:
+                check_hydra_callbacks(nodes, trusted_targets(sys.argv[1:]))
+            held.extend(_lock_single_run(config))
+        original(self, config, *args, **kwargs)
+
+    hydra_callbacks.Callbacks.__init__ = guarded  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        hydra_callbacks.Callbacks.__init__ = original  # type: ignore[method-assign]
+        for lock in held:
+            lock.release()
+
+
+def _lock_single_run(config) -> list:  # type: ignore[no-untyped-def]
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from framework.training.rundir import check_run_dir, lock_run_dir
+
+    if OmegaConf.select(config, "hydra.mode") != RunMode.RUN or int(os.environ.get("RANK", "0")) != 0:
+        return []
+    try:
+        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
+    except Exception:  # noqa: BLE001 - e.g. ${hydra:...} before Hydra sets its runtime: app.run locks it
+        return []
+    check_run_dir(run_dir)
+    return [lock_run_dir(run_dir)]
 
 
 def _friendly(exc: BaseException) -> str | None:
@@ -139,18 +224,18 @@ def main() -> None:
         _agree_on_run_dir()
         _hydra_main()
         _leave_process_group()
-    except Exception as exc:  # noqa: BLE001 - classify, then re-raise genuine bugs
-        from framework.training import Interrupted
-
-        if isinstance(exc, Interrupted):
-            log.warning("%s", exc)
-            _leave_process_group()  # every rank stopped at the same step, so all arrive here
-            sys.exit(0)
-        message = _friendly(exc)
-        if message is None:
+    except (Exception, _JobStopped) as caught:  # noqa: BLE001 - classify, then re-raise genuine bugs
+        exc = caught.error if isinstance(caught, _JobStopped) else caught
+        reported = _one_line(exc)
+        if reported is None:
             raise
+        message, status = reported
+        if status == 0:  # interrupted: a checkpoint was saved; every rank stopped at the same step
+            log.warning("%s", message)
+            _leave_process_group()
+            sys.exit(0)
         print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ knows no modality by name: everything modality-specific goes through the selecte
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,18 +17,34 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
+from framework.atomic import atomic_write_json, atomic_write_text, replace_dir
 from framework.config import STAGES, typed_section
 from framework.data.records import DataBundle
-from framework.errors import FrameworkError
+from framework.errors import FrameworkError, first_line
 from framework.evaluation import report as report_md
 from framework.evaluation import success
 from framework.evaluation.types import EvalReport, flatten
 from framework.hookspecs import RunInfo
-from framework.instantiate import check_targets, instantiate
+from framework.instantiate import check_allowed_targets, check_targets, event_observer, instantiate
 from framework.modality import Modality, RunContext
 from framework.plugins import Plugins, load_plugins
 
 log = logging.getLogger(__name__)
+
+
+LOG_FILE = "run.log"  # the run's log (Hydra's job log); tracebacks of modality failures land here
+
+
+class ModalityFailure(Exception):
+    """A modality method raised: framed as one line naming the modality, its package and the method.
+
+    ``python -m framework`` prints the message and exits 1; the full traceback is in the run's
+    ``run.log``. The original exception is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, method: str) -> None:
+        super().__init__(message)
+        self.method = method
 
 
 @dataclass
@@ -54,37 +70,63 @@ def run(cfg: DictConfig, run_dir: Path, *, plugins: Plugins | None = None, base_
         run_dir: Where this job writes everything.
         plugins: The plugin facade; loaded from entry points when omitted.
         base_dir: The directory the user launched from (shared stores such as MLflow's live there).
-        overrides: The job's command-line overrides, recorded in ``summary.json``.
+        overrides: The job's command-line overrides, recorded in ``summary.json``; the only
+            place ``allowed_targets`` is accepted from (docs/security.md).
+
+    Every process is seeded before any modality method runs, and the main process holds the run
+    dir's lock for the whole run.
+
+    Raises:
+        FrameworkError: A problem the user fixes (config, data, a run dir in use or not writable).
+        ModalityFailure: A modality method raised; the traceback is in ``run_dir/run.log``.
     """
+    from framework.training.rundir import check_run_dir, lock_run_dir
+
     plugins = plugins or load_plugins()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    modality, ctx, stages = _prepare(cfg, run_dir, plugins)
+    check_run_dir(run_dir)
+    modality, ctx, stages = _prepare(cfg, run_dir, plugins, overrides or [])
     info = _run_info(ctx, modality)
+    lock = lock_run_dir(run_dir) if info.is_main else None  # ranks share rank 0's run dir
+    try:
+        return _run_locked(cfg, ctx, modality, stages, info, base_dir or Path.cwd(), overrides or [])
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: list[str], info: RunInfo,
+                base_dir: Path, overrides: list[str]) -> RunResult:
     result = RunResult(status="failed")
-    with _observers(cfg, info, plugins, base_dir or Path.cwd()):
-        plugins.run_start(info)
+    with _observers(cfg, info, ctx.plugins, base_dir, ctx.extras["allowed_targets"]):
+        ctx.plugins.run_start(info)
         try:
             result = _stages(cfg, ctx, modality, stages, info)
         except BaseException as exc:
             result.status = _status_of(exc)
             raise
         finally:
-            plugins.run_end(info, result.status, result.metrics)
-            _write_summary(run_dir, result, overrides or [])
+            ctx.plugins.run_end(info, result.status, result.metrics)
+            _write_summary(ctx.run_dir, result, overrides)
     return result
 
 
-def _prepare(cfg: DictConfig, run_dir: Path, plugins: Plugins) -> tuple[Modality, RunContext, list[str]]:
+def _prepare(cfg: DictConfig, run_dir: Path, plugins: Plugins,
+             overrides: list[str]) -> tuple[Modality, RunContext, list[str]]:
     if cfg.get("modality") is None or "name" not in cfg.modality:
         names = ", ".join(plugins.modalities()) or "none installed"
         raise FrameworkError(f"no modality selected: add +modality=NAME (installed: {names})")
     modality = plugins.modality(cfg.modality.name)
-    check_targets(cfg, cfg.get("allowed_targets", []))
+    allowed = check_allowed_targets(cfg.get("allowed_targets") or [], overrides)
+    check_targets(cfg, allowed)
     success.parse_criteria(cfg.success)  # a malformed threshold fails before any work is done
     stages = list(cfg.stages)
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise FrameworkError(f"unknown stage(s) {unknown}; valid stages: {', '.join(STAGES)} (e.g. stages=[audit])")
+    if "train" in stages:
+        from framework.training.config import validate_trainer
+
+        validate_trainer(OmegaConf.to_object(cfg.trainer))
     sections = {name: OmegaConf.to_object(typed_section(cfg, name, schema))
                 for name, schema in modality.sections.items()}
     ctx = RunContext(
@@ -96,6 +138,7 @@ def _prepare(cfg: DictConfig, run_dir: Path, plugins: Plugins) -> tuple[Modality
         plugins=plugins,
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
     )
+    ctx.extras["allowed_targets"] = allowed
     return modality, ctx, stages
 
 
@@ -108,14 +151,14 @@ def _run_info(ctx: RunContext, modality: Modality) -> RunInfo:
 
 
 @contextmanager
-def _observers(cfg: DictConfig, info: RunInfo, plugins: Plugins, base_dir: Path) -> Iterator[None]:
+def _observers(cfg: DictConfig, info: RunInfo, plugins: Plugins, base_dir: Path,
+               allowed: list[str]) -> Iterator[None]:
     """Register tracking backends and configured callbacks as plugins for this run only."""
     from framework.tracking import open_trackers
 
     tracking = OmegaConf.to_object(cfg.tracking)
     observers: list[Any] = list(open_trackers(tracking, info, base_dir))
-    extra = cfg.get("allowed_targets", [])
-    observers += [instantiate(node, extra) for node in (cfg.get("callbacks") or {}).values()]
+    observers += [instantiate(node, allowed, kind=event_observer) for node in (cfg.get("callbacks") or {}).values()]
     names = [plugins.pm.register(obs) for obs in observers]
     try:
         yield
@@ -125,15 +168,63 @@ def _observers(cfg: DictConfig, info: RunInfo, plugins: Plugins, base_dir: Path)
                 plugins.pm.unregister(name=name)
 
 
+@contextmanager
+def _calling(modality: Modality, method: str, ctx: RunContext) -> Iterator[None]:
+    """Frame an exception raised inside a modality method (see :class:`ModalityFailure`).
+
+    Errors that are already explained pass through unchanged: a :class:`FrameworkError` (a problem
+    the user fixes), an interruption, a stopped training run, a failed gate.
+    """
+    from framework.training import Interrupted, TrainingStopped
+
+    try:
+        yield
+    except (FrameworkError, Interrupted, TrainingStopped, ModalityFailure, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        from framework.atomic import no_space_left
+
+        if no_space_left(exc):
+            raise
+        package = _package_of(modality)
+        log_path = ctx.run_dir / LOG_FILE
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(f"modality {modality.name} (package {package}) failed in {method}:\n{traceback.format_exc()}\n")
+        first = first_line(exc)
+        raise ModalityFailure(
+            f"modality {modality.name} (package {package}) failed in {method}: {type(exc).__name__}"
+            f"{': ' + first if first else ''} (full traceback in {log_path})", method) from exc
+
+
+def _package_of(modality: Modality) -> str:
+    """The installed distribution that ships ``modality``'s class (its top-level module otherwise)."""
+    from importlib.metadata import packages_distributions
+
+    module = type(modality).__module__.split(".")[0]
+    return ", ".join(packages_distributions().get(module, [])) or module
+
+
+def _seed(ctx: RunContext) -> None:
+    """Seed every generator (``seed + rank``) so a modality method's randomness is the config's."""
+    from framework.training.distributed import init_distributed
+    from framework.training.seed import seed_everything
+
+    seed_everything(ctx.seed + init_distributed()[0])
+
+
 def _stages(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: list[str], info: RunInfo) -> RunResult:
     started = time.perf_counter()
-    data = modality.load_data(ctx)
+    _seed(ctx)
+    with _calling(modality, "load_data", ctx):
+        data = modality.load_data(ctx)
     log.info("data: %s records per split, %d quarantined", data.counts(), len(data.quarantine))
     audit_line = _audit(cfg, ctx, modality, data) if "audit" in stages else None
     result = RunResult(status="completed")
     if stages == ["audit"]:
         return result
-    task = modality.build_task(ctx, data)
+    _seed(ctx)  # the initial weights depend on the seed alone, whatever ran before
+    with _calling(modality, "build_task", ctx):
+        task = modality.build_task(ctx, data)
     if "train" in stages:
         _train(cfg, ctx, modality, task, data, info)
     elif {"evaluate", "preannotate", "export"} & set(stages):
@@ -143,15 +234,32 @@ def _stages(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: list[s
         result.metrics = flatten(reports)
         result.verdicts = success.check(success.parse_criteria(cfg.success), result.metrics)
         text = report_md.render(modality.name, reports, result.verdicts, ctx.run_dir, audit_line)
-        ctx.path("report.md").write_text(text)
+        atomic_write_text(ctx.path("report.md"), text)
         _say_verdict(result, ctx.run_dir / "report.md")
     if "preannotate" in stages and info.is_main:
         _preannotate(ctx, modality, task, data)
     if "export" in stages and info.is_main:
-        written = modality.export(ctx, task, ctx.run_dir / "export")
-        log.info("exported %d file(s) to %s", len(written), ctx.run_dir / "export")
+        _export(ctx, modality, task)
     log.info("run finished in %.1fs: %s", time.perf_counter() - started, ctx.run_dir)
     return result
+
+
+def _export(ctx: RunContext, modality: Modality, task: Any) -> None:
+    """Export into a temp directory and publish it whole, so ``export/`` is never half-written."""
+    import os
+    import shutil
+
+    final = ctx.run_dir / "export"
+    tmp = ctx.run_dir / f".tmp-export-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        with _calling(modality, "export", ctx):
+            written = modality.export(ctx, task, tmp)
+        replace_dir(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("exported %d file(s) to %s", len(written), final)
 
 
 def _audit(cfg: DictConfig, ctx: RunContext, modality: Modality, data: DataBundle) -> str:
@@ -171,7 +279,8 @@ def _train(cfg: DictConfig, ctx: RunContext, modality: Modality, task: Any, data
 
     trainer = OmegaConf.to_object(cfg.trainer)
     with Engine(trainer, info, events=ctx.plugins, seed=ctx.seed) as engine:
-        modality.train(ctx, engine, task, data)
+        with _calling(modality, "train", ctx):
+            modality.train(ctx, engine, task, data)
         ctx.extras["engine"] = engine
 
 
@@ -184,7 +293,12 @@ def _load_trained_weights(cfg: DictConfig, ctx: RunContext, task: Any) -> None:
             "evaluate/export without the train stage needs trained weights: set checkpoint=PATH to a "
             "checkpoint directory (run_dir/checkpoints/step_...), or add train to stages"
         )
-    ema = load_model_weights(task, source)
+    try:
+        ema = load_model_weights(task, source)  # verified against its manifest, finite
+    except RuntimeError as err:  # missing/unexpected keys or shapes: a checkpoint of another model
+        raise FrameworkError(f"checkpoint={source}: its weights do not fit this model "
+                             f"({first_line(err, type(err).__name__)}); "
+                             "was it trained with another model config?") from None
     log.info("loaded %sweights from %s", "EMA " if ema else "", source)
 
 
@@ -196,9 +310,11 @@ def _evaluate(cfg: DictConfig, ctx: RunContext, modality: Modality, task: Any, d
         if not data.splits.get(split):
             log.info("evaluate: no %r split, skipped", split)
             continue
-        report = modality.evaluate(ctx, task, data, split)
+        with _calling(modality, "evaluate", ctx):
+            report = modality.evaluate(ctx, task, data, split)
         if extra_metrics:
-            predictions = modality.predict(ctx, task, data.records(split), split)
+            with _calling(modality, "predict", ctx):
+                predictions = modality.predict(ctx, task, data.records(split), split)
             for metric in extra_metrics:
                 report.merge_metrics(metric.compute(predictions), source=metric.name)
         ctx.plugins.evaluated(info, -1, split, report.metrics)
@@ -222,7 +338,8 @@ def _preannotate(ctx: RunContext, modality: Modality, task: Any, data: DataBundl
     for item in quarantined:
         log.warning("preannotate: skipped %s (%s): %s", item.source, item.reason, item.detail)
     ctx.extras.setdefault("classes", data.classes)
-    predictions = modality.predict(ctx, task, records, "unlabeled")
+    with _calling(modality, "predict", ctx):
+        predictions = modality.predict(ctx, task, records, "unlabeled")
     path = export_preannotations(predictions, records, ctx.path("annotation", "preannotations.json"),
                                  label_type=modality.label_type, model_version=ctx.run_dir.name, root=data.root)
     log.info("pre-annotations for %d items: %s (import into Label Studio)", len(records), path)
@@ -264,4 +381,4 @@ def _write_summary(run_dir: Path, result: RunResult, overrides: list[str]) -> No
         "success": [{"metric": v.criterion.metric, "required": f"{v.criterion.op}{v.criterion.threshold:g}",
                      "value": v.value, "passed": v.passed} for v in result.verdicts],
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(run_dir / "summary.json", summary)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from framework.data.config import DataConfig
-from framework.errors import FrameworkError
+from framework.errors import FrameworkError, first_line
 from framework.tracking.config import TrackingConfig
 from framework.training.config import TrainerConfig
 
@@ -92,8 +92,19 @@ RUN_ID_ENV = "FRAMEWORK_RUN_ID"
 def run_id() -> str:
     """This run's id; under torchrun every rank receives rank 0's through ``FRAMEWORK_RUN_ID``."""
     if RUN_ID_ENV not in os.environ:
-        os.environ[RUN_ID_ENV] = time.strftime("%Y-%m-%d_%H-%M-%S")
+        os.environ[RUN_ID_ENV] = new_run_id()
     return os.environ[RUN_ID_ENV]
+
+
+def new_run_id() -> str:
+    """A fresh id, unique across processes started at the same moment and sorted by start time.
+
+    ``2026-12-01_07-54-12.123456-3f9a1c``: the time to the microsecond, then six random hex digits,
+    so jobs launched together never share (and "resume") one run dir, and ``ls`` lists runs in order.
+    """
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now))
+    return f"{stamp}.{int(now % 1 * 1e6):06d}-{os.urandom(3).hex()}"
 
 
 def package_path(spec: str) -> str:
@@ -230,7 +241,7 @@ def explain(exc: BaseException, prefix: str = "", sections: Mapping[str, type] |
         match = re.search(r"Key '([^']+)' (?:not in|is not in)", text)
         full_key = match.group(1) if match else None
     if not full_key:
-        return text
+        return _with_reason(text, exc)
     full_key = f"{prefix}.{full_key}" if prefix and not full_key.startswith(prefix + ".") else full_key
     found = locate_unknown(full_key, sections)
     if found is None:
@@ -285,6 +296,16 @@ def missing_option_message(exc: Any) -> str | None:
                 f"Install the plugin that provides it (python -m framework --plugins lists them).")
     return (f"config group {group!r} has no option {option!r}. Valid options: {', '.join(options) or 'none'}.{hint} "
             f"Choose one with {group}=NAME, or add {group}/{option}.yaml to your plugin's config folder.")
+
+
+def _with_reason(text: str, exc: BaseException) -> str:
+    """``text`` plus the first line of the innermost cause when ``text`` does not already say it
+    (``Error merging override trainer.lr=abc`` alone gives no reason)."""
+    cause: BaseException = exc
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    reason = first_line(cause)
+    return f"{text}: {reason}" if reason and reason not in text else text
 
 
 def conf_dir() -> Path:

@@ -8,3 +8,9 @@ class FrameworkError(Exception):
 
     ``python -m framework`` prints the message alone and exits with status 2.
     """
+
+
+def first_line(err: BaseException, default: str = "") -> str:
+    """The first line of ``err``'s message (for one-line reports), or ``default`` when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else default

@@ -190,9 +190,9 @@ def task_data(record: Record, root: Path | None) -> tuple[dict[str, Any], str]:
 def write_tasks(tasks: list[dict[str, Any]], path: Path) -> Path:
     """Write a task list as Label Studio import JSON; parent folders are created."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(tasks, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
-    return path
+    from framework.atomic import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(tasks, indent=1, ensure_ascii=False, default=str))
 
 
 def annotation_entries(anns: Iterable[AnnotationRecord], *, label_type: str, to_name: str) -> list[dict[str, Any]]:

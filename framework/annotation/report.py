@@ -134,6 +134,7 @@ def write_report(export: Path, out_dir: Path, *, gold_path: Path | None = None, 
                  outlier_margin: float = 0.25) -> tuple[str, list[Path]]:
     """Build the report of ``export`` and write its files into ``out_dir``; returns the text and the files."""
     from framework.annotation.review import export_review_tasks
+    from framework.atomic import atomic_write_text
     from framework.data.datacard import jsonable
     from framework.data.loading import read_gold
 
@@ -143,12 +144,12 @@ def write_report(export: Path, out_dir: Path, *, gold_path: Path | None = None, 
     summary = summarize(annotations, gold, outlier_margin=outlier_margin)
     text = render(summary, str(export))
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "report.md", out_dir / "report.json", out_dir / "adjudication.jsonl"]
-    written[0].write_text(text, encoding="utf-8")
-    written[1].write_text(json.dumps(jsonable(asdict(summary)), indent=2, ensure_ascii=False), encoding="utf-8")
-    with written[2].open("w", encoding="utf-8") as fh:
-        for item, verdict in summary.adjudication.items():
-            fh.write(json.dumps(jsonable({"item_id": item, **verdict}), ensure_ascii=False) + "\n")
+    rows = "".join(json.dumps(jsonable({"item_id": item, **verdict}), ensure_ascii=False) + "\n"
+                   for item, verdict in summary.adjudication.items())
+    written = [atomic_write_text(out_dir / "report.md", text),
+               atomic_write_text(out_dir / "report.json",
+                                 json.dumps(jsonable(asdict(summary)), indent=2, ensure_ascii=False)),
+               atomic_write_text(out_dir / "adjudication.jsonl", rows)]
     if summary.review:
         consensus = majority_vote(by_item(annotations))
         written.append(export_review_tasks([], annotations, summary.review, out_dir / "review_tasks.json",

@@ -202,6 +202,8 @@ def _write(report: AuditReport, data: DataBundle, cfg: DataConfig, modality: str
     card = render_datacard(data, report.results, modality=modality, passed=report.passed, timestamp=report.timestamp,
                            sources=documented["sources"], manifests=manifests,
                            guidelines_version=documented["guidelines_version"], documented=documented)
-    (out_dir / "datacard.md").write_text(card, encoding="utf-8")
+    from framework.atomic import atomic_write_text
+
+    atomic_write_text(out_dir / "datacard.md", card)
     return [write_audit_json(payload, out_dir / "audit.json"), out_dir / "datacard.md",
             write_quarantine(data.quarantine, out_dir / "quarantine.jsonl")]

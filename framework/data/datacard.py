@@ -36,18 +36,16 @@ def jsonable(value: Any) -> Any:
 
 def write_quarantine(items: Iterable[Quarantined], path: Path) -> Path:
     """Every quarantined item as one JSON object per line."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for q in items:
-            fh.write(json.dumps(jsonable(asdict(q)), ensure_ascii=False) + "\n")
-    return path
+    from framework.atomic import atomic_write_text
+
+    return atomic_write_text(path, "".join(json.dumps(jsonable(asdict(q)), ensure_ascii=False) + "\n" for q in items))
 
 
 def write_audit_json(payload: dict[str, Any], path: Path) -> Path:
     """``audit.json``: the payload made JSON-safe (strict JSON: no NaN)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False), encoding="utf-8")
-    return path
+    from framework.atomic import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False))
 
 
 def table(header: list[str], rows: Iterable[Iterable[Any]]) -> list[str]:

@@ -56,6 +56,9 @@ def load_bundle(
         DataError: when ``train`` is missing, or any file is malformed (``file:line`` named).
     """
     root = Path(cfg.root).expanduser()
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise DataError(f"data.root={cfg.root}", f"{root.resolve()} {what}", "Point data.root at your data directory.")
     if not cfg.train:
         raise DataError("data.train", "no training data configured", "Set data.train=<manifest or folder>.")
     chosen = cfg.format if cfg.format != "auto" else (format or "auto")

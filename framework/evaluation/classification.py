@@ -12,6 +12,7 @@ scikit-learn; macro averages are over the classes that occur in the targets or t
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -200,7 +201,9 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path, ti
         fig.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
+        tmp = path.with_name(f".{path.name}.tmp{path.suffix}")  # the suffix tells savefig the format
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)  # atomic: a reader never sees half a plot
     finally:
         plt.close(fig)
     return path

@@ -25,6 +25,7 @@ T = TypeVar("T")
 _TRANSIENT = ("database is locked", "already exists", "unique constraint", "database table is locked")
 _STATUS = {"completed": "FINISHED", "interrupted": "KILLED", "failed": "FAILED", "refused": "FAILED"}
 _MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
+RUN_ID_FILE = "mlflow_run.json"  # in the run dir: the MLflow run a resumed run reopens
 
 
 def _retry(fn: Callable[..., T], *args: Any, attempts: int = 8, **kwargs: Any) -> T:
@@ -116,15 +117,42 @@ class MlflowTracker:
         if self.run_id and metrics:
             _retry(self.client.log_batch, self.run_id, metrics=metrics)
 
+    def _reopen(self, run: RunInfo) -> str | None:
+        """The MLflow run this run dir already has (kept in ``mlflow_run.json``), marked RUNNING again."""
+        import json
+
+        path = Path(run.run_dir) / RUN_ID_FILE
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if record.get("tracking_uri") != self.uri or not record.get("run_id"):
+            return None
+        try:
+            _retry(self.client.get_run, record["run_id"])
+        except Exception:  # noqa: BLE001 - deleted from the store: start a new MLflow run
+            log.warning("MLflow run %s named in %s is not in %s; starting a new one", record["run_id"], path, self.uri)
+            return None
+        _retry(self.client.update_run, record["run_id"], status="RUNNING")
+        return str(record["run_id"])
+
     @hookimpl
     def framework_run_start(self, run: RunInfo) -> None:
         from mlflow.entities import Param
 
+        from framework.atomic import atomic_write_json
+
+        reopened = self._reopen(run)
+        if reopened is not None:  # a resumed run continues its MLflow run (params were logged then)
+            self.run_id = reopened
+            log.info("MLflow: continuing run %s", reopened)
+            return
         tags = {"modality": run.modality, "run_dir": str(run.run_dir), "world_size": str(run.world_size)}
         with _store_lock(self.uri):  # one process at a time creates the experiment
             experiment_id = _retry(self._experiment_id)
             created = _retry(self.client.create_run, experiment_id, run_name=run.name, tags=tags)
         self.run_id = created.info.run_id
+        atomic_write_json(Path(run.run_dir) / RUN_ID_FILE, {"tracking_uri": self.uri, "run_id": self.run_id})
         params = [Param(k, v[:_MAX_PARAM_LEN]) for k, v in flatten(yaml.safe_load(run.config_yaml) or {}).items()]
         for start in range(0, len(params), 100):  # MLflow accepts at most 100 params per batch
             _retry(self.client.log_batch, self.run_id, params=params[start : start + 100])

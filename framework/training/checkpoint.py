@@ -26,10 +26,17 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors import SafetensorError
+from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 
+from framework.errors import FrameworkError, first_line
+
 log = logging.getLogger(__name__)
+
+
+class CheckpointError(FrameworkError, ValueError):
+    """A checkpoint (or one of its files) cannot be used; the one-line message names the file and why."""
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -64,12 +71,7 @@ def write_checkpoint(
     save_model(module, str(tmp / WEIGHTS), force_contiguous=True)
     torch.save(state, tmp / STATE)
     (tmp / CONFIG).write_text(config_yaml, encoding="utf-8")
-    files = [WEIGHTS, STATE, CONFIG]
-    for fname in files:
-        _fsync(tmp / fname)
-    manifest = {"format_version": FORMAT_VERSION, "step": step, "files": {f: _describe(tmp / f) for f in files}}
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    _fsync(tmp / MANIFEST)
+    write_manifest(tmp, [WEIGHTS, STATE, CONFIG], step)
     final = root / name
     if final.exists():
         # Move the old one aside first: rename onto a non-empty directory fails on POSIX.
@@ -81,6 +83,25 @@ def write_checkpoint(
         os.rename(tmp, final)
     _fsync_dir(root)
     return final
+
+
+def write_manifest(directory: Path, files: Iterable[str], step: int) -> Path:
+    """fsync ``files`` in ``directory``, then write (and fsync) ``manifest.json`` describing them."""
+    files = list(files)
+    for fname in files:
+        _fsync(Path(directory) / fname)
+    manifest = {"format_version": FORMAT_VERSION, "step": step,
+                "files": {f: _describe(Path(directory) / f) for f in files}}
+    path = Path(directory) / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    _fsync(path)
+    return path
+
+
+def non_finite_tensors(tensors: dict[str, Any]) -> list[str]:
+    """Names of floating-point tensors in ``tensors`` holding NaN or inf."""
+    return [k for k, v in tensors.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def verify_checkpoint(ckpt_dir: Path) -> str | None:
@@ -116,16 +137,46 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest valid checkpoint of a run, or ``None``.
+    """The newest usable checkpoint of a run, or ``None``.
 
-    Invalid ones (no manifest, missing or altered files) are skipped with a logged warning.
+    Unusable ones (no manifest, missing or altered files, a ``state.pt`` that is not weights-only
+    data, unreadable or non-finite weights) are skipped with a logged warning.
     """
     for path in list_checkpoints(run_dir):
-        problem = verify_checkpoint(path)
-        if problem is None:
-            return path
-        log.warning("Skipping checkpoint %s: %s", path, problem)
+        try:
+            read_checkpoint(path)
+        except CheckpointError as err:
+            log.warning("Skipping checkpoint: %s", err)
+            continue
+        return path
     return None
+
+
+def read_checkpoint(ckpt_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Verify a checkpoint and read it: ``(weights, state)``, both on the CPU.
+
+    Raises:
+        CheckpointError: Naming the file and the problem: manifest mismatch, a ``state.pt`` that
+            is not weights-only data, unreadable or non-finite weights.
+    """
+    problem = verify_checkpoint(ckpt_dir)
+    if problem is not None:
+        raise CheckpointError(f"{ckpt_dir}: {problem}")
+    state = load_state(ckpt_dir)
+    return read_weights(Path(ckpt_dir) / WEIGHTS), state
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file onto the CPU, refusing unreadable files and NaN/inf weights."""
+    try:
+        weights = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: unreadable weights ({first_line(err, type(err).__name__)})") from None
+    bad = non_finite_tensors(weights)
+    if bad:
+        raise CheckpointError(f"{path}: non-finite weights (NaN/inf) in {', '.join(bad[:5])}"
+                              + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
+    return weights
 
 
 def load_model_weights(module: nn.Module, ckpt_dir: Path, *, prefer_ema: bool = True) -> bool:
@@ -138,22 +189,59 @@ def load_model_weights(module: nn.Module, ckpt_dir: Path, *, prefer_ema: bool = 
     Returns:
         True when EMA weights were loaded.
 
+    A directory with a ``manifest.json`` (every checkpoint, and exports written by the core) is
+    verified against it first; one with a ``state.pt`` but no manifest is refused as incomplete.
+
+    Returns:
+        True when EMA weights were loaded.
+
     Raises:
+        CheckpointError: When the directory fails verification or its weights are unusable.
         RuntimeError: When keys are missing or unexpected; the message lists them.
     """
-    state_path = Path(ckpt_dir) / STATE
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        raise CheckpointError(f"{ckpt_dir}: not a checkpoint directory (it does not exist or is a file)")
+    state_path = ckpt_dir / STATE
+    if (ckpt_dir / MANIFEST).is_file() or state_path.is_file():
+        problem = verify_checkpoint(ckpt_dir)
+        if problem is not None:
+            raise CheckpointError(f"{ckpt_dir}: {problem}")
     if prefer_ema and state_path.is_file():
         ema = load_state(ckpt_dir).get("ema") or {}
         if ema:
+            bad = non_finite_tensors(ema)
+            if bad:
+                raise CheckpointError(f"{state_path}: non-finite EMA weights (NaN/inf) in {', '.join(bad[:5])}")
             module.load_state_dict(ema, strict=True)
             return True
-    load_model(module, str(Path(ckpt_dir) / WEIGHTS), strict=True)
+    apply_weights(module, ckpt_dir / WEIGHTS)
     return False
 
 
+def apply_weights(module: nn.Module, path: Path) -> None:
+    """Load a safetensors file into ``module`` (strict; tied tensors re-tied), refusing NaN/inf weights."""
+    read_weights(path)
+    load_model(module, str(path), strict=True)
+
+
 def load_state(ckpt_dir: Path) -> dict[str, Any]:
-    """Read ``state.pt`` onto the CPU with ``weights_only=True`` (never unpickles code)."""
-    return torch.load(Path(ckpt_dir) / STATE, map_location="cpu", weights_only=True)
+    """Read ``state.pt`` onto the CPU with ``weights_only=True`` (never unpickles code).
+
+    Raises:
+        CheckpointError: One line naming the file when it is not weights-only data (a pickle that
+            would run code is refused, and nothing in it runs) or is unreadable.
+    """
+    path = Path(ckpt_dir) / STATE
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError...: all mean unusable
+        reason = "it holds objects other than tensors and plain containers (nothing in it was run)" \
+            if "weights only" in str(err).lower() else f"unreadable ({type(err).__name__})"
+        raise CheckpointError(f"{path}: refused: {reason}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: refused: not a training state (a {type(state).__name__})")
+    return state
 
 
 def prune_checkpoints(run_dir: Path, keep: int, protect: Iterable[Path] = ()) -> list[Path]:

@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional
+
+from framework.errors import FrameworkError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SCHEDULES = ("cosine", "linear", "constant")
+
+#: Config keys (``fnmatch`` patterns on dotted paths) that may differ between a checkpoint and the
+#: run resuming from it: budgets, logging and bookkeeping, what happens after training. Anything
+#: else (lr, batch size, model, data, seed...) would mix two runs' settings, so resume refuses it.
+RESUME_MAY_CHANGE = (
+    "trainer.max_steps", "trainer.epochs", "trainer.log_every", "trainer.eval_every",
+    "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.progress", "trainer.resume",
+    "trainer.init_from", "trainer.num_workers", "trainer.max_bad_steps", "trainer.device",
+    "trainer.early_stopping.*", "tracking.*", "stages", "stages.*", "evaluation.*", "success.*",
+    "sweep.*", "checkpoint", "callbacks.*", "allowed_targets", "allowed_targets.*", "data.gates.*",
+    "data.unlabeled", "data.unlabeled_format",
+)
 
 
 @dataclass
@@ -47,7 +66,68 @@ class TrainerConfig:
     checkpoint_every: int = 0  # optimizer steps between checkpoints; 0 = only at the end
     keep_checkpoints: int = 2  # newest N step checkpoints kept on disk
     resume: str = "auto"  # auto (newest valid in the run dir) | never | a checkpoint directory
+    init_from: Optional[str] = None  # a checkpoint whose weights start a new run (fine-tuning; not a resume)
     max_bad_steps: int = 5  # non-finite losses in a row before the run stops
     progress: bool = True  # progress bar on the main process
     ema_decay: Optional[float] = None  # e.g. 0.999 keeps an exponential moving average of the weights
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+
+class TrainerConfigError(FrameworkError, ValueError):
+    """A ``trainer.*`` setting has an invalid value; the message names it and the valid values."""
+
+
+def _get(cfg: Any, key: str) -> Any:
+    return cfg.get(key) if isinstance(cfg, dict) else getattr(cfg, key)
+
+
+def trainer_problems(cfg: Any, check_paths: bool = True) -> list[str]:
+    """Every invalid ``trainer.*`` value in ``cfg`` (a :class:`TrainerConfig` or a mapping), as
+    ``"trainer.KEY=VALUE is invalid: use ..."``; ``check_paths`` also checks that ``resume`` and
+    ``init_from`` name existing directories."""
+    checks: list[tuple[str, Any, bool, str]] = []
+
+    def need(key: str, ok: bool, valid: str, value: Any = None) -> None:
+        checks.append((key, _get(cfg, key) if value is None else value, ok, valid))
+
+    g = lambda key: _get(cfg, key)  # noqa: E731
+    need("epochs", g("epochs") >= 1 or g("max_steps") > 0, "an integer >= 1 (or set trainer.max_steps > 0)")
+    need("max_steps", g("max_steps") == -1 or g("max_steps") >= 1, "-1 (from epochs) or an integer >= 1")
+    need("batch_size", g("batch_size") >= 1, "an integer >= 1")
+    need("lr", g("lr") >= 0 and g("lr") == g("lr") and g("lr") != float("inf"), "a finite number >= 0")
+    need("weight_decay", g("weight_decay") >= 0, "a number >= 0")
+    betas = list(g("betas"))
+    need("betas", len(betas) == 2 and all(0 <= float(b) < 1 for b in betas), "two numbers in [0, 1), e.g. [0.9, 0.999]")
+    need("warmup_ratio", 0 <= g("warmup_ratio") < 1, "a number in [0, 1)")
+    need("schedule", g("schedule") in SCHEDULES, f"one of {', '.join(SCHEDULES)}")
+    need("min_lr_ratio", 0 <= g("min_lr_ratio") <= 1, "a number in [0, 1]")
+    need("precision", g("precision") in PRECISIONS, f"one of {', '.join(PRECISIONS)}")
+    need("accumulate", g("accumulate") >= 1, "an integer >= 1")
+    clip = g("clip_grad_norm")
+    need("clip_grad_norm", clip is None or clip > 0, "a number > 0, or null to disable clipping")
+    need("device", bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(g("device")))), "auto, cpu, cuda or cuda:N")
+    need("num_workers", g("num_workers") >= 0, "an integer >= 0")
+    need("log_every", g("log_every") >= 1, "an integer >= 1")
+    need("eval_every", g("eval_every") >= 0, "an integer >= 0 (0: once per epoch)")
+    need("checkpoint_every", g("checkpoint_every") >= 0, "an integer >= 0 (0: only at the end)")
+    need("keep_checkpoints", g("keep_checkpoints") >= 0, "an integer >= 0 (0: keep all)")
+    resume = str(g("resume"))
+    need("resume", resume in ("auto", "never") or not check_paths or Path(resume).is_dir(),
+         "auto, never, or an existing checkpoint directory")
+    init_from = g("init_from")
+    need("init_from", init_from is None or not check_paths or Path(str(init_from)).is_dir(),
+         "null or an existing checkpoint (or export) directory")
+    need("max_bad_steps", g("max_bad_steps") >= 1, "an integer >= 1")
+    ema = g("ema_decay")
+    need("ema_decay", ema is None or 0 < ema < 1, "null or a number in (0, 1), e.g. 0.999")
+    es = g("early_stopping")
+    need("early_stopping.mode", _get(es, "mode") in ("min", "max"), "min or max", _get(es, "mode"))
+    need("early_stopping.patience", _get(es, "patience") >= 0, "an integer >= 0 (0: off)", _get(es, "patience"))
+    return [f"trainer.{key}={value!r} is invalid: use {valid}" for key, value, ok, valid in checks if not ok]
+
+
+def validate_trainer(cfg: Any, check_paths: bool = True) -> None:
+    """Raise :class:`TrainerConfigError` (one line) when any ``trainer.*`` value is invalid."""
+    problems = trainer_problems(cfg, check_paths)
+    if problems:
+        raise TrainerConfigError("; ".join(problems))

@@ -7,7 +7,8 @@ from typing import Any, ContextManager
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from framework.training.config import PRECISIONS  # one list, validated up front there
+
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -33,10 +33,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from framework.errors import FrameworkError, first_line
 from framework.hookspecs import RunInfo
 from framework.training import checkpoint as ckpt
 from framework.training import distributed as dist_utils
-from framework.training.config import TrainerConfig
+from framework.training.config import RESUME_MAY_CHANGE, TrainerConfig, validate_trainer
 from framework.training.data import ResumableSampler, SeededDataset, dataset_length
 from framework.training.device import autocast, batch_size_of, move_to_device, resolve_device, resolve_precision
 from framework.training.ema import ModelEMA
@@ -52,6 +53,10 @@ Validate = Callable[[], Mapping[str, float]]
 
 class TrainingStopped(RuntimeError):
     """Training cannot go on (e.g. too many non-finite losses in a row); the message says why."""
+
+
+class ResumeRefused(FrameworkError):
+    """Resuming would mix two runs (a changed config) or lose work (every checkpoint unusable)."""
 
 
 class Interrupted(Exception):
@@ -110,12 +115,11 @@ class Engine:
     """
 
     def __init__(self, cfg: TrainerConfig, run: RunInfo, events: EngineEvents | None = None, seed: int = 0) -> None:
+        validate_trainer(cfg, check_paths=False)  # one line naming every bad value; a ValueError too
         self.cfg, self.run, self.events, self.seed = cfg, run, events, seed
         self.rank, self.world_size, self.local_rank = dist_utils.init_distributed()
         self.device = resolve_device(cfg.device, self.local_rank)
         self.precision = resolve_precision(cfg.precision, self.device)
-        if cfg.accumulate < 1:
-            raise ValueError(f"trainer.accumulate={cfg.accumulate} must be at least 1")
         self.state = TrainState()
         self.task: nn.Module | None = None
         self.model: nn.Module | None = None
@@ -406,13 +410,17 @@ class Engine:
 
     def _optimizer_step(self) -> bool:
         self._boundary = True
-        bad = self._agree_on_flags()
+        # fp16: the GradScaler skips steps with inf/NaN gradients itself (and lowers its scale), so
+        # only the loss is checked here; otherwise the gradient norm is checked with the loss.
+        norm = self._grad_norm() if self.scaler is None else None
+        bad = self._agree_on_flags(norm)
         if bad:
-            self._skip_step()
+            self._skip_step(bad)
             return False
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # type: ignore[arg-type]
-        self._clip_and_record_norm()
+            norm = self._grad_norm()
+        self._clip_and_record_norm(norm)
         self._lr = self._set_lr()
         if self.scaler is not None:
             self.scaler.step(self.optimizer)  # type: ignore[arg-type]
@@ -431,51 +439,61 @@ class Engine:
         self._stepped = True
         return True
 
-    def _agree_on_flags(self) -> bool:
-        """Whether this step's loss is non-finite on any rank; also agrees on the stop signal.
+    def _agree_on_flags(self, norm: torch.Tensor | None = None) -> str | None:
+        """What is non-finite this step on any rank (``"loss"``, ``"gradient"`` or ``None``); also
+        agrees on the stop signal.
 
         This is the one host sync of an ordinary step: skipping a non-finite step needs the
-        answer before ``optimizer.step``. Under DDP both flags travel in one all_reduce(max), so
-        every rank skips, and stops, at the same step.
+        answer before ``optimizer.step``. The loss and the gradient norm are read together; under
+        DDP every flag travels in one all_reduce(max), so every rank skips, and stops, at the same step.
         """
         if self.world_size == 1:
             self._stop_agreed = self._signal.requested
-            return not math.isfinite(self._pending.sum_value("loss"))
+            if norm is None:
+                return None if math.isfinite(self._pending.sum_value("loss")) else "loss"
+            loss, grad = torch.stack([self._pending.total("loss").to(norm.device).float(), norm.float()]).tolist()
+            return "loss" if not math.isfinite(loss) else "gradient" if not math.isfinite(grad) else None
         loss_sum = self._pending.total("loss")
         flag_device = self.device if self.device.type == "cuda" else torch.device("cpu")
-        flags = torch.zeros(2, device=flag_device)
+        flags = torch.zeros(3, device=flag_device)
         flags[0] = (~torch.isfinite(loss_sum.to(flag_device))).float()
-        flags[1] = float(self._signal.requested)
-        bad, stop = dist_utils.all_reduce_max(flags).tolist()
+        if norm is not None:
+            flags[1] = (~torch.isfinite(norm.to(flag_device))).float()
+        flags[2] = float(self._signal.requested)
+        bad_loss, bad_grad, stop = dist_utils.all_reduce_max(flags).tolist()
         self._stop_agreed = bool(stop)
-        return bool(bad)
+        return "loss" if bad_loss else "gradient" if bad_grad else None
 
-    def _skip_step(self) -> None:
+    def _skip_step(self, what: str = "loss") -> None:
         self.optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
         self._pending.clear()
         self._stepped = False
         self.state.bad_steps_total += 1
         self.state.bad_steps_in_row += 1
-        log.warning("Non-finite loss at step %d: optimizer step skipped (%d in a row, %d in total)",
-                    self.state.step, self.state.bad_steps_in_row, self.state.bad_steps_total)
+        detail = "loss" if what == "loss" else "gradient norm (the loss was finite)"
+        log.warning("Non-finite %s at step %d: optimizer step skipped (%d in a row, %d in total)",
+                    detail, self.state.step, self.state.bad_steps_in_row, self.state.bad_steps_total)
         if self.state.bad_steps_in_row >= self.cfg.max_bad_steps:
             last = "none yet" if self._last_finite is None else f"{float(self._last_finite.mean_tensor('loss')):.6g}"
             raise TrainingStopped(
-                f"Training stopped at step {self.state.step}: {self.state.bad_steps_in_row} non-finite losses "
-                f"in a row (trainer.max_bad_steps={self.cfg.max_bad_steps}); last finite loss: {last}. "
+                f"Training stopped at step {self.state.step}: {self.state.bad_steps_in_row} non-finite "
+                f"{'losses' if what == 'loss' else 'gradients'} in a row "
+                f"(trainer.max_bad_steps={self.cfg.max_bad_steps}); last finite loss: {last}. "
                 "Try a lower trainer.lr, trainer.precision=fp32, a tighter trainer.clip_grad_norm, "
                 "or check the data for NaN/inf values and empty targets."
             )
 
-    def _clip_and_record_norm(self) -> None:
+    def _grad_norm(self) -> torch.Tensor | None:
         grads = [p.grad for p in self._params if p.grad is not None]
-        if not grads:
+        return torch.nn.utils.get_total_norm(grads, foreach=True) if grads else None
+
+    def _clip_and_record_norm(self, norm: torch.Tensor | None) -> None:
+        if norm is None:
             return
         clip = self.cfg.clip_grad_norm
         log_step = (self.state.step + 1) % max(1, self.cfg.log_every) == 0
         if clip is None and not log_step:
-            return  # the norm is only needed for clipping or for the log line
-        norm = torch.nn.utils.get_total_norm(grads, foreach=True)
+            return  # the norm is only logged on log steps
         if clip is not None:
             torch.nn.utils.clip_grads_with_norm_(self._params, clip, norm, foreach=True)
         self._window.add({"grad_norm": norm})
@@ -546,6 +564,13 @@ class Engine:
             The checkpoint directory.
         """
         self._require_setup()
+        bad = ckpt.non_finite_tensors(self.task.state_dict())  # type: ignore[union-attr]
+        if bad:  # every rank holds the same weights, so every rank stops here
+            raise TrainingStopped(
+                f"refusing to checkpoint step {self.state.step}: the weights hold NaN/inf ({', '.join(bad[:3])}); "
+                f"the last valid checkpoint is {self._last_path or 'none'}. Try a lower trainer.lr or a "
+                "tighter trainer.clip_grad_norm."
+            )
         state = self._state_dict()  # a collective under DDP (gathers every rank's RNG state)
         name = tag or ckpt.step_dir_name(self.state.step)
         path = ckpt.checkpoint_root(self.run.run_dir) / name
@@ -585,25 +610,80 @@ class Engine:
 
     def _maybe_resume(self) -> None:
         resume = self.cfg.resume
-        if resume == "never":
-            return
+        resumed = False
         if resume == "auto":
-            found = ckpt.latest_checkpoint(self.run.run_dir) if self.is_main else None
+            found = self._newest_usable() if self.is_main else None
             found_str = dist_utils.broadcast_object(str(found) if found else None)
-            if found_str is None:
-                return
-            path = Path(found_str)
-        else:
-            path = Path(resume)
-            problem = ckpt.verify_checkpoint(path)
-            if problem is not None:
-                raise ValueError(f"trainer.resume={resume} is not a usable checkpoint: {problem}")
-        self.load_checkpoint(path)
+            if found_str is not None:
+                self.load_checkpoint(Path(found_str))
+                resumed = True
+        elif resume != "never":
+            try:  # an explicit choice: a problem with it is an error, not a fallback
+                self.load_checkpoint(Path(resume))
+            except ckpt.CheckpointError as err:
+                raise ckpt.CheckpointError(f"trainer.resume={resume} is not a usable checkpoint: {err}") from None
+            resumed = True
+        if not resumed and self.cfg.init_from:
+            self._init_from(Path(self.cfg.init_from))
+
+    def _newest_usable(self) -> Path | None:
+        """The newest checkpoint that loads, is finite and was written by this run's config.
+
+        Unusable checkpoints are skipped with a warning (an older one is used). When checkpoints
+        exist but none is usable, the run refuses to start over and overwrite them.
+        """
+        candidates = ckpt.list_checkpoints(self.run.run_dir)
+        problems = []
+        for path in candidates:
+            try:
+                ckpt.read_checkpoint(path)
+            except ckpt.CheckpointError as err:
+                log.warning("Skipping checkpoint: %s", err)
+                problems.append(f"{path.name}: {str(err).removeprefix(str(path)).lstrip(':/ ')}")
+                continue
+            return path
+        if candidates:
+            raise ResumeRefused(
+                f"every checkpoint in {ckpt.checkpoint_root(self.run.run_dir)} is unusable ({'; '.join(problems)}); "
+                "refusing to start over and overwrite them. To start from step 0 anyway, set trainer.resume=never; "
+                "to keep them, choose another hydra.run.dir."
+            )
+        return None
+
+    def _check_same_config(self, path: Path) -> None:
+        """Refuse to resume when the checkpoint's config differs outside :data:`RESUME_MAY_CHANGE`."""
+        differing = config_differences((Path(path) / ckpt.CONFIG).read_text(encoding="utf-8"), self.run.config_yaml)
+        if differing:
+            shown = ", ".join(f"{k} (checkpoint {a}, now {b})" for k, a, b in differing[:8])
+            more = f" and {len(differing) - 8} more" if len(differing) > 8 else ""
+            raise ResumeRefused(
+                f"cannot resume from {path}: the config differs in {shown}{more}. Resume continues one run "
+                "with its own settings; only budgets, logging and evaluation may change (docs/training.md#resume). "
+                f"Undo the change, or start a new run from these weights with trainer.init_from={path} in a "
+                "new run dir."
+            )
+
+    def _init_from(self, path: Path) -> None:
+        """Start a new run from a checkpoint's (or export's) weights: optimizer, step and schedule fresh."""
+        try:
+            ema = ckpt.load_model_weights(self.task, path)  # type: ignore[arg-type]
+        except RuntimeError as err:
+            raise FrameworkError(f"trainer.init_from={path}: its weights do not fit this model "
+                                 f"({first_line(err, type(err).__name__)})") from None
+        if self.ema is not None:
+            self.ema.module.load_state_dict(self.task.state_dict())  # type: ignore[union-attr]
+        log.info("Initialised %sweights from %s: a new run from step 0, not a resume", "EMA " if ema else "", path)
 
     def load_checkpoint(self, path: Path) -> None:
-        """Restore weights and every piece of training state from a checkpoint directory."""
-        ckpt.load_model_weights(self.task, path, prefer_ema=False)  # type: ignore[arg-type]
-        state = ckpt.load_state(path)
+        """Restore weights and every piece of training state from a checkpoint directory.
+
+        Raises:
+            CheckpointError: The checkpoint fails verification, or its files are unusable.
+            ResumeRefused: It was written with a config that differs in a key that may not change.
+        """
+        _, state = ckpt.read_checkpoint(path)
+        self._check_same_config(path)
+        ckpt.apply_weights(self.task, Path(path) / ckpt.WEIGHTS)  # type: ignore[arg-type]
         self.optimizer.load_state_dict(state["optimizer"])  # type: ignore[union-attr]
         self._base_lrs = [float(lr) for lr in state["schedule"]["base_lrs"]]
         if self.scaler is not None and state["scaler"]:
@@ -616,8 +696,37 @@ class Engine:
         rng = state["rng"]
         set_rng_states(rng[self.rank] if self.rank < len(rng) else rng[0])
         self._last_saved_step, self._last_path = self.state.step, Path(path)
+        if self.is_main:
+            dropped = self._metrics_file.supersede_after(self.state.step)  # type: ignore[union-attr]
+            if dropped:
+                log.info("metrics.jsonl: %d row(s) logged after step %d by the interrupted attempt moved to %s",
+                         dropped, self.state.step, self._metrics_file.superseded_path)  # type: ignore[union-attr]
         log.info("Resumed from %s (step %d, epoch %d)", path, self.state.step, self.state.epoch)
 
     def _require_setup(self) -> None:
         if self.optimizer is None:
             raise RuntimeError("Call engine.setup(task) before engine.steps/backward/save_checkpoint")
+
+
+def config_differences(checkpoint_yaml: str, current_yaml: str) -> list[tuple[str, str, str]]:
+    """``(key, checkpoint value, current value)`` for every flattened config key that differs,
+    except those matching :data:`~framework.training.config.RESUME_MAY_CHANGE`.
+
+    Either side empty or unparseable (a run not made from a config) means nothing to compare.
+    """
+    import fnmatch
+
+    import yaml
+
+    from framework.tracking.mlflow_tracker import flatten
+
+    try:
+        old, new = yaml.safe_load(checkpoint_yaml), yaml.safe_load(current_yaml)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return []
+    a, b = flatten(old), flatten(new)
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    return [(k, a.get(k, "(absent)"), b.get(k, "(absent)")) for k in keys
+            if not any(fnmatch.fnmatchcase(k, p) for p in RESUME_MAY_CHANGE)]

@@ -94,6 +94,34 @@ class MetricsFile:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def superseded_path(self) -> Path:
+        """``metrics.superseded.jsonl``: rows an interrupted attempt logged after its last checkpoint."""
+        return self.path.with_name(self.path.stem + ".superseded.jsonl")
+
+    def supersede_after(self, step: int) -> int:
+        """On resume from ``step``: move every row with a later step to :attr:`superseded_path`.
+
+        The resumed run logs those steps again, so ``metrics.jsonl`` keeps one row per step and
+        kind, as an uninterrupted run would. Returns how many rows were moved (the rewrite is atomic).
+        """
+        from framework.atomic import atomic_write_text
+
+        if not self.path.is_file():
+            return 0
+        keep, later = [], []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                row_step = int(json.loads(line).get("step", 0))
+            except (ValueError, TypeError, AttributeError):
+                row_step = step + 1  # a line cut short by the kill: not a record of the resumed run
+            (later if row_step > step else keep).append(line)
+        if later:
+            with open(self.superseded_path, "a", encoding="utf-8") as fh:
+                fh.write("".join(f"{line}\n" for line in later))
+            atomic_write_text(self.path, "".join(f"{line}\n" for line in keep))
+        return len(later)
+
     def write(self, step: int, kind: str, metrics: Mapping[str, Any], **extra: Any) -> None:
         """Append one record."""
         record = {"step": step, "kind": kind, "time": time.time(), "metrics": dict(metrics), **extra}

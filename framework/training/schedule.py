@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-SCHEDULES = ("cosine", "linear", "constant")
+from framework.training.config import SCHEDULES  # one list, validated up front there
 
 
 @dataclass(frozen=True)
