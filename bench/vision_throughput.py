@@ -36,7 +36,7 @@ from framework.hookspecs import RunInfo
 from framework.modality import RunContext
 from framework.training import Engine, TrainerConfig
 from framework.training.device import autocast, resolve_device, resolve_precision
-from plugins.vision.augment import build_pipeline
+from framework.media.augment import build_pipeline
 from plugins.vision.config import VisionConfig, VisionModelConfig
 from plugins.vision.dataset import ImageDataset
 from plugins.vision.loop import train_classifier

@@ -218,17 +218,24 @@ def _stages(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: list[s
     with _calling(modality, "load_data", ctx):
         data = modality.load_data(ctx)
     log.info("data: %s records per split, %d quarantined", data.counts(), len(data.quarantine))
-    audit_line = _audit(cfg, ctx, modality, data) if "audit" in stages else None
+    audit = _audit(cfg, ctx, modality, data) if "audit" in stages else None
     result = RunResult(status="completed")
-    if stages == ["audit"]:
+    # Checks that score the data with the model run once it is trained (or loaded from checkpoint=).
+    audit_with_model = audit is not None and bool(audit.pending) and ("train" in stages or bool(cfg.get("checkpoint")))
+    if stages == ["audit"] and not audit_with_model:
         return result
     _seed(ctx)  # the initial weights depend on the seed alone, whatever ran before
     with _calling(modality, "build_task", ctx):
         task = modality.build_task(ctx, data)
     if "train" in stages:
         _train(cfg, ctx, modality, task, data, info)
-    elif {"evaluate", "preannotate", "export"} & set(stages):
+    elif {"evaluate", "preannotate", "export"} & set(stages) or audit_with_model:
         _load_trained_weights(cfg, ctx, task)
+    if audit_with_model and info.is_main:
+        _model_audit(cfg, ctx, modality, data, task, audit)
+    audit_line = _audit_line(audit) if audit is not None else None
+    if stages == ["audit"]:
+        return result
     if "evaluate" in stages and info.is_main:  # every rank holds the same weights: evaluate once
         reports = _evaluate(cfg, ctx, modality, task, data, info)
         result.metrics = flatten(reports)
@@ -262,13 +269,28 @@ def _export(ctx: RunContext, modality: Modality, task: Any) -> None:
     log.info("exported %d file(s) to %s", len(written), final)
 
 
-def _audit(cfg: DictConfig, ctx: RunContext, modality: Modality, data: DataBundle) -> str:
+def _audit(cfg: DictConfig, ctx: RunContext, modality: Modality, data: DataBundle) -> Any:
     from framework.data.audit import enforce, run_audit
 
     checks = ctx.plugins.quality_checks(modality.name)
     audit = run_audit(data, ctx.data, modality=modality.name, extra_checks=checks, out_dir=ctx.run_dir / "audit",
                       label_type=modality.label_type)
     enforce(audit, enforce=bool(cfg.data.gates.enforce))
+    return audit
+
+
+def _model_audit(cfg: DictConfig, ctx: RunContext, modality: Modality, data: DataBundle, task: Any, audit: Any) -> None:
+    """The checks that score the data with the trained model; a failed gate stops before evaluation."""
+    from framework.data.audit import enforce, run_model_checks
+
+    names = [c.name for c in audit.pending]
+    run_model_checks(audit, data, ctx.data, modality=modality.name, model=task, out_dir=ctx.run_dir / "audit")
+    for name in names:
+        log.info("audit %s: %s", name, audit.result(name).summary)
+    enforce(audit, enforce=bool(cfg.data.gates.enforce))
+
+
+def _audit_line(audit: Any) -> str:
     failed = [r.name for r in audit.results if not r.passed]
     return f"{len(audit.results)} checks, " + (f"failed: {', '.join(failed)}" if failed else "all passed") + \
         " (see audit/datacard.md)"

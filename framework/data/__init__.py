@@ -18,7 +18,7 @@ and the audit stage::
 detection) and ``"item_losses"`` (record id -> loss, for easy-example dominance).
 """
 
-from framework.data.audit import AuditReport, GateFailure, enforce, run_audit
+from framework.data.audit import AuditReport, GateFailure, enforce, run_audit, run_model_checks
 from framework.data.checks import CheckContext, CheckResult, Finding, QualityCheck
 from framework.data.config import GATE_DEFAULTS, DataConfig, GatesConfig
 from framework.data.dataset_card import DatasetCard, read_dataset_card
@@ -70,4 +70,5 @@ __all__ = [
     "read_manifest",
     "register_reader",
     "run_audit",
+    "run_model_checks",
 ]

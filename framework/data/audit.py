@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from framework.data.checks import CheckContext, CheckResult, QualityCheck, SettingsError, check_settings
+from framework.data.checks import CheckContext, CheckResult, QualityCheck, SettingsError, check_settings, needs_model
 from framework.data.config import DataConfig
 from framework.data.datacard import render_datacard, write_audit_json, write_quarantine
 from framework.data.gates import CORE_GATES, core_checks
@@ -39,6 +39,8 @@ class AuditReport:
         counts: Records per split, plus ``quarantined``.
         timestamp: When the audit ran (UTC, ISO 8601).
         artifacts: Files written (``audit.json``, ``datacard.md``, ``quarantine.jsonl``).
+        pending: Checks that need the trained model (``needs_model``), listed as pending until
+            :func:`run_model_checks` runs them.
     """
 
     passed: bool
@@ -46,6 +48,7 @@ class AuditReport:
     counts: dict[str, int] = field(default_factory=dict)
     timestamp: str = ""
     artifacts: list[Path] = field(default_factory=list)
+    pending: list[QualityCheck] = field(default_factory=list)
 
     def failed_gates(self) -> list[CheckResult]:
         """Gates that failed; these stop training when gates are enforced."""
@@ -122,7 +125,7 @@ def run_audit(
     modality: str,
     extra_checks: Sequence[QualityCheck] = (),
     out_dir: Path,
-    label_type: str = "class",
+    label_type: str | None = None,
 ) -> AuditReport:
     """Run the core gates and ``extra_checks`` on ``data`` and write the audit artifacts.
 
@@ -133,8 +136,10 @@ def run_audit(
         modality: The running modality's name (passed to checks, written to the card).
         extra_checks: Checks from the ``framework_quality_checks`` hook.
         out_dir: The audit directory (e.g. ``<run dir>/audit``); created if needed.
-        label_type: The modality's label type: whether records need labels (coverage), and the
-            review queue's Label Studio control.
+        label_type: The modality's label type (the app passes ``Modality.label_type``): whether
+            records need labels (coverage: ``class`` and ``text`` do), and the review queue's
+            Label Studio control. ``None``, for scripts, requires no labels and writes class
+            choices.
 
     Returns:
         The report; call :func:`enforce` to stop on failed gates.
@@ -148,16 +153,19 @@ def run_audit(
     checks = [(c, True) for c in core_checks(documented)] + [(c, False) for c in extra_checks]
     settings = {id(c): _settings(cfg, c) for c, _ in checks}  # validates every gate's keys first
     slices = tuple(plain(cfg.slices) or ())
-    results = [_run_one(c, data, CheckContext(modality, settings[id(c)], slices, out_dir, label_type), core) for c, core in checks]
+    results = [_pending(c) if needs_model(c)
+               else _run_one(c, data, CheckContext(modality, settings[id(c)], slices, out_dir, label_type or "none"), core)
+               for c, core in checks]
     # The documentation gate runs last among the core checks; plugin results go after it.
     report = AuditReport(
         passed=not any(r.gate and not r.passed for r in results),
         results=results,
         counts={**data.counts(), "quarantined": len(data.quarantine)},
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        pending=[c for c, _ in checks if needs_model(c)],
     )
     report.artifacts = _write(report, data, cfg, modality, out_dir, documented)
-    review = write_review_queue(data, out_dir / "review_tasks.json", label_type=label_type)
+    review = write_review_queue(data, out_dir / "review_tasks.json", label_type=label_type or "class")
     if review is not None:
         report.artifacts.append(review)
     return report
@@ -173,6 +181,33 @@ def documentation(data: DataBundle, cfg: DataConfig) -> dict[str, Any]:
     return {"guidelines_version": cfg.guidelines_version or (card.guidelines_version if card else ""),
             "sources": sources, "root": str(data.root), "card": str(card.path) if card else None,
             "license": card.license if card else "", "description": card.description if card else ""}
+
+
+def _pending(check: QualityCheck) -> CheckResult:
+    return CheckResult(check.name, passed=True, gate=False, measured={"pending": True},
+                       summary="pending: scores the data with the trained model; runs after the train stage, "
+                               "or with stages=[audit] checkpoint=PATH")
+
+
+def run_model_checks(report: AuditReport, data: DataBundle, cfg: DataConfig, *, modality: str, model: Any,
+                     out_dir: Path) -> AuditReport:
+    """Run the report's pending checks (``needs_model``) with the trained ``model`` and rewrite
+    ``audit.json`` and ``datacard.md`` with their results in place of the pending lines.
+
+    Called by the audit stage after training, or after loading ``checkpoint=PATH``. Returns
+    ``report``, updated; call :func:`enforce` on it as before training.
+    """
+    out_dir = Path(out_dir)
+    slices = tuple(plain(cfg.slices) or ())
+    for check in report.pending:
+        ctx = CheckContext(modality, _settings(cfg, check), slices, out_dir, model=model)
+        result = _run_one(check, data, ctx, core=False)
+        report.results = [result if r.name == check.name else r for r in report.results]
+    report.pending = []
+    report.passed = not any(r.gate and not r.passed for r in report.results)
+    written = _write(report, data, cfg, modality, out_dir, documentation(data, cfg))
+    report.artifacts = list(dict.fromkeys([*report.artifacts, *written]))
+    return report
 
 
 def write_review_queue(data: DataBundle, path: Path, *, label_type: str) -> Path | None:

@@ -68,6 +68,8 @@ class CheckContext:
         out_dir: The audit directory, for checks that write artifacts (plots, lists).
         label_type: The modality's label type (``class``, ``text``, ``preference``, ``none``):
             whether every record needs a ``label``.
+        model: The trained task, for checks that score the data with it (``needs_model``);
+            ``None`` for every other check.
     """
 
     modality: str
@@ -75,6 +77,7 @@ class CheckContext:
     slice_fields: tuple[str, ...]
     out_dir: Path
     label_type: str = "class"
+    model: Any = None
 
 
 class SettingsError(FrameworkError, ValueError):
@@ -115,6 +118,12 @@ class QualityCheck(Protocol):
     is composed, so ``data.gates.plugins.<name>.KEY=...`` works without ``+``, a misspelled key is
     an error naming the valid ones before any data loads, and ``ctx.settings`` arrives merged
     with the defaults.
+
+    A check that scores the data with the trained model (caption/image misalignment, loss-based
+    label noise) sets the class attribute ``needs_model = True``. The audit before training lists
+    it as pending; it runs after the train stage, or with ``stages=[audit] checkpoint=PATH`` once
+    those weights are loaded, with the task in ``ctx.model``, and its result joins the same
+    ``audit.json`` and data card (:func:`framework.data.audit.run_model_checks`).
     """
 
     name: str
@@ -122,6 +131,11 @@ class QualityCheck(Protocol):
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         """Measure the data and return the result; called once per audit."""
         ...
+
+
+def needs_model(check: QualityCheck) -> bool:
+    """Whether ``check`` scores the data with the trained model (its ``needs_model`` attribute)."""
+    return bool(getattr(check, "needs_model", False))
 
 
 _REGISTERED_DEFAULTS: dict[str, dict[str, Any]] = {}

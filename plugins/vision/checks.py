@@ -19,7 +19,7 @@ from PIL import Image
 
 from framework.data.checks import CheckContext, CheckResult, Finding, check_settings
 from framework.data.records import DataBundle
-from plugins.vision.images import ImageInfo
+from framework.media.images import ImageInfo
 
 IMAGE_INFO_KEY = "image_info"  # DataBundle.extras key: media path -> ImageInfo, filled by load_data
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-RESIZE_MODES = ("stretch", "pad", "crop")
-
 
 @dataclass
 class MixupConfig:

@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import Dataset
 
 from framework.data.records import Record
-from plugins.vision.augment import apply
-from plugins.vision.images import ImageStore
+from framework.media.augment import apply
+from framework.media.images import ImageStore
 
 UNLABELED = -1  # target of an item without a label (prediction only)
 

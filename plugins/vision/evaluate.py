@@ -20,9 +20,9 @@ from torch.utils.data import DataLoader
 from framework.data.records import Record
 from framework.evaluation import classification as cls_eval
 from framework.evaluation.types import Predictions
-from plugins.vision.augment import build_pipeline
+from framework.media.augment import condition_pipelines
+from framework.media.images import ImageStore
 from plugins.vision.dataset import ImageDataset
-from plugins.vision.images import ImageStore
 
 
 def device_of(module: nn.Module) -> torch.device:
@@ -92,15 +92,11 @@ def robustness(
     labeled = [r for r in records if r.label is not None]
     classes = list(task.classes)
     out: dict[str, dict[str, float]] = {}
-    for name, spec in conditions.items():
-        if spec is None:
-            continue
-        pipeline = build_pipeline(spec, store.size, f"modality.robustness.{name}", default_p=1.0)
-        pipeline.set_random_seed(seed)
+    for name, pipeline in condition_pipelines(conditions, store.size, "modality.robustness", seed).items():
         probs = predict_probs(task, ImageDataset(labeled, store, classes, pipeline), batch_size)
         hits = [classes[i] == str(r.label) for i, r in zip(probs.argmax(axis=1), labeled)]
         accuracy = float(np.mean(hits)) if hits else float("nan")
-        out[str(name)] = {"accuracy": accuracy, "drop": clean_accuracy - accuracy}
+        out[name] = {"accuracy": accuracy, "drop": clean_accuracy - accuracy}
     return out
 
 

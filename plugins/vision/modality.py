@@ -22,12 +22,12 @@ from framework.evaluation.types import EvalReport, Predictions
 from framework.evaluation import classification as cls_eval
 from framework.modality import Modality, RunContext
 from plugins.vision import evaluate as vision_eval
-from plugins.vision.augment import build_pipeline
+from framework.media.augment import build_pipeline
 from plugins.vision.checks import IMAGE_INFO_KEY
 from plugins.vision.config import VisionConfig, VisionModelConfig
 from plugins.vision.dataset import ImageDataset
 from plugins.vision.export import SERVING_INFO, export_model, serving_info
-from plugins.vision.images import ImageStore
+from framework.media.images import ImageStore
 from plugins.vision.loop import train_classifier
 from plugins.vision.model import build_model, input_spec
 from plugins.vision.task import ImageClassificationTask

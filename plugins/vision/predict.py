@@ -28,7 +28,7 @@ from framework.evaluation.classification import top_k as rank_top_k
 from plugins.vision.dataset import ImageDataset
 from plugins.vision.evaluate import predict_probs
 from plugins.vision.export import ServingInfo, find_serving_info, load_task
-from plugins.vision.images import ImageStore
+from framework.media.images import ImageStore
 
 
 def image_files(folder: Path) -> list[Path]:

@@ -9,7 +9,7 @@ import plugins.vision.plugin as vision_plugin
 from framework.data.config import DataConfig
 from framework.errors import FrameworkError
 from framework.training import TrainerConfig
-from plugins.vision.augment import build_pipeline
+from framework.media.augment import build_pipeline
 from plugins.vision.checks import ImageModeCheck, ResolutionCheck
 from plugins.vision.config import VisionConfig, VisionModelConfig
 from plugins.vision.model import build_model, input_spec

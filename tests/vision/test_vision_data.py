@@ -10,7 +10,7 @@ from PIL import Image
 
 from framework.data.checks import CheckContext
 from plugins.vision.checks import ImageModeCheck, ResolutionCheck
-from plugins.vision.images import ImageStore, decode_image
+from framework.media.images import ImageStore, decode_image
 from plugins.vision.modality import STORE_KEY, VisionModality
 from vision_fixtures import COLOURS, write_image
 

@@ -1,0 +1,150 @@
+"""Decoding images once, into one colour space and one size, and keeping them in memory.
+
+Shared by every plugin that reads images (vision, alignment, any third-party one).
+
+Every image the plugin sees goes through :func:`decode_image`: Pillow opens it, EXIF rotation is
+applied, the mode is converted to RGB (grayscale, palette, CMYK, RGBA, 16-bit all end up as
+8-bit RGB; transparency is composited on white) and the size policy brings it to the model's
+input size. The original mode and size are kept in :class:`ImageInfo` so that the audit can
+report mixes and outliers without opening the files again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from framework.data.probes import ProbeResult
+from framework.data.records import Record
+from framework.errors import FrameworkError
+
+RESIZE_MODES = ("stretch", "pad", "crop")  # size policies of :func:`resize_to`
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image was before decoding: Pillow mode (``L``, ``RGB``, ``CMYK``...), size, format."""
+
+    mode: str
+    width: int
+    height: int
+    format: str | None = None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparent pixels become white, not black."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grayscale: scale to 8 bits by the image's own range rather than clipping.
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(arr.astype(np.uint8), mode="L").convert("RGB")
+    return img.convert("RGB")
+
+
+def resize_to(img: Image.Image, size: tuple[int, int], mode: str) -> Image.Image:
+    """Bring an RGB image to ``size`` = ``(height, width)`` by the ``mode`` policy.
+
+    ``stretch`` resizes directly; ``pad`` fits the longer side and pads with black, keeping the
+    aspect ratio; ``crop`` fits the shorter side and centre-crops.
+    """
+    height, width = size
+    if img.size == (width, height):
+        return img
+    if mode == "stretch":
+        return img.resize((width, height), Image.Resampling.BICUBIC)
+    if mode == "pad":
+        return ImageOps.pad(img, (width, height), Image.Resampling.BICUBIC, color=(0, 0, 0))
+    if mode == "crop":
+        return ImageOps.fit(img, (width, height), Image.Resampling.BICUBIC)
+    raise ValueError(f"modality.resize must be one of stretch, pad, crop; got {mode!r}")
+
+
+def decode_image(path: Path, size: tuple[int, int], mode: str = "stretch") -> tuple[np.ndarray, ImageInfo]:
+    """Decode one image file to the model's input.
+
+    Args:
+        path: The image file.
+        size: Target ``(height, width)``.
+        mode: Size policy, see :func:`resize_to`.
+
+    Returns:
+        The pixels, ``(H, W, 3)`` uint8 RGB, and what the file was.
+
+    Raises:
+        OSError, ValueError: when Pillow cannot decode the file (the caller quarantines it).
+    """
+    with Image.open(path) as img:
+        info = ImageInfo(img.mode, img.width, img.height, img.format)
+        img = ImageOps.exif_transpose(img)  # phone photos store rotation in EXIF
+        rgb = _to_rgb(img)
+        rgb = resize_to(rgb, size, mode)
+        return np.asarray(rgb, dtype=np.uint8).copy(), info  # (H, W, 3)
+
+
+class ImageStore:
+    """Decoded pixels by file path: cached in memory when they fit, else decoded on each access.
+
+    Its :meth:`probe` is what the core readers run on every image while loading, so the one
+    full decode that checks a file is also the one that fills the cache, and an undecodable file
+    is quarantined by the reader with the reason.
+
+    Args:
+        size: Target ``(height, width)``.
+        mode: Size policy (``stretch``/``pad``/``crop``).
+        cache_limit_mb: Memory budget of the cache; images decoded once it is full are not kept
+            (0 disables caching).
+    """
+
+    def __init__(self, size: tuple[int, int], mode: str = "stretch", cache_limit_mb: float = 0) -> None:
+        if mode not in RESIZE_MODES:
+            raise FrameworkError(f"modality.resize={mode!r} is not a size policy; valid: {', '.join(RESIZE_MODES)}")
+        self.size = size
+        self.mode = mode
+        self.cache_limit = int(cache_limit_mb * 1024 * 1024)
+        self.cached_bytes = 0
+        self.info: dict[str, ImageInfo] = {}  # by path, for the audit's mode and size checks
+        self._pixels: dict[str, np.ndarray] = {}
+
+    def probe(self, path: Path) -> ProbeResult:
+        """Decode ``path`` (a :data:`framework.data.probes.Probe`): ok with mode/size, or undecodable."""
+        path = Path(path)
+        if not path.is_file():
+            return ProbeResult(False, "missing_file", f"{path} does not exist; fix the path or restore the file")
+        try:
+            self._decode(path)
+        except Exception as exc:  # Pillow raises many types for bad files
+            return ProbeResult(False, "undecodable", f"{path}: {type(exc).__name__}: {exc}; re-export or remove it")
+        info = self.info[str(path)]
+        return ProbeResult(True, info={"mode": info.mode, "size": [info.width, info.height], "format": info.format})
+
+    def _decode(self, path: Path) -> np.ndarray:
+        pixels, info = decode_image(path, self.size, self.mode)
+        self.info[str(path)] = info
+        key = str(path)
+        if key not in self._pixels and self.cached_bytes + pixels.nbytes <= self.cache_limit:
+            self._pixels[key] = pixels
+            self.cached_bytes += pixels.nbytes
+        return pixels
+
+    def get(self, record: Record) -> np.ndarray:
+        """The decoded ``(H, W, 3)`` uint8 RGB pixels of ``record``'s image."""
+        if record.media is None:
+            raise ValueError(f"{record.source}: record {record.id!r} names no image file")
+        pixels = self._pixels.get(str(record.media))
+        return pixels if pixels is not None else self._decode(Path(record.media))
+
+    def info_of(self, record: Record) -> ImageInfo | None:
+        """What ``record``'s file was before decoding, if it has been decoded."""
+        return self.info.get(str(record.media)) if record.media is not None else None
+

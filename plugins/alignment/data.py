@@ -1,0 +1,122 @@
+"""Image-caption pairs: reading captions from manifest records, and the dataset the engine's loader reads.
+
+Manifests are the core's JSONL or CSV (``data.format=jsonl|csv|auto``): a media ``path`` and the
+captions, in any of these forms:
+
+* JSONL ``"captions": ["a red circle", "a circle, red"]`` or ``"caption": "a red circle"`` (or a list);
+* CSV a ``caption`` column; several captions of one image separated by ``|``.
+
+Optional fields: ``label`` (a class name, for zero-shot classification), ``id``, and slice fields
+(named in ``data.slices``). An image with several captions gets one of them per epoch, drawn with
+the item's seeded RNG, so the choice is reproducible across resumes.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Sequence
+
+import albumentations as A
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from framework.data.errors import DataError
+from framework.data.records import Record
+from framework.media.augment import apply
+from framework.media.images import ImageStore
+
+CSV_SEPARATOR = "|"
+
+
+def captions_of(record: Record) -> list[str]:
+    """The captions of ``record``, in manifest order.
+
+    Raises:
+        DataError: naming ``file:line`` when the line has no caption or a caption is not text.
+    """
+    raw = record.fields.get("captions", record.fields.get("caption", record.text))
+    if isinstance(raw, str):
+        raw = [c for c in (part.strip() for part in raw.split(CSV_SEPARATOR)) if c] if CSV_SEPARATOR in raw else [raw]
+    if not isinstance(raw, list) or not raw or not all(isinstance(c, str) and c.strip() for c in raw):
+        raise DataError(record.source, f"record {record.id!r} has no usable caption (got {raw!r})",
+                        "Give each image a 'caption' string or a non-empty 'captions' list of strings.")
+    return [c.strip() for c in raw]
+
+
+def check_captions(records: Sequence[Record]) -> int:
+    """Validate every record's captions (see :func:`captions_of`); returns the number of captions."""
+    return sum(len(captions_of(r)) for r in records)
+
+
+class TokenCache:
+    """Every distinct caption tokenized once: ``(input_ids, attention_mask)`` rows by caption."""
+
+    def __init__(self, tokenize: Any, captions: Sequence[str]) -> None:
+        unique = sorted(set(captions))
+        enc = tokenize(unique) if unique else {"input_ids": torch.zeros(0, 1, dtype=torch.long),
+                                               "attention_mask": torch.zeros(0, 1, dtype=torch.long)}
+        self.row = {c: i for i, c in enumerate(unique)}
+        self.input_ids = enc["input_ids"]  # (U, L)
+        self.attention_mask = enc["attention_mask"]  # (U, L)
+
+    def get(self, caption: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``(L,)`` token ids and mask of ``caption`` (which must have been cached)."""
+        i = self.row[caption]
+        return self.input_ids[i], self.attention_mask[i]
+
+
+class CaptionDataset(Dataset):
+    """Records as ``{"image": (3, H, W) uint8, "input_ids": (L,), "attention_mask": (L,), "index"}``.
+
+    Args:
+        records: The images, in order.
+        store: Decoded pixels (decoded once, cached when they fit).
+        tokens: Tokenized captions (:class:`TokenCache` over every caption of ``records``).
+        pipeline: Transforms applied to each ``(H, W, 3)`` image, or ``None``.
+        sample: Draw one caption per item per epoch (training); ``False`` always takes the first.
+    """
+
+    def __init__(self, records: Sequence[Record], store: ImageStore, tokens: TokenCache,
+                 pipeline: A.Compose | None = None, sample: bool = True) -> None:
+        self.records = list(records)
+        self.captions = [captions_of(r) for r in self.records]
+        self.store = store
+        self.tokens = tokens
+        self.pipeline = pipeline
+        self.sample = sample
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def reseed(self, seed: int) -> None:
+        """Seed albumentations' generators; the engine calls it before each item."""
+        if self.pipeline is not None:
+            self.pipeline.set_random_state(np.random.Generator(np.random.PCG64(seed)), random.Random(seed))
+
+    def image(self, i: int) -> torch.Tensor:
+        """The ``(3, H, W)`` uint8 image of item ``i``, through the pipeline."""
+        pixels = self.store.get(self.records[i])  # (H, W, 3) uint8
+        if self.pipeline is not None:
+            pixels = apply(self.pipeline, pixels)
+        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))  # (3, H, W)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        options = self.captions[i]
+        # Python's RNG is seeded per (seed, epoch, item) by the engine: a new caption each epoch.
+        caption = options[random.randrange(len(options))] if self.sample and len(options) > 1 else options[0]
+        ids, mask = self.tokens.get(caption)
+        return {"image": self.image(i), "input_ids": ids, "attention_mask": mask, "index": i}
+
+
+class ImageOnlyDataset(Dataset):
+    """The images of a :class:`CaptionDataset`, for encoding: ``{"image": (3, H, W) uint8}``."""
+
+    def __init__(self, pairs: CaptionDataset) -> None:
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"image": self.pairs.image(i)}

@@ -1,0 +1,163 @@
+"""Exporting a trained dual encoder, and loading it back for retrieval.
+
+An export directory holds:
+
+* ``model.safetensors`` and ``config.yaml``: the whole task's weights and the run's config
+  (:func:`framework.training.checkpoint.export_weights`);
+* ``alignment.json``: what rebuilding needs besides weights: the ``model:`` node, the image
+  input size, mean/std and resize policy, the caption length (:class:`ServingInfo`);
+* ``tokenizer/``: the text tower's tokenizer (``save_pretrained``);
+* ``text_tower/``: the text encoder in transformers format (LoRA adapters merged), loadable with
+  ``AutoModel.from_pretrained``; ``image_tower/``: the timm image encoder (``config.json`` +
+  ``model.safetensors``, ``timm.create_model("local-dir:...")``); ``projections.safetensors``:
+  both projection heads and the logit scale. With ``model.clip`` set, ``clip/`` holds the whole
+  ``CLIPModel`` and its image processor instead of the two tower folders.
+
+:func:`load_encoder` rebuilds the task from an export or from a checkpoint directory of a run
+(``alignment.json`` is written into the run dir when the task is built), never downloading;
+its ``encode_images`` / ``encode_texts`` return L2-normalised embeddings for retrieval.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from framework.errors import FrameworkError
+
+SERVING_INFO = "alignment.json"
+WEIGHTS = "model.safetensors"
+
+
+@dataclass
+class ServingInfo:
+    """Everything besides weights needed to rebuild and feed the dual encoder."""
+
+    model: dict[str, Any]
+    image: dict[str, Any]
+    resize: str = "stretch"
+    max_length: int = 32
+
+    def write(self, path: Path) -> Path:
+        """Write as JSON; returns ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> "ServingInfo":
+        """Read what :meth:`write` wrote."""
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def serving_info(task: Any, model_cfg: Any, resize: str) -> ServingInfo:
+    """The :class:`ServingInfo` of a built task."""
+    raw = dataclasses.asdict(model_cfg) if dataclasses.is_dataclass(model_cfg) else dict(model_cfg)
+    return ServingInfo(model=raw, image=task.spec.to_dict(), resize=resize, max_length=task.max_length)
+
+
+def _text_model(task: Any) -> Any:
+    model = copy.deepcopy(task.text_encoder.model).cpu()
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def export_towers(task: Any, info: ServingInfo, out_dir: Path) -> list[Path]:
+    """The tower folders, the tokenizer and the projection heads (see the module docstring)."""
+    from safetensors.torch import save_file
+
+    written = []
+    task.tokenizer.save_pretrained(str(out_dir / "tokenizer"))
+    written.append(out_dir / "tokenizer")
+    if info.model.get("clip"):
+        from transformers import CLIPImageProcessor
+
+        clip_dir = out_dir / "clip"
+        _clip_model(task, info).save_pretrained(str(clip_dir))
+        CLIPImageProcessor.from_pretrained(info.model["clip"]).save_pretrained(str(clip_dir))
+        return written + [clip_dir]
+    import timm.models
+
+    _text_model(task).save_pretrained(str(out_dir / "text_tower"))
+    image_dir = out_dir / "image_tower"
+    timm.models.save_for_hf(copy.deepcopy(task.image_encoder.model).cpu(), str(image_dir),
+                            model_args=dict(info.model["image"].get("kwargs") or {}))
+    heads = {f"image_proj.{k}": v for k, v in task.image_proj.state_dict().items()}
+    heads |= {f"text_proj.{k}": v for k, v in task.text_proj.state_dict().items()}
+    heads["logit_scale"] = task.logit_scale.detach()
+    save_file({k: v.detach().cpu().contiguous() for k, v in heads.items()}, str(out_dir / "projections.safetensors"))
+    return written + [out_dir / "text_tower", image_dir, out_dir / "projections.safetensors"]
+
+
+def _clip_model(task: Any, info: ServingInfo) -> Any:
+    """A ``CLIPModel`` holding the task's trained towers, projections and temperature."""
+    from transformers import CLIPConfig, CLIPModel
+
+    clip = CLIPModel(CLIPConfig.from_pretrained(info.model["clip"]))
+    clip.vision_model = copy.deepcopy(task.image_encoder.model).cpu()
+    clip.text_model = _text_model(task)
+    clip.visual_projection = copy.deepcopy(task.image_proj).cpu()
+    clip.text_projection = copy.deepcopy(task.text_proj).cpu()
+    clip.logit_scale = torch.nn.Parameter(task.logit_scale.detach().cpu().clone())
+    return clip
+
+
+def export_model(task: Any, info: ServingInfo, out_dir: Path, config_yaml: str) -> list[Path]:
+    """Write the export directory; returns the written files and folders."""
+    from framework.training.checkpoint import export_weights
+
+    out_dir = Path(out_dir)
+    written = export_weights(task, out_dir, config_yaml)
+    written.append(info.write(out_dir / SERVING_INFO))
+    return written + export_towers(task, info, out_dir)
+
+
+def find_serving_info(source: Path) -> Path:
+    """``alignment.json`` of an export directory, or of the run a checkpoint directory belongs to.
+
+    Raises:
+        FrameworkError: when neither place has one.
+    """
+    source = Path(source)
+    for candidate in (source / SERVING_INFO, source.parent.parent / SERVING_INFO):
+        if candidate.is_file():
+            return candidate
+    raise FrameworkError(f"{source} has no {SERVING_INFO}: give an export directory (run_dir/export) or a "
+                         f"checkpoint directory of an alignment run (run_dir/checkpoints/step_...)")
+
+
+def load_encoder(source: Path, device: str | torch.device = "cpu") -> Any:
+    """Rebuild a trained :class:`~plugins.alignment.task.AlignmentTask` from an export or checkpoint
+    directory, weights loaded, in eval mode. Never downloads: towers are rebuilt from their configs
+    (an export's own tokenizer is used when present)."""
+    from framework.training.checkpoint import load_model_weights
+    from plugins.alignment.config import AlignmentModelConfig
+    from plugins.alignment.modality import task_from_config
+
+    source = Path(source)
+    info = ServingInfo.read(find_serving_info(source))
+    if not (source / WEIGHTS).is_file():
+        raise FrameworkError(f"{source} has no {WEIGHTS}")
+    raw = copy.deepcopy(info.model)
+    if (source / "tokenizer").is_dir():
+        raw["text"]["tokenizer"] = str(source / "tokenizer")
+    if raw.get("clip") and (source / "clip").is_dir():
+        raw["clip"] = str(source / "clip")
+    if raw["text"].get("name") and (source / "text_tower").is_dir():
+        raw["text"]["name"] = str(source / "text_tower")
+    cfg = _model_config(AlignmentModelConfig, raw)
+    task = task_from_config(cfg, offline=True)
+    task.resize = info.resize
+    load_model_weights(task, source)
+    return task.to(device).eval()
+
+
+def _model_config(schema: type, raw: dict[str, Any]) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), raw))

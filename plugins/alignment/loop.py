@@ -1,0 +1,71 @@
+"""The alignment training loop, on the core engine.
+
+It owns forward, loss and backward; the engine owns the device, precision, schedule, EMA,
+checkpoints, resume, signals, logging and DDP. Under DDP every rank's batch must have the same
+size (the loss gathers features from every rank), so the last incomplete batch is dropped there.
+The benchmark (``bench/alignment_throughput.py``) times this same function.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+if TYPE_CHECKING:
+    from framework.training import Engine
+
+
+def train_alignment(engine: "Engine", task: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
+                    eval_batch_size: int = 256) -> nn.Module:
+    """Train ``task`` (an :class:`~plugins.alignment.task.AlignmentTask`) on ``train_set``.
+
+    Args:
+        engine: The run's engine (step budget, schedule and validation cadence come from it).
+        task: The dual encoder with its loss.
+        train_set: Items ``{"image", "input_ids", "attention_mask"}``, augmented, one caption each.
+        val_set: Items of the same shape, not augmented; ``None`` skips validation.
+        eval_batch_size: Batch size of validation (its in-batch negatives: the loss depends on it).
+
+    Returns:
+        The module that was trained (possibly compiled or DDP-wrapped).
+    """
+    model = engine.setup(task)
+    loader = engine.dataloader(train_set, shuffle=True, drop_last=engine.world_size > 1)
+    val_loader = engine.dataloader(val_set, batch_size=eval_batch_size, shuffle=False,
+                                   drop_last=engine.world_size > 1) if val_set else None
+
+    def validate() -> Mapping[str, float]:
+        # The engine calls this under eval() and no_grad; EMA weights when trainer.ema_decay is set.
+        return validation_metrics(engine, engine.eval_model(model), val_loader)
+
+    for batch in engine.steps(loader, validate=validate if val_loader is not None else None):
+        with engine.autocast():
+            out = model(batch)  # {"loss", "loss_i2t", "loss_t2i", "acc", "logit_scale"}
+        engine.backward(out["loss"], out)
+    return model
+
+
+def validation_metrics(engine: "Engine", model: nn.Module, loader: DataLoader) -> dict[str, float]:
+    """Mean contrastive loss and in-batch image-to-text accuracy over ``loader``:
+    ``{"val_loss": .., "val_acc": ..}``, summed over DDP ranks."""
+    from framework.training.device import move_to_device
+    from framework.training.distributed import all_reduce_sum
+
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(3, device=engine.device)  # (loss sum, hits, items)
+    for batch in loader:
+        batch = move_to_device(batch, engine.device, non_blocking=engine.device.type == "cuda")
+        with engine.autocast():
+            out = model(batch)
+        n = batch["input_ids"].shape[0]
+        totals[0] += out["loss"].float() * n
+        totals[1] += out["acc"].float() * n
+        totals[2] += n
+    model.train(was_training)
+    loss_sum, hits, count = all_reduce_sum(totals).tolist()
+    count = max(count, 1.0)
+    return {"val_loss": loss_sum / count, "val_acc": hits / count}

@@ -1,0 +1,199 @@
+"""The alignment modality: CLIP-style image-text contrastive training.
+
+``python -m framework +modality=alignment`` trains a tiny dual encoder (a 2-block ViT and a 2-layer
+BERT-style encoder, both built from config) on the bundled shapes captions
+(``examples/data/shapes``, written by ``examples/make_shapes.py``). ``model=clip model.clip=DIR``
+starts from a transformers ``CLIPModel``; ``model.image.name=...`` / ``model.text.name=...`` swap
+either tower. See ``conf/modality/alignment.yaml`` for every setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+import numpy as np
+from torch import nn
+
+import plugins
+from framework.data.errors import DataError
+from framework.data.records import DataBundle, Record
+from framework.errors import FrameworkError
+from framework.evaluation.types import EvalReport, Predictions
+from framework.media.augment import apply, build_pipeline
+from framework.media.images import ImageStore
+from framework.modality import Modality, RunContext
+from plugins.alignment import evaluate as align_eval
+from plugins.alignment.config import AlignmentConfig, AlignmentModelConfig
+from plugins.alignment.data import CaptionDataset, TokenCache, captions_of, check_captions
+from plugins.alignment.export import SERVING_INFO, export_model, serving_info
+from plugins.alignment.loop import train_alignment
+from plugins.alignment.model import build_towers
+from plugins.alignment.task import AlignmentTask
+
+if TYPE_CHECKING:
+    from framework.training import Engine
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(plugins.__file__).resolve().parents[1]
+STORE_KEY = "alignment.store"  # DataBundle/RunContext.extras key of the ImageStore filled while loading
+TRAIN_CAPTIONS_KEY = "alignment.train_captions"  # RunContext.extras: the caption pool of pre-annotation
+
+
+def resolve_root(root: str | Path) -> Path:
+    """``data.root`` as an absolute path: relative roots resolve against the working directory
+    when they exist there, else against the repository (so the bundled default works anywhere)."""
+    path = Path(root).expanduser()
+    if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
+        path = REPO_ROOT / path
+    return path.absolute()
+
+
+def task_from_config(cfg: AlignmentModelConfig, *, offline: bool = False) -> AlignmentTask:
+    """The dual encoder of the ``model:`` node, untrained (or with its pretrained towers)."""
+    towers = build_towers(cfg, offline=offline)
+    return AlignmentTask(towers, max_logit_scale=cfg.max_logit_scale, freeze_image=cfg.freeze_image,
+                         freeze_text=cfg.freeze_text, max_length=cfg.text.max_length)
+
+
+def store_for(task: Any, data: DataBundle) -> ImageStore:
+    """The bundle's decoded-image store when it matches ``task``'s input size, else a new one."""
+    store = data.extras.get(STORE_KEY)
+    if store is None or tuple(store.size) != tuple(task.spec.size):
+        store = ImageStore(tuple(task.spec.size), getattr(task, "resize", "stretch"), 2048)
+        data.extras[STORE_KEY] = store
+    return store
+
+
+class AlignmentModality(Modality):
+    """Image-text alignment: a timm image tower and a transformers text tower trained with a
+    symmetric InfoNCE loss; retrieval recall, zero-shot accuracy, per-slice and robustness
+    figures; an audit of misaligned pairs with the trained model."""
+
+    name: ClassVar[str] = "alignment"
+    description: ClassVar[str] = "CLIP-style image-text contrastive training (timm + transformers towers)"
+    label_type: ClassVar[str] = "text"
+    sections: ClassVar[Mapping[str, type]] = {"modality": AlignmentConfig, "model": AlignmentModelConfig}
+
+    # --- data --------------------------------------------------------------------------------
+
+    def load_data(self, ctx: RunContext) -> DataBundle:
+        """Read image-caption manifests with the core readers, decoding each image once.
+
+        Images are decoded at the image tower's input size (known from its config, before the
+        tower is built); every record's captions are validated (``file:line`` errors).
+        """
+        from framework.data.loading import load_bundle
+
+        cfg: AlignmentConfig = ctx.modality
+        spec = self._input_spec(ctx)
+        store = ImageStore(spec, cfg.resize, cfg.cache_limit_mb)
+        root = resolve_root(ctx.data.root)
+        data_cfg = dataclasses.replace(ctx.data, root=str(root)) if dataclasses.is_dataclass(ctx.data) else ctx.data
+        probe = store.probe if getattr(data_cfg, "probe_media", True) else None
+        bundle = load_bundle(data_cfg, decoder_check=probe, label_type="class")
+        bundle.extras[STORE_KEY] = ctx.extras[STORE_KEY] = store
+        captions = check_captions(bundle.records())
+        ctx.extras[TRAIN_CAPTIONS_KEY] = sorted({c for r in bundle.records("train") for c in captions_of(r)})
+        log.info("%d images with %d captions; decoded to RGB %s (%s), %.1f MB cached",
+                 len(bundle.records()), captions, store.size, cfg.resize, store.cached_bytes / 2**20)
+        return bundle
+
+    @staticmethod
+    def _input_spec(ctx: RunContext) -> tuple[int, int]:
+        """The image tower's input size without building the towers (a CLIP's from its processor)."""
+        from plugins.alignment.model import clip_image_spec, image_tower
+
+        model: AlignmentModelConfig = ctx.model
+        if model.clip:
+            return clip_image_spec(model.clip).size
+        return image_tower(model.image, offline=True)[1].size
+
+    # --- task --------------------------------------------------------------------------------
+
+    def build_task(self, ctx: RunContext, data: DataBundle) -> nn.Module:
+        """The dual encoder of ``model:``, its tokenizer and image normalisation."""
+        task = task_from_config(ctx.model)
+        task.resize = ctx.modality.resize
+        trainable = sum(p.numel() for p in task.parameters() if p.requires_grad)
+        log.info("dual encoder: %d parameters, %d trainable; image input %s, embeddings %d wide",
+                 sum(p.numel() for p in task.parameters()), trainable, task.spec.size, task.image_proj.out_features)
+        # Beside the checkpoints, so that any checkpoint of this run can be loaded for retrieval.
+        serving_info(task, ctx.model, ctx.modality.resize).write(ctx.path(SERVING_INFO))
+        return task
+
+    def _dataset(self, task: AlignmentTask, data: DataBundle, records: list[Record], pipeline: Any,
+                 sample: bool) -> CaptionDataset:
+        captions = [c for r in records for c in captions_of(r)]
+        return CaptionDataset(records, store_for(task, data), TokenCache(task.tokenize, captions), pipeline, sample)
+
+    # --- training ----------------------------------------------------------------------------
+
+    def train(self, ctx: RunContext, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
+        """Train on ``train`` with ``modality.augment`` (one caption per image per epoch), validating
+        the contrastive loss on ``val``."""
+        cfg: AlignmentConfig = ctx.modality
+        augment = build_pipeline(cfg.augment, task.spec.size, "modality.augment")
+        plain = build_pipeline(cfg.eval_augment, task.spec.size, "modality.eval_augment")
+        train_records = data.records("train")
+        if len(train_records) < 2:
+            raise FrameworkError(f"contrastive training needs at least 2 image-caption pairs in train; "
+                                 f"got {len(train_records)} (check data.train)")
+        train_set = self._dataset(task, data, train_records, augment, sample=True)
+        val_records = data.records("val")
+        val_set = self._dataset(task, data, val_records, plain, sample=False) if len(val_records) > 1 else None
+        train_alignment(engine, task, train_set, val_set, eval_batch_size=cfg.eval_batch_size)
+
+    # --- prediction and evaluation -----------------------------------------------------------
+
+    def predict(self, ctx: RunContext, task: nn.Module, records: list[Record], split: str) -> Predictions:
+        """For each image, the caption the model ranks first (``outputs``) among the captions of
+        ``records``, or of the train split when ``records`` have none (pre-annotating new images);
+        ``targets`` is an image's own first caption (``None`` without one) and
+        ``extras["confidence"]`` the cosine similarity of the chosen caption."""
+        cfg: AlignmentConfig = ctx.modality
+        plain = build_pipeline(cfg.eval_augment, task.spec.size, "modality.eval_augment")
+        own = [_maybe_captions(r) for r in records]
+        pool = [c for caps in own for c in caps] or list(ctx.extras.get(TRAIN_CAPTIONS_KEY, []))
+        if not pool:
+            raise FrameworkError(f"split {split!r}: no captions to rank (the records and the train split have none)")
+        store = ctx.extras.get(STORE_KEY)
+        if store is None or tuple(store.size) != tuple(task.spec.size):
+            store = ctx.extras[STORE_KEY] = ImageStore(tuple(task.spec.size), cfg.resize, cfg.cache_limit_mb)
+        images = task.encode_pixels([apply(plain, store.get(r)) for r in records], cfg.eval_batch_size)
+        sims = images @ task.encode_texts(pool, cfg.eval_batch_size).T  # (N, M)
+        best = sims.argmax(axis=1)
+        return Predictions(split=split, ids=[r.id for r in records], targets=[caps[0] if caps else None for caps in own],
+                           outputs=[pool[j] for j in best], slices=[dict(r.slices) for r in records],
+                           extras={"confidence": sims[np.arange(len(records)), best].tolist()})
+
+    def evaluate(self, ctx: RunContext, task: nn.Module, data: DataBundle, split: str) -> EvalReport:
+        """Image-to-text and text-to-image recall@K and mean rank, zero-shot accuracy per class
+        from ``modality.prompts`` (when every image has a label), per-slice recall@1 and recall
+        under ``modality.robustness`` conditions."""
+        cfg: AlignmentConfig = ctx.modality
+        records = data.records(split)
+        if len(records) < 2:
+            raise FrameworkError(f"split {split!r} has {len(records)} image(s); retrieval needs at least 2")
+        plain = build_pipeline(cfg.eval_augment, task.spec.size, "modality.eval_augment")
+        dataset = self._dataset(task, data, records, plain, sample=False)
+        return align_eval.evaluation_report(task, dataset, split, ks=cfg.recall_at, prompts=cfg.prompts,
+                                            classes=data.classes, conditions=cfg.robustness,
+                                            batch_size=cfg.eval_batch_size, seed=ctx.seed)
+
+    # --- export ------------------------------------------------------------------------------
+
+    def export(self, ctx: RunContext, task: nn.Module, out_dir: Path) -> list[Path]:
+        """Weights + config, ``alignment.json``, the tokenizer, both towers in their libraries'
+        formats and the projection heads (see :mod:`plugins.alignment.export`)."""
+        return export_model(task, serving_info(task, ctx.model, ctx.modality.resize), out_dir, ctx.config_yaml)
+
+
+def _maybe_captions(record: Record) -> list[str]:
+    try:
+        return captions_of(record)
+    except DataError:  # unlabeled images (pre-annotation) have no caption
+        return []

@@ -1,0 +1,224 @@
+"""Building the two towers of a dual encoder from the ``model:`` node.
+
+* image tower: any timm model by name, as a feature extractor (``num_classes=0``); its input size
+  and normalisation are the model's own (``timm.data.resolve_data_config``);
+* text tower: any transformers encoder by hub name or local directory, or (the default) a tiny
+  BERT-style encoder built from config with the tokenizer the project ships;
+* or both from a transformers ``CLIPModel`` (``model.clip=NAME_OR_DIR``), with its projections,
+  temperature, tokenizer and image normalisation.
+
+Nothing here downloads unless the config names a hub model (or ``pretrained=true``); with
+``offline=True`` (used when reloading an export) pretrained names are rebuilt from their configs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from framework.errors import FrameworkError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What the image tower expects: ``size`` ``(height, width)``, RGB ``mean``/``std`` on ``[0, 1]``."""
+
+    size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists, for JSON."""
+        return {"size": list(self.size), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "ImageSpec":
+        """Inverse of :meth:`to_dict`."""
+        return cls(tuple(raw["size"]), tuple(raw["mean"]), tuple(raw["std"]))  # type: ignore[arg-type]
+
+
+@dataclass
+class Towers:
+    """The built parts of a dual encoder, before they are put into a task."""
+
+    image: nn.Module  # (B, 3, H, W) normalised -> (B, image_dim)
+    text: nn.Module  # (input_ids, attention_mask) -> (B, text_dim)
+    image_proj: nn.Module  # (B, image_dim) -> (B, embed_dim)
+    text_proj: nn.Module  # (B, text_dim) -> (B, embed_dim)
+    tokenizer: Any
+    spec: ImageSpec
+    logit_scale: float  # initial log(1 / temperature)
+
+
+class TimmImageEncoder(nn.Module):
+    """A timm model's pooled features."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.dim = int(model.num_features)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)  # (B, dim)
+
+
+class HFTextEncoder(nn.Module):
+    """A transformers encoder's token states, pooled to one vector per text."""
+
+    def __init__(self, model: nn.Module, pooling: str = "mean") -> None:
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise FrameworkError(f"model.text.pooling={pooling!r}: use mean or cls")
+        self.model = model
+        self.pooling = pooling
+        self.dim = int(model.config.hidden_size)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        states = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
+        if self.pooling == "cls":
+            return states[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)  # (B, L, 1)
+        return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (B, H)
+
+
+class ClipImageEncoder(nn.Module):
+    """The vision half of a ``CLIPModel``: pooled output (before the projection)."""
+
+    def __init__(self, vision_model: nn.Module) -> None:
+        super().__init__()
+        self.model = vision_model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=images).pooler_output  # (B, vision hidden)
+
+
+class ClipTextEncoder(nn.Module):
+    """The text half of a ``CLIPModel``: pooled output (the end-of-text token)."""
+
+    def __init__(self, text_model: nn.Module) -> None:
+        super().__init__()
+        self.model = text_model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).pooler_output  # (B, text hidden)
+
+
+def _load(what: str, source: str, loader: Any) -> Any:
+    try:
+        return loader(source)
+    except (OSError, ValueError) as exc:
+        raise FrameworkError(
+            f"{what}={source!r} could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
+            f"Give a local directory, or a hub name on a machine that can reach the hub."
+        ) from None
+
+
+def image_tower(cfg: Any, *, offline: bool = False) -> tuple[TimmImageEncoder, ImageSpec]:
+    """The timm image tower of ``model.image`` and its input spec."""
+    import timm
+    from timm.data import resolve_data_config
+
+    if not timm.is_model(cfg.name):
+        close = timm.list_models(f"*{cfg.name.split('_')[0]}*")[:10]
+        raise FrameworkError(f"model.image.name={cfg.name!r} is not a timm model. Similar: {', '.join(close) or 'none'}")
+    kwargs = dict(cfg.kwargs or {})
+    pretrained_cfg = timm.models.get_pretrained_cfg(cfg.name)
+    fixed = bool(pretrained_cfg is not None and pretrained_cfg.to_dict().get("fixed_input_size"))
+    if cfg.image_size and fixed:
+        kwargs.setdefault("img_size", int(cfg.image_size))
+    pretrained = bool(cfg.pretrained) and not offline
+    if cfg.checkpoint_path and not offline:
+        path = Path(cfg.checkpoint_path).expanduser()
+        if not path.is_file():
+            raise FrameworkError(f"model.image.checkpoint_path={str(path)!r} does not exist; give a local weights file.")
+        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        pretrained = True
+    try:
+        model = timm.create_model(cfg.name, pretrained=pretrained, num_classes=0, **kwargs)
+    except TypeError as exc:
+        raise FrameworkError(f"model.image.kwargs {sorted(kwargs)} are not accepted by {cfg.name}: {exc}") from None
+    args = {"input_size": (3, int(cfg.image_size), int(cfg.image_size))} if cfg.image_size else {}
+    data_cfg = resolve_data_config(args, model=model)
+    _, height, width = data_cfg["input_size"]
+    spec = ImageSpec((int(height), int(width)), tuple(data_cfg["mean"]), tuple(data_cfg["std"]))  # type: ignore[arg-type]
+    return TimmImageEncoder(model), spec
+
+
+def text_tower(cfg: Any, *, offline: bool = False) -> tuple[HFTextEncoder, Any]:
+    """The transformers text tower of ``model.text`` and its tokenizer."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel
+
+    source = cfg.tokenizer or cfg.name
+    if not source:
+        raise FrameworkError("model.text.tokenizer is not set: name a tokenizer directory or hub name "
+                             "(the default is the tokenizer in plugins/alignment/tokenizer)")
+    tokenizer = _load("model.text.tokenizer", source, AutoTokenizer.from_pretrained)
+    if cfg.name is None:
+        config = BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                            max_position_embeddings=max(64, int(cfg.max_length)), **dict(cfg.config or {}))
+        model = BertModel(config, add_pooling_layer=False)
+    elif offline:
+        model = AutoModel.from_config(_load("model.text.name", cfg.name, AutoConfig.from_pretrained))
+    else:
+        model = _load("model.text.name", cfg.name, AutoModel.from_pretrained)
+    if cfg.lora.r > 0:
+        model = with_lora(model, cfg.lora)
+    return HFTextEncoder(model, cfg.pooling), tokenizer
+
+
+def with_lora(model: nn.Module, lora: Any) -> nn.Module:
+    """``model`` with LoRA adapters (peft) on ``lora.target_modules``; its own weights frozen."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=int(lora.r), lora_alpha=int(lora.alpha), lora_dropout=float(lora.dropout),
+                        target_modules=list(lora.target_modules))
+    try:
+        return get_peft_model(model, config)
+    except ValueError as exc:
+        raise FrameworkError(f"model.text.lora.target_modules={list(lora.target_modules)}: {exc}") from None
+
+
+def clip_image_spec(source: str, default_side: int = 224) -> ImageSpec:
+    """Input size and normalisation of a ``CLIPModel`` from its image processor (no weights loaded)."""
+    from transformers import CLIPImageProcessor
+
+    processor = _load("model.clip (image processor)", source, CLIPImageProcessor.from_pretrained)
+    crop = processor.crop_size or {}
+    side = int(crop.get("height") or default_side)
+    return ImageSpec((side, int(crop.get("width") or side)), tuple(processor.image_mean), tuple(processor.image_std))  # type: ignore[arg-type]
+
+
+def clip_towers(cfg: Any, *, offline: bool = False) -> Towers:
+    """Both towers, projections, temperature, tokenizer and normalisation of a ``CLIPModel``."""
+    from transformers import AutoTokenizer, CLIPConfig, CLIPModel
+
+    if offline:
+        clip = CLIPModel(_load("model.clip", cfg.clip, CLIPConfig.from_pretrained))
+    else:
+        clip = _load("model.clip", cfg.clip, CLIPModel.from_pretrained)
+    tokenizer = _load("model.clip (tokenizer)", cfg.text.tokenizer or cfg.clip, AutoTokenizer.from_pretrained)
+    spec = clip_image_spec(cfg.clip, default_side=int(clip.config.vision_config.image_size))
+    text: nn.Module = clip.text_model
+    if cfg.text.lora.r > 0:
+        text = with_lora(text, cfg.text.lora)
+    return Towers(ClipImageEncoder(clip.vision_model), ClipTextEncoder(text), clip.visual_projection,
+                  clip.text_projection, tokenizer, spec, float(clip.logit_scale.detach()))
+
+
+def build_towers(cfg: Any, *, offline: bool = False) -> Towers:
+    """The dual encoder's parts for the ``model:`` node (:class:`~plugins.alignment.config.AlignmentModelConfig`)."""
+    if cfg.clip:
+        return clip_towers(cfg, offline=offline)
+    image, spec = image_tower(cfg.image, offline=offline)
+    text, tokenizer = text_tower(cfg.text, offline=offline)
+    return Towers(image, text, nn.Linear(image.dim, cfg.embed_dim, bias=False),
+                  nn.Linear(text.dim, cfg.embed_dim, bias=False), tokenizer, spec,
+                  math.log(1.0 / float(cfg.temperature)))
