@@ -7,6 +7,7 @@ download): 1,797 grayscale 8x8 images of the digits 0-9, about 180 per class.
 Layout written (deterministic, stratified 70/15/15)::
 
     examples/data/digits/{train,val,test}/<digit>/<index>.png
+    examples/data/digits/datacard.yaml       the data set's own card (sources, licence)
 
 Images are upscaled 4x with nearest neighbour to 32x32 so that a ViT with 8x8 patches sees a 4x4
 grid, and kept grayscale (mode ``L``): the plugin converts them to RGB when it decodes them, which
@@ -39,6 +40,18 @@ from framework.data.config import GATE_DEFAULTS
 from framework.data.dedup import near_groups
 
 SPLIT_FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
+DATACARD = """\
+# The data set's own card, read by the audit's documentation gate (docs/data.md).
+name: digits
+description: >-
+  scikit-learn's bundled handwritten digits (1,797 grayscale 8x8 images of 0-9), upscaled 4x to
+  {size}x{size} PNGs with one image kept per near-duplicate group; stratified 70/15/15 split.
+sources:
+  - "scikit-learn load_digits: UCI ML optical recognition of handwritten digits (Alpaydin and Kaynak, 1998)"
+license: CC BY 4.0 (UCI Machine Learning Repository)
+collected: 1998, 43 writers; bitmaps reduced to 8x8 blocks by the UCI donors
+notes: written by examples/make_digits.py --size {size} --seed {seed}
+"""
 
 
 def split_indices(labels: np.ndarray, seed: int) -> dict[str, np.ndarray]:
@@ -79,6 +92,7 @@ def write_digits(out: Path, size: int = 32, seed: int = 0) -> dict[str, int]:
             target.parent.mkdir(parents=True, exist_ok=True)
             images[i].save(target, optimize=True)
         counts[split] = len(idx)
+    (out / "datacard.yaml").write_text(DATACARD.format(size=size, seed=seed), encoding="utf-8")
     return counts
 
 

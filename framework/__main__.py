@@ -76,16 +76,10 @@ def _one_line(exc: BaseException) -> tuple[str, int] | None:
 
 
 def _list_plugins() -> int:
-    from framework.plugins import default_plugins
+    from framework.plugins import load_plugins
 
-    plugins = default_plugins()
-    print("Installed plugins (entry-point group framework.plugins):")
-    for info in plugins.describe():
-        modalities = ", ".join(info.modalities) or "no modality"
-        print(f"  {info.name:<14} {info.package} {info.version}  modalities: {modalities}")
-    for failure in plugins.failures:
-        print(f"  FAILED {failure}")
-    print("Run one with: python -m framework +modality=NAME")
+    # Not strict: a plugin with a broken hook is listed as FAILED, with the fix, among the others.
+    print(load_plugins(strict=False).listing())
     return 0
 
 
@@ -186,14 +180,18 @@ def _lock_single_run(config) -> list:  # type: ignore[no-untyped-def]
 
 def _friendly(exc: BaseException) -> str | None:
     """The message for an error the user can fix, or None for a genuine bug (show traceback)."""
-    from hydra.errors import ConfigCompositionException, MissingConfigException
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
-    from framework.config import explain
+    from framework.config import explain, missing_option_message, override_parse_message
     from framework.errors import FrameworkError
 
     if isinstance(exc, FrameworkError):
         return str(exc)
+    if isinstance(exc, OverrideParseException):
+        return override_parse_message(exc)
+    if isinstance(exc, MissingConfigException) and missing_option_message(exc):
+        return missing_option_message(exc)
     if isinstance(exc, MissingConfigException) and "modality" in str(exc):
         from framework.plugins import default_plugins
 
@@ -226,6 +224,9 @@ def main() -> None:
         sys.exit(_compare(args[1:]))
     # Hydra re-raises instead of printing a one-line summary, so config errors can be explained here.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    from framework.config import normalise_overrides
+
+    sys.argv[1:] = normalise_overrides(sys.argv[1:])
     try:
         _agree_on_run_dir()
         _hydra_main()

@@ -75,9 +75,18 @@ def register_configs() -> None:
     """
     from hydra.core.config_store import ConfigStore
 
+    _register_plugin_check_defaults()
     ConfigStore.instance().store(name="framework_schema", node=FrameworkConfig)
     OmegaConf.register_new_resolver("framework.pkg", package_path, replace=True)
     OmegaConf.register_new_resolver("framework.run_id", run_id, replace=True)
+
+
+def _register_plugin_check_defaults() -> None:
+    """Plugin checks' ``defaults`` become ``data.gates.plugins.<name>`` nodes of the schema."""
+    from framework.data.checks import register_plugin_check_defaults
+    from framework.plugins import default_plugins
+
+    register_plugin_check_defaults(default_plugins())
 
 
 RUN_ID_ENV = "FRAMEWORK_RUN_ID"
@@ -123,9 +132,58 @@ def typed_section(cfg: DictConfig, section: str, schema: type) -> Any:
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), node if node is not None else {})
     except OmegaConfBaseException as exc:
-        raise FrameworkError(explain(exc, prefix=section)) from None
+        message = explain(exc, prefix=section, sections={section: schema})
+        key, modality = _unknown_key(message), cfg.get("modality")
+        origin = config_origin(key, modality.get("name") if hasattr(modality, "get") else None) if key else None
+        raise FrameworkError(message + (f" The key is set in {origin}: fix it there." if origin else "")) from None
     OmegaConf.set_readonly(merged, False)
     return merged
+
+
+def _unknown_key(message: str) -> str | None:
+    match = re.match(r"unknown config key '([^']+)'", message)
+    return match.group(1) if match else None
+
+
+def _config_folders() -> list[Path]:
+    """The core's ``conf/`` and every plugin's ``pkg://`` config folder, as paths."""
+    from framework.plugins import default_plugins
+
+    folders = [conf_dir()]
+    for entry in default_plugins().config_search_path():
+        if entry.startswith("pkg://"):
+            try:
+                folders.append(Path(str(importlib.resources.files(entry.removeprefix("pkg://")))))
+            except (ModuleNotFoundError, TypeError):
+                continue
+        elif entry.startswith("file://"):
+            folders.append(Path(entry.removeprefix("file://")))
+    return folders
+
+
+def config_origin(key: str, modality: str | None) -> str | None:
+    """The shipped config file that sets the dotted ``key``: the modality's own
+    ``modality/NAME.yaml`` (package ``_global_``), or a group option such as ``model/small.yaml``."""
+    import yaml
+
+    parts = key.split(".")
+    for folder in _config_folders():
+        for path in sorted(folder.rglob("*.yaml")):
+            group = path.parent.relative_to(folder).parts
+            text = path.read_text(encoding="utf-8")
+            is_global = "@package _global_" in text.split("\n", 1)[0] or (group and group[0] == "modality")
+            if is_global and (group != ("modality",) or path.stem != modality):
+                continue
+            rest = parts if is_global else parts[len(group):] if tuple(parts[:len(group)]) == group else None
+            node: Any = yaml.safe_load(text) if rest else None
+            for part in rest or []:
+                node = node.get(part) if isinstance(node, dict) and part in node else _MISSING
+            if rest and node is not _MISSING:
+                return str(path)
+    return None
+
+
+_MISSING = object()
 
 
 # --- readable errors ---------------------------------------------------------------------
@@ -194,6 +252,53 @@ def explain(exc: BaseException, prefix: str = "", sections: Mapping[str, type] |
     where, kind, key, keys = found
     return (f"unknown config key {full_key!r}: {key!r} is not a setting of {where} ({kind}). "
             f"{_keys_message(key, keys)}")
+
+
+_THRESHOLD = re.compile(r"^(\+{0,2})([\w.\-/]+)=((?:>=|<=|==|>|<)[^'\"]*)$")
+
+
+def normalise_overrides(overrides: list[str]) -> list[str]:
+    """Overrides as Hydra's grammar needs them, written the way the docs show them.
+
+    A value starting with a comparison (``'+success.accuracy=>=0.9'``) is quoted, and ``+``
+    on a ``success.`` criterion becomes ``++`` (add, or replace the modality's own threshold).
+    """
+    out = []
+    for text in overrides:
+        match = _THRESHOLD.match(text)
+        if match:
+            plus, key, value = match.groups()
+            plus = "++" if plus and key.startswith("success.") else plus
+            text = f"{plus}{key}='{value}'"
+        out.append(text)
+    return out
+
+
+def override_parse_message(exc: Any) -> str:
+    """One line for an override Hydra cannot parse, with the usual fix."""
+    first = str(getattr(exc, "message", "") or exc).strip().splitlines()[0]
+    first = re.sub(r"^LexerNoViableAltException: ", "", first)
+    override = getattr(exc, "override", "") or first
+    return (f"cannot parse the override {override!r} ({first}). Quote values that hold spaces, commas, brackets "
+            "or comparison signs, e.g. 'trainer.lr=1e-3' or 'success.accuracy=\">=0.9\"'; see "
+            "https://hydra.cc/docs/advanced/override_grammar/basic/")
+
+
+def missing_option_message(exc: Any) -> str | None:
+    """For an unknown option of a config group (``model=vitt``): the group, the option and the
+    valid options; ``None`` when ``exc`` is about something else."""
+    missing = getattr(exc, "missing_cfg_file", None) or ""
+    group, _, option = str(missing).rpartition("/")
+    if not group:
+        return None
+    options = sorted(getattr(exc, "options", None) or [])
+    close = difflib.get_close_matches(option, options, n=1)
+    hint = f" Did you mean {group}={close[0]}?" if close else ""
+    if group == "modality":
+        return (f"unknown modality {option!r}. Installed modalities: {', '.join(options) or 'none'}.{hint} "
+                f"Install the plugin that provides it (python -m framework --plugins lists them).")
+    return (f"config group {group!r} has no option {option!r}. Valid options: {', '.join(options) or 'none'}.{hint} "
+            f"Choose one with {group}=NAME, or add {group}/{option}.yaml to your plugin's config folder.")
 
 
 def _with_reason(text: str, exc: BaseException) -> str:

@@ -93,10 +93,12 @@ def framework_config_search_path() -> list[str]:
 def framework_quality_checks(modality: str) -> list["QualityCheck"]:
     """Return extra data checks for the audit stage.
 
-    Called once per audit, after the data is loaded. ``modality`` is the running modality's name;
-    return an empty list when your checks do not apply to it. Each item follows
-    :class:`framework.data.checks.QualityCheck`. Results appear in ``audit/audit.json`` and the
-    data card; a failed check with ``gate=True`` stops the run unless gates are not enforced.
+    Called once per audit, after the data is loaded, and once per installed modality before the
+    config is composed (to register each check's ``defaults`` under ``data.gates.plugins.<name>``).
+    ``modality`` is the running modality's name; return an empty list when your checks do not
+    apply to it. Each item follows :class:`framework.data.checks.QualityCheck`. Results appear in
+    ``audit/audit.json`` and the data card; a failed check with ``gate=True`` stops the run unless
+    gates are not enforced.
     """
 
 

@@ -7,11 +7,13 @@ Environment switches:
 
 * ``FRAMEWORK_DISABLE_PLUGINS=name1,name2`` blocks the named entry points (by entry-point name or
   distribution name) so a misbehaving plugin can be switched off without uninstalling it;
-* ``FRAMEWORK_TRACE_PLUGINS=1`` logs every hook call and its result.
+* ``FRAMEWORK_TRACE_PLUGINS=1`` logs every hook call: which plugin, with which arguments, and
+  what it returned (logger ``framework.plugins``, level INFO).
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
 import os
@@ -51,12 +53,21 @@ class PluginFailure:
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """One loaded plugin, for ``python -m framework --plugins``."""
+    """One loaded plugin, for ``python -m framework --plugins``.
+
+    Attributes:
+        name: The entry-point name.
+        package: The distribution that provides it.
+        version: The distribution's version.
+        modalities: Names of the modalities it provides.
+        descriptions: Modality name -> its one-line ``description``.
+    """
 
     name: str
     package: str
     version: str
     modalities: tuple[str, ...]
+    descriptions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,6 +81,7 @@ class Plugins:
     pm: pluggy.PluginManager
     failures: list[PluginFailure] = field(default_factory=list)
     packages: dict[str, tuple[str, str]] = field(default_factory=dict)  # plugin name -> (dist, version)
+    trace: bool = field(default_factory=lambda: bool(os.environ.get(TRACE_ENV)))  # log every hook call
 
     @classmethod
     def from_manager(cls, pm: pluggy.PluginManager) -> "Plugins":
@@ -77,13 +89,25 @@ class Plugins:
         pm.check_pending()
         return cls(pm=pm)
 
+    def _call(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Every implementation's result, in pluggy's calling order (last registered first)."""
+        return [self._traced(impl, hook_name, kwargs) for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls())]
+
+    def _traced(self, impl: Any, hook_name: str, kwargs: Mapping[str, Any]) -> Any:
+        accepted = {k: v for k, v in kwargs.items() if k in impl.argnames}
+        result = impl.function(**accepted)
+        if self.trace:
+            args = ", ".join(f"{k}={_short(v)}" for k, v in accepted.items())
+            log.info("hook %s(%s) in %s -> %s", hook_name, args, self._describe(impl.plugin_name), _short(result))
+        return result
+
     # --- registration -------------------------------------------------------------------
 
     def modalities(self) -> dict[str, "Modality"]:
         """Every installed modality by name; two plugins claiming one name is an error."""
         found: dict[str, tuple[str, Modality]] = {}
         for impl in self.pm.hook.framework_modalities.get_hookimpls():
-            for modality in impl.function() or []:
+            for modality in self._traced(impl, "framework_modalities", {}) or []:
                 owner = self._describe(impl.plugin_name)
                 if modality.name in found:
                     other = found[modality.name][0]
@@ -110,7 +134,7 @@ class Plugins:
     def config_search_path(self) -> list[str]:
         """Hydra search-path entries contributed by every plugin, built-ins last."""
         entries: list[str] = []
-        for contributed in self.pm.hook.framework_config_search_path():
+        for contributed in self._call("framework_config_search_path"):
             entries.extend(e for e in contributed or [] if e not in entries)
         return entries
 
@@ -118,11 +142,11 @@ class Plugins:
 
     def quality_checks(self, modality: str) -> list["QualityCheck"]:
         """Extra audit checks for ``modality`` from every plugin."""
-        return _flatten(self.pm.hook.framework_quality_checks(modality=modality))
+        return _flatten(self._call("framework_quality_checks", modality=modality))
 
     def metrics(self, modality: str) -> list["Metric"]:
         """Extra metrics for ``modality`` from every plugin."""
-        return _flatten(self.pm.hook.framework_metrics(modality=modality))
+        return _flatten(self._call("framework_metrics", modality=modality))
 
     # --- events (the engine's EngineEvents protocol, plus run start/end) -----------------
 
@@ -149,9 +173,8 @@ class Plugins:
     def _notify(self, hook_name: str, **kwargs: Any) -> None:
         # An observer's bug must not end a training run: report it and carry on with the others.
         for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
-            accepted = {k: v for k, v in kwargs.items() if k in impl.argnames}
             try:
-                impl.function(**accepted)
+                self._traced(impl, hook_name, kwargs)
             except Exception:  # noqa: BLE001 - deliberately broad, see above
                 log.error("plugin %s failed in %s:\n%s", self._describe(impl.plugin_name), hook_name,
                           traceback.format_exc())
@@ -160,16 +183,30 @@ class Plugins:
 
     def describe(self) -> list[PluginInfo]:
         """Loaded plugins with their package and the modalities each provides."""
-        per_plugin: dict[str, list[str]] = {}
+        per_plugin: dict[str, list[Any]] = {}
         for impl in self.pm.hook.framework_modalities.get_hookimpls():
-            per_plugin[impl.plugin_name] = [m.name for m in impl.function() or []]
+            per_plugin[impl.plugin_name] = list(self._traced(impl, "framework_modalities", {}) or [])
         infos = []
         for name, plugin in self.pm.list_name_plugin():
             if plugin is None or name.startswith("_"):
                 continue
             dist, version = self.packages.get(name, ("", ""))
-            infos.append(PluginInfo(name, dist, version, tuple(per_plugin.get(name, []))))
+            mods = per_plugin.get(name, [])
+            infos.append(PluginInfo(name, dist, version, tuple(m.name for m in mods),
+                                    {m.name: getattr(m, "description", "") for m in mods}))
         return infos
+
+    def listing(self) -> str:
+        """The text of ``python -m framework --plugins``: each plugin with its package and version,
+        each modality with its description, then the plugins that failed to load."""
+        lines = ["Installed plugins (entry-point group framework.plugins):"]
+        for info in self.describe():
+            names = ", ".join(info.modalities) or "no modality"
+            lines.append(f"  {info.name:<14} {info.package} {info.version}  modalities: {names}")
+            lines += [f"      {m}: {info.descriptions.get(m) or '(no description)'}" for m in info.modalities]
+        lines += [f"  FAILED {failure}" for failure in self.failures]
+        lines.append("Run one with: python -m framework +modality=NAME")
+        return "\n".join(lines)
 
     def _describe(self, plugin_name: str) -> str:
         dist = self.packages.get(plugin_name, ("", ""))[0]
@@ -179,6 +216,11 @@ class Plugins:
         # Plugins registered without a name (tests, notebooks) are named by pluggy after id().
         label = getattr(plugin, "__name__", None) or type(plugin).__qualname__
         return f"plugin {label!r}"
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _flatten(lists: Iterable[list[Any] | None]) -> list[Any]:
@@ -202,13 +244,14 @@ def default_plugins() -> Plugins:
     return load_plugins()
 
 
-def load_plugins(extra: Iterable[object] = ()) -> Plugins:
+def load_plugins(extra: Iterable[object] = (), *, strict: bool = True) -> Plugins:
     """Build the plugin manager from the ``framework.plugins`` entry points.
 
     A plugin that fails to import is recorded in :attr:`Plugins.failures` (and logged) and the
-    others still load. Hook implementations are validated at once, so a misspelled hook name or
-    an unknown argument raises here, naming the plugin. ``extra`` registers plugin objects
-    directly (tests, notebooks).
+    others still load. Hook implementations are validated at once, so a misspelled hook name
+    (with the hook it was probably meant to be) or an unknown argument raises here, naming the
+    plugin; with ``strict=False`` (``--plugins``) such a plugin is recorded as a failure and
+    skipped instead. ``extra`` registers plugin objects directly (tests, notebooks).
     """
     pm = new_manager()
     blocked = _blocked_names()
@@ -230,13 +273,10 @@ def load_plugins(extra: Iterable[object] = ()) -> Plugins:
             log.warning("%s; skipped (block it with %s=%s)", failure, DISABLE_ENV, ep.name)
             continue
         plugins.packages[ep.name] = (dist, version)
-        _register(pm, module, ep.name, plugins)
+        _register(pm, module, ep.name, plugins, strict)
     for obj in extra:
-        _register(pm, obj, None, plugins)
-    _check_hooks(pm, plugins)
-    if os.environ.get(TRACE_ENV):
-        pm.trace.root.setwriter(lambda msg: log.info("hook: %s", msg.rstrip()))
-        pm.enable_tracing()
+        _register(pm, obj, None, plugins, strict)
+    _check_hooks(pm, plugins, strict)
     return plugins
 
 
@@ -246,23 +286,49 @@ def _builtins_last(ep: EntryPoint) -> tuple[int, str]:
     return (0 if ep.value.startswith("plugins.") else 1, ep.name)
 
 
-def _register(pm: pluggy.PluginManager, plugin: object, name: str | None, plugins: Plugins) -> None:
+def _register(pm: pluggy.PluginManager, plugin: object, name: str | None, plugins: Plugins, strict: bool) -> None:
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
         owner = plugins._describe(name) if name else f"plugin {plugin!r}"
-        raise FrameworkError(
-            f"{owner} has a hook whose signature does not match the contract: {exc}. "
-            f"See framework/hookspecs.py or docs/plugins.md for the arguments each hook takes."
-        ) from exc
+        message = (f"{owner} has a hook whose signature does not match the contract: {exc}. "
+                   f"See framework/hookspecs.py or docs/plugins.md for the arguments each hook takes.")
+        if strict:
+            raise FrameworkError(message) from exc
+        plugins.failures.append(PluginFailure(name or owner, plugins.packages.get(name or "", ("", ""))[0], message))
 
 
-def _check_hooks(pm: pluggy.PluginManager, plugins: Plugins) -> None:
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        owner = plugins._describe(pm.get_name(exc.plugin) or "") if exc.plugin else "a plugin"
-        raise FrameworkError(
-            f"{owner} implements a hook the framework does not define: {exc}. "
-            f"Check the name against framework/hookspecs.py (docs/plugins.md lists every hook)."
-        ) from exc
+def _hook_names() -> list[str]:
+    return sorted(n for n in dir(hookspecs) if n.startswith("framework_") and callable(getattr(hookspecs, n)))
+
+
+def unknown_hooks(pm: pluggy.PluginManager) -> dict[str, list[str]]:
+    """Plugin name -> the hooks it implements that the framework does not define."""
+    found: dict[str, list[str]] = {}
+    for hook_name in sorted(vars(pm.hook)):
+        caller = getattr(pm.hook, hook_name)
+        if hook_name.startswith("_") or getattr(caller, "spec", True) is not None:
+            continue
+        for impl in caller.get_hookimpls():
+            if not impl.optionalhook:
+                found.setdefault(impl.plugin_name, []).append(hook_name)
+    return found
+
+
+def _did_you_mean(hook_name: str) -> str:
+    close = difflib.get_close_matches(hook_name, _hook_names(), n=1, cutoff=0.6)
+    return f"{hook_name!r} (did you mean {close[0]!r}?)" if close else repr(hook_name)
+
+
+def _check_hooks(pm: pluggy.PluginManager, plugins: Plugins, strict: bool) -> None:
+    for plugin_name, names in unknown_hooks(pm).items():
+        owner = plugins._describe(plugin_name)
+        message = (f"{owner} implements hook(s) the framework does not define: "
+                   f"{', '.join(_did_you_mean(n) for n in names)}. Hooks: {', '.join(_hook_names())} "
+                   f"(docs/plugins.md lists each).")
+        if strict:
+            raise FrameworkError(message)
+        plugins.failures.append(PluginFailure(plugin_name, plugins.packages.get(plugin_name, ("", ""))[0], message))
+        plugins.packages.pop(plugin_name, None)
+        pm.unregister(name=plugin_name)
+    pm.check_pending()  # anything pluggy rejects that the loop above did not

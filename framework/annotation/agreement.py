@@ -162,6 +162,39 @@ def annotator_vs_consensus(item_labels: ItemLabels, consensus: Mapping[str, Hash
     }
 
 
+def pairwise_kappa(item_labels: ItemLabels) -> dict[str, dict[str, float]]:
+    """Cohen's kappa of every pair of annotators over the items both labelled.
+
+    Returns:
+        ``annotator -> other annotator -> kappa`` (symmetric; ``nan`` for pairs without shared
+        items, 1.0 on the diagonal).
+    """
+    annotators = sorted({a for labels in item_labels.values() for a in labels})
+    matrix: dict[str, dict[str, float]] = {a: {} for a in annotators}
+    for i, a in enumerate(annotators):
+        matrix[a][a] = 1.0
+        for b in annotators[i + 1:]:
+            shared = [labels for labels in item_labels.values() if a in labels and b in labels]
+            kappa = cohen_kappa([v[a] for v in shared], [v[b] for v in shared])
+            matrix[a][b] = matrix[b][a] = kappa
+    return matrix
+
+
+def outlier_annotators(per_annotator: Mapping[str, Mapping[str, float]], margin: float) -> dict[str, str]:
+    """Annotators whose kappa against the consensus is more than ``margin`` below the median of
+    the others' (three or more annotators only), with the reason in words."""
+    kappas = {a: m["kappa"] for a, m in per_annotator.items() if not math.isnan(m["kappa"])}
+    if len(kappas) < 3:
+        return {}
+    out = {}
+    for who, kappa in sorted(kappas.items()):
+        others = float(np.median([k for a, k in kappas.items() if a != who]))
+        if kappa < others - margin:
+            out[who] = (f"annotator {who}: kappa vs consensus {kappa:.2f}, far below the others' median "
+                        f"{others:.2f} (margin {margin:.2f}); review their labels and guidelines training")
+    return out
+
+
 @dataclass
 class AgreementReport:
     """Agreement figures for the consistency gate and the data card.
@@ -173,6 +206,7 @@ class AgreementReport:
         annotators: Number of distinct annotators on those items.
         per_class: Class -> agreement on that class alone.
         per_annotator: Annotator -> kappa/agreement/items against the majority-vote consensus.
+        pairwise: Annotator -> annotator -> Cohen's kappa over the items both labelled.
     """
 
     method: str
@@ -181,10 +215,12 @@ class AgreementReport:
     annotators: int
     per_class: dict[str, float] = field(default_factory=dict)
     per_annotator: dict[str, dict[str, float]] = field(default_factory=dict)
+    pairwise: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def agreement_report(item_labels: ItemLabels) -> AgreementReport:
-    """Overall, per-class and per-annotator agreement of multi-annotated items."""
+    """Overall, per-class, per-annotator (against the consensus) and pairwise agreement of the
+    multi-annotated items."""
     from framework.annotation.adjudication import majority_vote
 
     items = multi_annotated(item_labels)
@@ -197,4 +233,5 @@ def agreement_report(item_labels: ItemLabels) -> AgreementReport:
         annotators=len({a for labels in items.values() for a in labels}),
         per_class=per_class_agreement(items) if items else {},
         per_annotator=annotator_vs_consensus(items, consensus) if items else {},
+        pairwise=pairwise_kappa(items) if items else {},
     )

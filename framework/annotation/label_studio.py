@@ -63,10 +63,12 @@ def task_item_id(task: Mapping[str, Any], index: int) -> str:
 def annotations_from_task(
     task: Mapping[str, Any], *, item_id: str, where: str, guideline_version: str = ""
 ) -> list[AnnotationRecord]:
-    """Annotation records of one exported task; cancelled and empty annotations are skipped."""
+    """Annotation records of one exported task; cancelled and empty annotations are skipped, and so
+    are ground-truth annotations (``ground_truth: true``): they are the task's known answer
+    (:func:`ground_truth_label`), against which annotators are scored, not one more vote."""
     out = []
     for ann in task.get("annotations") or []:
-        if ann.get("was_cancelled"):
+        if ann.get("was_cancelled") or ann.get("ground_truth"):
             continue
         label = parse_result(ann.get("result") or [])
         if label is None:
@@ -87,15 +89,46 @@ def annotations_from_task(
     return out
 
 
+def ground_truth_label(task: Mapping[str, Any]) -> Hashable | None:
+    """The label of the task's ground-truth annotation (``ground_truth: true``), if it has one."""
+    for ann in task.get("annotations") or []:
+        if ann.get("ground_truth") and not ann.get("was_cancelled"):
+            label = parse_result(ann.get("result") or [])
+            if label is not None:
+                return label
+    return None
+
+
+def task_gold(task: Mapping[str, Any], gold_field: str | None = None) -> Hashable | None:
+    """The known answer of a task: its ground-truth annotation, else ``data[gold_field]``."""
+    label = ground_truth_label(task)
+    if label is None and gold_field:
+        value = (task.get("data") or {}).get(gold_field)
+        label = tuple(value) if isinstance(value, list) else value
+    return label
+
+
+def gold_from_tasks(tasks: Sequence[Mapping[str, Any]], gold_field: str | None = None) -> dict[str, Hashable]:
+    """Item id -> known answer for every task that has one (see :func:`task_gold`)."""
+    gold = {}
+    for i, task in enumerate(tasks):
+        label = task_gold(task, gold_field)
+        if label is not None and label != "":
+            gold[task_item_id(task, i)] = label
+    return gold
+
+
 def load_tasks(path: Path) -> list[dict[str, Any]]:
     """The task list of a Label Studio JSON export (a list, or ``{"tasks": [...]}``).
 
     Raises:
         DataError: when the file is not JSON or not a list of task objects.
     """
+    from framework.data.textio import read_text
+
     path = Path(path)
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        payload = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}", f"not valid JSON ({exc.msg})", "Re-export the project as JSON.") from exc
     tasks = payload.get("tasks") if isinstance(payload, dict) else payload

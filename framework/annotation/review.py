@@ -69,12 +69,14 @@ def export_review_tasks(
     label_type: str = "class",
     consensus: Mapping[str, Consensus] | None = None,
     root: Path | None = None,
+    item_data: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write the items in ``reasons`` as Label Studio tasks for review.
 
     Each task carries the item (``data``), every existing annotation with its annotator (so
     reviewers see who said what), the consensus as a prediction with its confidence, and the
-    reasons in ``meta``. Items with no matching record are written with their id only.
+    reasons in ``meta``. ``item_data`` gives a task's ``data`` directly (an export's own tasks,
+    when there are no records); items with neither a record nor data are written with their id only.
 
     Returns:
         ``path``.
@@ -87,6 +89,9 @@ def export_review_tasks(
     for item, why in reasons.items():
         record = by_id.get(item)
         data, to_name = task_data(record, root) if record else ({"item_id": item}, "text")
+        if record is None and item_data and item in item_data:
+            data = {**item_data[item], "item_id": item}
+            to_name = next((k for k in ("image", "audio", "video", "text") if k in data), "text")
         task: dict[str, Any] = {"data": data, "meta": {"review_reasons": list(why)},
                                 "annotations": annotation_entries(anns.get(item, []), label_type=label_type, to_name=to_name)}
         if consensus and item in consensus:

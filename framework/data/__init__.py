@@ -21,19 +21,31 @@ detection) and ``"item_losses"`` (record id -> loss, for easy-example dominance)
 from framework.data.audit import AuditReport, GateFailure, enforce, run_audit, run_model_checks
 from framework.data.checks import CheckContext, CheckResult, Finding, QualityCheck
 from framework.data.config import GATE_DEFAULTS, DataConfig, GatesConfig
-from framework.data.errors import DataError
+from framework.data.dataset_card import DatasetCard, read_dataset_card
+from framework.data.errors import DataError, DataErrors
 from framework.data.loading import class_names, gold_answers, load_bundle, read_annotations
 from framework.data.probes import ProbeResult, probe_audio, probe_image, probe_media
-from framework.data.readers import ReadOptions, detect_format, get_reader, list_readers, read_manifest, register_reader
+from framework.data.readers import (
+    Collector,
+    ReadOptions,
+    detect_format,
+    get_reader,
+    list_readers,
+    read_manifest,
+    register_reader,
+)
 from framework.data.records import DataBundle, Quarantined, Record
 
 __all__ = [
     "AuditReport",
     "CheckContext",
     "CheckResult",
+    "Collector",
     "DataBundle",
     "DataConfig",
     "DataError",
+    "DataErrors",
+    "DatasetCard",
     "Finding",
     "GATE_DEFAULTS",
     "GateFailure",
@@ -54,6 +66,7 @@ __all__ = [
     "probe_image",
     "probe_media",
     "read_annotations",
+    "read_dataset_card",
     "read_manifest",
     "register_reader",
     "run_audit",

@@ -15,9 +15,9 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from framework.data.checks import CheckContext, CheckResult, QualityCheck, SettingsError, needs_model
+from framework.data.checks import CheckContext, CheckResult, QualityCheck, SettingsError, check_settings, needs_model
 from framework.data.config import DataConfig
 from framework.data.datacard import render_datacard, write_audit_json, write_quarantine
 from framework.data.gates import CORE_GATES, core_checks
@@ -26,6 +26,7 @@ from framework.data.records import DataBundle
 from framework.errors import FrameworkError
 
 CORE_CHECKS = (*CORE_GATES, "label_issues")
+DATASET_CARD_KEY = "dataset_card"  # DataBundle.extras: the data's own card, read by load_bundle
 
 
 @dataclass
@@ -91,7 +92,11 @@ def enforce(report: AuditReport, enforce: bool = True) -> None:
 def _settings(cfg: DataConfig, check: QualityCheck) -> dict[str, Any]:
     if check.name in CORE_CHECKS:
         return gate_settings(check.name, getattr(cfg.gates, check.name))
-    return dict(plain(cfg.gates.plugins.get(check.name)) or {})
+    given = dict(plain(cfg.gates.plugins.get(check.name)) or {})
+    defaults = getattr(check, "defaults", None)
+    if isinstance(defaults, Mapping):
+        return check_settings(f"data.gates.plugins.{check.name}", given, defaults)
+    return given
 
 
 def _run_one(check: QualityCheck, data: DataBundle, ctx: CheckContext, core: bool) -> CheckResult:
@@ -120,7 +125,7 @@ def run_audit(
     modality: str,
     extra_checks: Sequence[QualityCheck] = (),
     out_dir: Path,
-    label_type: str = "class",
+    label_type: str | None = None,
 ) -> AuditReport:
     """Run the core gates and ``extra_checks`` on ``data`` and write the audit artifacts.
 
@@ -131,7 +136,10 @@ def run_audit(
         modality: The running modality's name (passed to checks, written to the card).
         extra_checks: Checks from the ``framework_quality_checks`` hook.
         out_dir: The audit directory (e.g. ``<run dir>/audit``); created if needed.
-        label_type: The modality's label type, for the review queue's Label Studio tasks.
+        label_type: The modality's label type (the app passes ``Modality.label_type``): whether
+            records need labels (coverage: ``class`` and ``text`` do), and the review queue's
+            Label Studio control. ``None``, for scripts, requires no labels and writes class
+            choices.
 
     Returns:
         The report; call :func:`enforce` to stop on failed gates.
@@ -141,11 +149,12 @@ def run_audit(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    documented = {"guidelines_version": cfg.guidelines_version, "sources": list(plain(cfg.sources) or [])}
+    documented = documentation(data, cfg)
     checks = [(c, True) for c in core_checks(documented)] + [(c, False) for c in extra_checks]
     settings = {id(c): _settings(cfg, c) for c, _ in checks}  # validates every gate's keys first
     slices = tuple(plain(cfg.slices) or ())
-    results = [_pending(c) if needs_model(c) else _run_one(c, data, CheckContext(modality, settings[id(c)], slices, out_dir), core)
+    results = [_pending(c) if needs_model(c)
+               else _run_one(c, data, CheckContext(modality, settings[id(c)], slices, out_dir, label_type or "none"), core)
                for c, core in checks]
     # The documentation gate runs last among the core checks; plugin results go after it.
     report = AuditReport(
@@ -155,11 +164,23 @@ def run_audit(
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         pending=[c for c, _ in checks if needs_model(c)],
     )
-    report.artifacts = _write(report, data, cfg, modality, out_dir)
-    review = write_review_queue(data, out_dir / "review_tasks.json", label_type=label_type)
+    report.artifacts = _write(report, data, cfg, modality, out_dir, documented)
+    review = write_review_queue(data, out_dir / "review_tasks.json", label_type=label_type or "class")
     if review is not None:
         report.artifacts.append(review)
     return report
+
+
+def documentation(data: DataBundle, cfg: DataConfig) -> dict[str, Any]:
+    """Sources and guidelines version from the data's own card (``datacard.yaml`` / ``DATASET.md``
+    in the data root) and from ``data.sources`` / ``data.guidelines_version``."""
+    from framework.data.dataset_card import read_dataset_card
+
+    card = data.extras.get(DATASET_CARD_KEY) if DATASET_CARD_KEY in data.extras else read_dataset_card(data.root)
+    sources = list(card.sources if card else ()) + [s for s in plain(cfg.sources) or [] if s]
+    return {"guidelines_version": cfg.guidelines_version or (card.guidelines_version if card else ""),
+            "sources": sources, "root": str(data.root), "card": str(card.path) if card else None,
+            "license": card.license if card else "", "description": card.description if card else ""}
 
 
 def _pending(check: QualityCheck) -> CheckResult:
@@ -184,7 +205,7 @@ def run_model_checks(report: AuditReport, data: DataBundle, cfg: DataConfig, *, 
         report.results = [result if r.name == check.name else r for r in report.results]
     report.pending = []
     report.passed = not any(r.gate and not r.passed for r in report.results)
-    written = _write(report, data, cfg, modality, out_dir)
+    written = _write(report, data, cfg, modality, out_dir, documentation(data, cfg))
     report.artifacts = list(dict.fromkeys([*report.artifacts, *written]))
     return report
 
@@ -202,18 +223,20 @@ def write_review_queue(data: DataBundle, path: Path, *, label_type: str) -> Path
     return export_review_tasks(data.records(), data.annotations, reasons, path, label_type=label_type, root=data.root)
 
 
-def _write(report: AuditReport, data: DataBundle, cfg: DataConfig, modality: str, out_dir: Path) -> list[Path]:
+def _write(report: AuditReport, data: DataBundle, cfg: DataConfig, modality: str, out_dir: Path,
+           documented: dict[str, Any]) -> list[Path]:
     manifests = {s: getattr(cfg, s) for s in ("train", "val", "test")}
     payload = {
         "timestamp": report.timestamp, "modality": modality, "passed": report.passed,
         "enforce": bool(cfg.gates.enforce), "counts": report.counts, "classes": data.classes,
-        "root": str(data.root), "manifests": manifests, "guidelines_version": cfg.guidelines_version,
+        "root": str(data.root), "manifests": manifests, "guidelines_version": documented["guidelines_version"],
+        "sources": documented["sources"], "dataset_card": documented["card"],
         "annotations": len(data.annotations), "failed_gates": [r.name for r in report.failed_gates()],
         "results": [asdict(r) for r in report.results],
     }
     card = render_datacard(data, report.results, modality=modality, passed=report.passed, timestamp=report.timestamp,
-                           sources=list(plain(cfg.sources) or []), manifests=manifests,
-                           guidelines_version=cfg.guidelines_version)
+                           sources=documented["sources"], manifests=manifests,
+                           guidelines_version=documented["guidelines_version"], documented=documented)
     from framework.atomic import atomic_write_text
 
     atomic_write_text(out_dir / "datacard.md", card)

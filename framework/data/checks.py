@@ -66,6 +66,8 @@ class CheckContext:
         settings: This check's own settings from ``data.gates.<name>`` (thresholds...), or empty.
         slice_fields: The slice fields named in ``data.slices``.
         out_dir: The audit directory, for checks that write artifacts (plots, lists).
+        label_type: The modality's label type (``class``, ``text``, ``preference``, ``none``):
+            whether every record needs a ``label``.
         model: The trained task, for checks that score the data with it (``needs_model``);
             ``None`` for every other check.
     """
@@ -74,6 +76,7 @@ class CheckContext:
     settings: Mapping[str, Any]
     slice_fields: tuple[str, ...]
     out_dir: Path
+    label_type: str = "class"
     model: Any = None
 
 
@@ -110,6 +113,12 @@ class QualityCheck(Protocol):
     the bundle. A check that does not apply to the data at hand (no annotations, no audio)
     returns a passing result whose summary says it was not applicable.
 
+    A check with settings also sets ``defaults``, a mapping of every setting it reads to its
+    default value. The core registers them under ``data.gates.plugins.<name>`` before the config
+    is composed, so ``data.gates.plugins.<name>.KEY=...`` works without ``+``, a misspelled key is
+    an error naming the valid ones before any data loads, and ``ctx.settings`` arrives merged
+    with the defaults.
+
     A check that scores the data with the trained model (caption/image misalignment, loss-based
     label noise) sets the class attribute ``needs_model = True``. The audit before training lists
     it as pending; it runs after the train stage, or with ``stages=[audit] checkpoint=PATH`` once
@@ -127,3 +136,29 @@ class QualityCheck(Protocol):
 def needs_model(check: QualityCheck) -> bool:
     """Whether ``check`` scores the data with the trained model (its ``needs_model`` attribute)."""
     return bool(getattr(check, "needs_model", False))
+
+
+_REGISTERED_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
+def register_check_defaults(name: str, defaults: Mapping[str, Any]) -> None:
+    """Make ``data.gates.plugins.<name>`` a config node holding ``defaults`` (idempotent)."""
+    _REGISTERED_DEFAULTS[name] = dict(defaults)
+
+
+def registered_check_defaults() -> dict[str, dict[str, Any]]:
+    """Every registered plugin check's defaults by check name (copies): the default of
+    ``data.gates.plugins``."""
+    import copy
+
+    return copy.deepcopy(_REGISTERED_DEFAULTS)
+
+
+def register_plugin_check_defaults(plugins: Any) -> None:
+    """Register the ``defaults`` of every quality check the installed plugins contribute, for
+    every installed modality (called before the config is composed)."""
+    for modality in plugins.modalities():
+        for check in plugins.quality_checks(modality):
+            defaults = getattr(check, "defaults", None)
+            if isinstance(defaults, Mapping) and getattr(check, "name", None):
+                register_check_defaults(check.name, defaults)

@@ -10,16 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from framework.data.checks import registered_check_defaults
+
 GATE_DEFAULTS: dict[str, dict[str, Any]] = {
     "coverage": {
         "min_per_slice": 1,  # int, or {field: int}, or {field: {value: int}}
         "expected": {},  # {field: [values that must be present]}; absent values count as 0
         "splits": ["train"],  # splits whose slice counts must meet the minimum
+        "min_records": 1,  # records every configured split must hold (an empty split fails)
+        "max_unlabeled_fraction": 0.0,  # records without a label, per split, when the modality needs labels
     },
     "consistency": {
         "min_kappa": 0.70,  # gate threshold on Cohen's / Fleiss' kappa or Krippendorff's alpha
         "flag_below": 0.60,  # below this the model would learn disagreement
         "min_annotator_kappa": 0.0,  # per annotator vs consensus; 0 reports without failing
+        "outlier_margin": 0.25,  # flag an annotator this far below the others' median kappa (3+ annotators)
     },
     "accuracy": {
         "min_gold_accuracy": 0.80,  # each annotator's accuracy on gold / trap items
@@ -73,7 +78,8 @@ class GatesConfig:
     balance: dict[str, Any] = _defaults("balance")
     documentation: dict[str, Any] = _defaults("documentation")
     label_issues: dict[str, Any] = _defaults("label_issues")
-    plugins: dict[str, Any] = field(default_factory=dict)  # settings of plugin checks, by check name
+    # Settings of plugin checks, by check name; each check's `defaults` are registered here.
+    plugins: dict[str, Any] = field(default_factory=lambda: registered_check_defaults())
 
 
 @dataclass
@@ -92,6 +98,7 @@ class DataConfig:
     slices: list[str] = field(default_factory=list)  # slice fields for coverage and per-slice metrics
     annotations: Optional[str] = None  # a Label Studio export (.json) or flat JSONL of annotations
     gold: Optional[str] = None  # gold items (known answers), JSONL of {"id", "label"}
+    gold_field: Optional[str] = None  # a record / Label Studio task-data field holding the known answer
     allow_outside_root: bool = False
     pred_probs: Optional[str] = None  # out-of-sample class probabilities (JSONL id, probs) for label issues
     unlabeled: Optional[str] = None  # items to pre-annotate with a trained model (stage preannotate)

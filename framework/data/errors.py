@@ -18,3 +18,23 @@ class DataError(FrameworkError, ValueError):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{where}: {problem}. {fix}")
+
+
+class DataErrors(DataError):
+    """Several bad lines of one file, reported together so they can all be fixed in one pass.
+
+    Attributes:
+        errors: The first bad lines (each a :class:`DataError` naming ``file:line``).
+        total: How many lines were bad in all (more than ``len(errors)`` when capped).
+    """
+
+    def __init__(self, where: str, errors: list[DataError], total: int) -> None:
+        self.errors = list(errors)
+        self.total = total
+        more = total - len(self.errors)
+        lines = [f"{where}: {total} bad lines; fix each and rerun:"]
+        lines += [f"  {e}" for e in self.errors]
+        if more:
+            lines.append(f"  ... and {more} more bad lines (the first {len(self.errors)} are listed)")
+        self.where, self.problem, self.fix = where, f"{total} bad lines", "fix each and rerun"
+        Exception.__init__(self, "\n".join(lines))

@@ -10,13 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Hashable, Iterable
 
-from framework.annotation.label_studio import annotations_from_task, import_label_studio
+from framework.annotation.label_studio import (
+    gold_from_tasks,
+    ground_truth_label,
+    import_label_studio,
+    load_tasks,
+)
 from framework.annotation.records import AnnotationRecord
 from framework.data.config import DataConfig
+from framework.data.dataset_card import read_dataset_card
 from framework.data.errors import DataError
 from framework.data.probes import Probe, probe_media
 from framework.data.readers import detect_format, read_manifest
-from framework.data.readers._common import get_field, iter_jsonl
+from framework.data.readers._common import LineErrors, get_field, iter_jsonl
 from framework.data.records import DataBundle, Record
 
 SPLITS = ("train", "val", "test")
@@ -43,7 +49,8 @@ def load_bundle(
             ``"auto"`` decides from the format.
 
     Returns:
-        The bundle; ``extras["gold"]`` holds known answers (item id -> label) when there are any.
+        The bundle; ``extras["gold"]`` holds known answers (item id -> label) when there are any,
+        ``extras["dataset_card"]`` the data's own card (``datacard.yaml`` / ``DATASET.md`` in the root).
 
     Raises:
         DataError: when ``train`` is missing, or any file is malformed (``file:line`` named).
@@ -58,17 +65,24 @@ def load_bundle(
     probe = decoder_check or (probe_media if cfg.probe_media else None)
     bundle = DataBundle(root=root, splits={})
     used_formats = set()
+    exports: list[Path] = []  # Label Studio splits: their annotations do not need the media
     for split in SPLITS:
         rel = getattr(cfg, split)
         if not rel:
             continue
         path = _under_root(rel, root)
-        used_formats.add(detect_format(path) if chosen == "auto" else chosen)
+        name = detect_format(path) if chosen == "auto" and path.exists() else chosen
+        used_formats.add(name)
+        if name == "label_studio":
+            exports.append(path)
         records, quarantined = read_manifest(path, root=root, split=split, format=chosen, slices=cfg.slices,
                                              allow_outside_root=cfg.allow_outside_root, probe=probe)
         bundle.splits[split] = records
         bundle.quarantine.extend(quarantined)
-    bundle.annotations = _annotations(bundle.records(), cfg, root)
+    card = read_dataset_card(root)
+    if card is not None:
+        bundle.extras["dataset_card"] = card
+    bundle.annotations = _annotations(exports, cfg, root)
     gold = _gold(bundle.records(), cfg, root)
     if gold:
         bundle.extras["gold"] = gold
@@ -89,16 +103,19 @@ def read_pred_probs(path: Path, n_classes: int) -> dict[str, list[float]]:
             probabilities summing to 1.
     """
     probs: dict[str, list[float]] = {}
-    for line, obj in iter_jsonl(path):
+    errors = LineErrors(path)
+    for line, obj in iter_jsonl(path, errors):
         where = f"{path}:{line}"
-        item = str(get_field(obj, "id", (str, int), where))
-        vector = get_field(obj, "probs", list, where)
-        if len(vector) != n_classes or not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in vector):
-            raise DataError(where, f"'probs' must hold {n_classes} probabilities (one per class, in class order), "
-                            f"got {vector!r}", "Write the model's softmax output for the item.")
-        if abs(sum(vector) - 1.0) > 1e-3:
-            raise DataError(where, f"'probs' sums to {sum(vector):.4f}, not 1", "Write normalised probabilities.")
-        probs[item] = [float(v) for v in vector]
+        with errors.at():
+            item = str(get_field(obj, "id", (str, int), where))
+            vector = get_field(obj, "probs", list, where)
+            if len(vector) != n_classes or not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in vector):
+                raise DataError(where, f"'probs' must hold {n_classes} probabilities (one per class, in class order), "
+                                f"got {vector!r}", "Write the model's softmax output for the item.")
+            if abs(sum(vector) - 1.0) > 1e-3:
+                raise DataError(where, f"'probs' sums to {sum(vector):.4f}, not 1", "Write normalised probabilities.")
+            probs[item] = [float(v) for v in vector]
+    errors.check()
     return probs
 
 
@@ -122,9 +139,17 @@ def read_annotations(path: Path, *, guideline_version: str = "") -> list[Annotat
     if path.suffix.lower() == ".json":
         return import_label_studio(path, guideline_version=guideline_version)
     out = []
-    for line, obj in iter_jsonl(path):
+    errors = LineErrors(path)
+    for line, obj in iter_jsonl(path, errors):
         where = f"{path}:{line}"
-        out.append(AnnotationRecord(
+        with errors.at():
+            out.append(_annotation_line(obj, where, guideline_version))
+    errors.check()
+    return out
+
+
+def _annotation_line(obj: dict[str, Any], where: str, guideline_version: str) -> AnnotationRecord:
+    return AnnotationRecord(
             item_id=str(get_field(obj, "item_id", (str, int), where)),
             annotator=str(get_field(obj, "annotator", (str, int), where)),
             label=_hashable(get_field(obj, "label", (str, int, float, bool, list), where)),
@@ -133,32 +158,36 @@ def read_annotations(path: Path, *, guideline_version: str = "") -> list[Annotat
             confidence=get_field(obj, "confidence", (int, float), where, required=False),
             lead_time=get_field(obj, "lead_time", (int, float), where, required=False),
             source=where,
-        ))
-    return out
+        )
 
 
 def _hashable(value: Any) -> Hashable:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _annotations(records: list[Record], cfg: DataConfig, root: Path) -> list[AnnotationRecord]:
+def _annotations(exports: list[Path], cfg: DataConfig, root: Path) -> list[AnnotationRecord]:
+    """Every annotation of the Label Studio splits (tasks whose media were quarantined included:
+    agreement does not need the media) plus ``data.annotations``."""
     out: list[AnnotationRecord] = []
-    for rec in records:
-        # Only the Label Studio reader sets task_id; other formats may use "annotations" freely.
-        if "task_id" in rec.fields and isinstance(rec.fields.get("annotations"), list):
-            task = {"annotations": rec.fields["annotations"]}
-            out += annotations_from_task(task, item_id=rec.id, where=rec.source, guideline_version=cfg.guidelines_version)
+    for path in exports:
+        out += import_label_studio(path, guideline_version=cfg.guidelines_version)
     if cfg.annotations:
         out += read_annotations(_under_root(cfg.annotations, root), guideline_version=cfg.guidelines_version)
     return out
 
 
-def gold_answers(records: Iterable[Record]) -> dict[str, Hashable]:
-    """Known answers carried by records: a ``gold_label`` field, or a preference ``gold``/``trap``
-    marker (whose right answer is ``"chosen"``)."""
+def gold_answers(records: Iterable[Record], gold_field: str | None = None) -> dict[str, Hashable]:
+    """Known answers carried by records: a Label Studio ground-truth annotation, the
+    ``gold_field`` field (``data.gold_field``), a ``gold_label`` field, or a preference
+    ``gold``/``trap`` marker (whose right answer is ``"chosen"``)."""
     gold: dict[str, Hashable] = {}
     for rec in records:
-        if rec.fields.get("gold_label") is not None:
+        truth = ground_truth_label(rec.fields) if "task_id" in rec.fields else None
+        if truth is not None:
+            gold[rec.id] = truth
+        elif gold_field and rec.fields.get(gold_field) not in (None, ""):
+            gold[rec.id] = _hashable(rec.fields[gold_field])
+        elif rec.fields.get("gold_label") is not None:
             gold[rec.id] = _hashable(rec.fields["gold_label"])
         elif rec.fields.get("gold") is True or rec.fields.get("trap") is True:
             gold[rec.id] = "chosen"
@@ -166,11 +195,27 @@ def gold_answers(records: Iterable[Record]) -> dict[str, Hashable]:
 
 
 def _gold(records: list[Record], cfg: DataConfig, root: Path) -> dict[str, Hashable]:
-    gold = gold_answers(records)
+    gold = gold_answers(records, cfg.gold_field)
+    if cfg.annotations and Path(cfg.annotations).suffix.lower() == ".json":
+        gold.update(gold_from_tasks(load_tasks(_under_root(cfg.annotations, root)), cfg.gold_field))
     if cfg.gold:
         path = _under_root(cfg.gold, root)
-        for line, obj in iter_jsonl(path):
-            where = f"{path}:{line}"
+        gold.update(read_gold(path))
+    return gold
+
+
+def read_gold(path: Path) -> dict[str, Hashable]:
+    """Known answers from JSONL lines ``{"id", "label"}``.
+
+    Raises:
+        DataError: listing every bad line (``file:line``).
+    """
+    gold: dict[str, Hashable] = {}
+    errors = LineErrors(path)
+    for line, obj in iter_jsonl(path, errors):
+        where = f"{path}:{line}"
+        with errors.at():
             item = str(get_field(obj, "id", (str, int), where))
             gold[item] = _hashable(get_field(obj, "label", (str, int, float, bool, list), where))
+    errors.check()
     return gold

@@ -25,7 +25,8 @@ def resolve_media(raw: str, *, root: Path, base: Path, where: str, allow_outside
         The absolute, normalised path (the file itself may not exist; the caller quarantines).
 
     Raises:
-        DataError: when the path is empty or escapes ``root`` and that is not allowed.
+        DataError: when the path is empty or escapes ``root`` (by ``..``, an absolute path or a
+            symbolic link pointing outside) and that is not allowed.
     """
     if not isinstance(raw, str) or not raw.strip():
         raise DataError(where, f"media path must be a non-empty string, got {raw!r}", "Fix the manifest line.")
@@ -33,14 +34,24 @@ def resolve_media(raw: str, *, root: Path, base: Path, where: str, allow_outside
     if not candidate.is_absolute():
         local = base / candidate
         candidate = local if local.exists() else root / candidate
-    # normpath, not resolve(): a symlinked data folder inside root is fine, `..` is not.
+    # The record keeps the path as written (normpath, not resolve()), so ids stay readable; the
+    # check also follows symbolic links, since a link inside root may point anywhere.
     resolved = Path(os.path.normpath(os.path.abspath(candidate)))
     root_abs = Path(os.path.normpath(os.path.abspath(root)))
-    if not allow_outside_root and not resolved.is_relative_to(root_abs):
+    if allow_outside_root:
+        return resolved
+    if not resolved.is_relative_to(root_abs):
         raise DataError(
             where,
             f"media path {raw!r} resolves to {resolved}, outside the data root {root_abs}",
             "Move the file under data.root, fix the path, or set data.allow_outside_root=true.",
+        )
+    target, real_root = Path(os.path.realpath(resolved)), Path(os.path.realpath(root_abs))
+    if not target.is_relative_to(real_root):
+        raise DataError(
+            where,
+            f"media path {raw!r} is a symbolic link to {target}, outside the data root {real_root}",
+            "Copy the file under data.root, or set data.allow_outside_root=true.",
         )
     return resolved
 

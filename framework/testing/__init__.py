@@ -21,19 +21,21 @@ a plugin contributes. :func:`run_framework` runs the real entry point's stages i
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from omegaconf import DictConfig
 
 from framework.app import RunResult, run
-from framework.config import conf_dir, register_configs, typed_section
+from framework.config import conf_dir, normalise_overrides, register_configs, typed_section
+from framework.data.audit import AuditReport, GateFailure
 from framework.data.checks import QualityCheck
 from framework.evaluation.types import Metric
 from framework.modality import Modality
 from framework.plugins import Plugins, load_plugins, new_manager
 
-__all__ = ["assert_plugin_contract", "compose", "contract_problems", "run_framework"]
+__all__ = ["FrameworkRun", "assert_plugin_contract", "compose", "contract_problems", "run_framework"]
 
 
 def compose(overrides: Sequence[str], *, run_dir: Path | None = None) -> DictConfig:
@@ -43,13 +45,41 @@ def compose(overrides: Sequence[str], *, run_dir: Path | None = None) -> DictCon
 
     register_configs()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
+        return hydra_compose(config_name="config", overrides=normalise_overrides(list(overrides)),
+                             return_hydra_config=False)
 
 
-def run_framework(overrides: Sequence[str], run_dir: Path, *, plugins: Plugins | None = None) -> RunResult:
-    """Compose the config from ``overrides`` and run its stages in ``run_dir``, in this process."""
+@dataclass
+class FrameworkRun(RunResult):
+    """What :func:`run_framework` returns: the run's :class:`~framework.app.RunResult` plus, for a
+    run the data gates refused (``status == "refused"``), the audit report and the message the
+    command line would print.
+
+    Attributes:
+        run_dir: Where the run wrote its files.
+        audit: The audit report of a refused run (its ``failed_gates()`` say why), else ``None``.
+        message: The refusal message, else ``""``.
+    """
+
+    run_dir: Path = Path(".")
+    audit: AuditReport | None = None
+    message: str = ""
+
+
+def run_framework(overrides: Sequence[str], run_dir: Path, *, plugins: Plugins | None = None) -> FrameworkRun:
+    """Compose the config from ``overrides`` and run its stages in ``run_dir``, in this process.
+
+    Returns the result as the command line ends the run: ``status`` is ``"completed"``, or
+    ``"refused"`` when a data gate stopped it (``audit`` and ``message`` then say why). Other
+    errors (a config typo, malformed data) raise, as they do on the command line.
+    """
     cfg = compose(overrides)
-    return run(cfg, Path(run_dir), plugins=plugins, base_dir=Path(run_dir), overrides=list(overrides))
+    run_dir = Path(run_dir)
+    try:
+        result = run(cfg, run_dir, plugins=plugins, base_dir=run_dir, overrides=list(overrides))
+    except GateFailure as refused:
+        return FrameworkRun(status="refused", run_dir=run_dir, audit=refused.report, message=str(refused))
+    return FrameworkRun(status=result.status, metrics=result.metrics, verdicts=result.verdicts, run_dir=run_dir)
 
 
 def contract_problems(plugin: object) -> list[str]:

@@ -10,10 +10,7 @@ from typing import Iterable
 import torch
 from torch.utils.data import Dataset
 
-from framework.data.errors import DataError
-from framework.data.readers import register_reader
-from framework.data.readers._common import Collector, ReadOptions
-from framework.data.records import Quarantined, Record
+from framework import Collector, DataError, Quarantined, ReadOptions, Record, register_reader
 
 FORMAT = "tabular_csv"
 RESERVED = ("id", "label")
@@ -22,28 +19,34 @@ RESERVED = ("id", "label")
 def read_tabular_csv(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quarantined]]:
     """One record per row: numeric feature columns, a ``label`` column, an optional ``id``.
 
-    A cell that is not a number is an error naming ``file:line`` and the column.
+    A cell that is not a number is an error naming ``file:line`` and the column; every bad row is
+    reported in one run.
     """
     col = Collector(path, opts)
-    with Path(path).open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or "label" not in reader.fieldnames:
-            raise DataError(f"{path}:1", "the header has no 'label' column", "Name the target column 'label'.")
-        for row in reader:
-            fields: dict[str, object] = {}
-            for key, value in row.items():
-                if key in RESERVED or key in opts.slices:
-                    fields[key] = value
-                    continue
-                try:
-                    fields[key] = float(value)
-                except (TypeError, ValueError):
-                    raise DataError(col.where(reader.line_num), f"column {key!r} holds {value!r}, not a number",
-                                    "Fix the cell, or list the numeric columns in modality.features.") from None
-                if not math.isfinite(fields[key]):
-                    raise DataError(col.where(reader.line_num), f"column {key!r} is {value}", "Impute or drop the row.")
+    reader = csv.DictReader(text + "\n" for _, text in col.text_lines())  # UTF-8 checked per line
+    if not reader.fieldnames or "label" not in reader.fieldnames:
+        raise DataError(f"{path}:1", "the header has no 'label' column", "Name the target column 'label'.")
+    for row in reader:
+        with col.line(reader.line_num):  # a DataError here is recorded; reading goes on
+            fields = _numeric_fields(row, opts, col.where(reader.line_num))
             col.add(reader.line_num, fields, label=row["label"] or None, record_id=row.get("id") or None)
     return col.result()
+
+
+def _numeric_fields(row: dict[str, str], opts: ReadOptions, where: str) -> dict[str, object]:
+    fields: dict[str, object] = {}
+    for key, value in row.items():
+        if key in RESERVED or key in opts.slices:
+            fields[key] = value
+            continue
+        try:
+            fields[key] = float(value)
+        except (TypeError, ValueError):
+            raise DataError(where, f"column {key!r} holds {value!r}, not a number",
+                            "Fix the cell, or list the numeric columns in modality.features.") from None
+        if not math.isfinite(fields[key]):
+            raise DataError(where, f"column {key!r} is {value}", "Impute or drop the row.")
+    return fields
 
 
 def register_format() -> None:

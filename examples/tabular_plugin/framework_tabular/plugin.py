@@ -16,12 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from framework import Modality, RunContext, hookimpl
-from framework.data import load_bundle
-from framework.data.checks import CheckContext, CheckResult, Finding
-from framework.data.records import DataBundle, Record
-from framework.evaluation.classification import evaluation_report
-from framework.evaluation.types import EvalReport, Predictions
+from framework import (CheckContext, CheckResult, DataBundle, EvalReport, Finding, Modality, Predictions, Record,
+                       RunContext, evaluation_report, hookimpl, load_bundle)
 
 from framework_tabular.data import FORMAT, TabularDataset, feature_columns, register_format
 

@@ -114,21 +114,24 @@ class CleanlinessGate:
         findings += self._format_findings(good)
         n_items = len(records) + len(data.quarantine)
         labelled = sum(r.label is not None for r in records)
-        checks = [
-            at_most("exact-duplicate fraction", n_dup / max(len(recs), 1), float(s["max_duplicate_fraction"])),
-            at_most("near-duplicate fraction", n_near / max(len(recs), 1), float(s["max_near_duplicate_fraction"])),
-            at_most("leaked eval items", len(leaks), int(s["max_leaked"]), "{:.0f}"),
-            at_most("corrupt fraction", (len(corrupt) + len(quarantined_bad)) / max(n_items, 1), float(s["max_corrupt_fraction"])),
-            at_most("empty-label fraction", len(empty) / max(labelled, 1), float(s["max_empty_label_fraction"])),
-        ]
+        checks = {
+            "max_duplicate_fraction": at_most("exact-duplicate fraction", n_dup / max(len(recs), 1),
+                                              float(s["max_duplicate_fraction"])),
+            "max_near_duplicate_fraction": at_most("near-duplicate fraction", n_near / max(len(recs), 1),
+                                                   float(s["max_near_duplicate_fraction"])),
+            "max_leaked": at_most("leaked eval items", len(leaks), int(s["max_leaked"]), "{:.0f}"),
+            "max_corrupt_fraction": at_most("corrupt fraction", (len(corrupt) + len(quarantined_bad)) / max(n_items, 1),
+                                            float(s["max_corrupt_fraction"])),
+            "max_empty_label_fraction": at_most("empty-label fraction", len(empty) / max(labelled, 1),
+                                                float(s["max_empty_label_fraction"])),
+        }
         measured.update(items=n_items, exact_duplicates=n_dup, near_duplicates=n_near, leaked=len(leaks),
                         corrupt=len(corrupt) + len(quarantined_bad), empty_labels=len(empty),
                         seconds={"fingerprint": t1 - t0, "duplicate_search": t2 - t1})
-        failed = [text for ok_, text in checks if not ok_]
-        summary = "; ".join(failed) if failed else "; ".join(text for _, text in checks)
+        failed = {key: text for key, (ok_, text) in checks.items() if not ok_}
+        summary = "; ".join(failed.values()) if failed else "; ".join(text for _, text in checks.values())
         return CheckResult(self.name, not failed, summary=summary, measured=measured, findings=findings,
-                           override=override(self.name, "max_duplicate_fraction", "max_near_duplicate_fraction",
-                                             "max_leaked", "max_corrupt_fraction", "max_empty_label_fraction"))
+                           override=override(self.name, *failed))
 
     def _duplicates(self, recs: list[Record], fps: list[Fingerprint], s: dict[str, Any]) -> tuple[list[Finding], int, int, list[Finding]]:
         """Duplicate and near-duplicate findings within splits, their counts, and leaks across splits."""

@@ -1,4 +1,5 @@
-"""Coverage gate: enough examples of every slice value (language, accent, lighting...)."""
+"""Coverage gate: every configured split holds records, labelled when the modality needs labels,
+and enough examples of every slice value (language, accent, lighting...)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from framework.data.gates._base import gate_settings, override
 from framework.data.records import DataBundle
 
 MISSING = "<missing>"
+# Label types whose records each need a label (preference pairs keep theirs in fields).
+LABELLED_TYPES = frozenset({"class", "text"})
 
 
 def _minimum(rule: Any, field: str, value: str) -> int:
@@ -30,29 +33,67 @@ def slice_counts(data: DataBundle, fields: tuple[str, ...], split: str | None) -
     return counts
 
 
-class CoverageGate:
-    """Checks counts per slice value (``data.slices``) against ``min_per_slice``.
+def split_findings(data: DataBundle, s: dict[str, Any], label_type: str) -> tuple[list[Finding], dict[str, Any]]:
+    """Findings for splits that are empty, or whose records lack the labels ``label_type`` needs."""
+    findings, measured = [], {}
+    for split, records in data.splits.items():
+        n = len(records)
+        unlabeled = [r for r in records if r.label is None] if label_type in LABELLED_TYPES else []
+        measured[split] = {"records": n, "unlabeled": len(unlabeled)}
+        if n < int(s["min_records"]):
+            held = f"; {len(data.quarantine)} items quarantined (audit/quarantine.jsonl)" if data.quarantine else ""
+            findings.append(Finding("empty_split", (split,), f"split {split!r} has {n} records (needs >= "
+                                    f"{s['min_records']}){held}"))
+        if unlabeled and len(unlabeled) / n > float(s["max_unlabeled_fraction"]):
+            examples = ", ".join(r.source for r in unlabeled[:3])
+            findings.append(Finding("missing_labels", tuple(r.id for r in unlabeled),
+                                    f"split {split!r}: {len(unlabeled)} of {n} records have no label "
+                                    f"(label_type {label_type!r} needs one), e.g. {examples}"))
+    return findings, measured
 
-    Settings: ``min_per_slice`` (int, ``{field: int}`` or ``{field: {value: int}}``),
-    ``expected`` (``{field: [values]}`` that must appear), ``splits`` (splits checked).
-    Records without a slice field count as ``<missing>``, which is reported but not required.
+
+class CoverageGate:
+    """Checks that every split holds records (``min_records``) with the labels the modality needs
+    (``max_unlabeled_fraction``), and counts per slice value (``data.slices``) against
+    ``min_per_slice``.
+
+    Settings: ``min_records``, ``max_unlabeled_fraction``, ``min_per_slice`` (int,
+    ``{field: int}`` or ``{field: {value: int}}``), ``expected`` (``{field: [values]}`` that must
+    appear), ``splits`` (splits whose slices are checked). Records without a slice field count as
+    ``<missing>``, which is reported but not required. Labels are needed when the modality's
+    ``label_type`` is ``class`` or ``text``.
     """
 
     name = "coverage"
 
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
-        """Count slices per split and compare with the minimums."""
+        """Count records, labels and slices per split and compare with the minimums."""
         s = gate_settings(self.name, ctx.settings)
+        findings, per_split = split_findings(data, s, ctx.label_type)
         fields = tuple(ctx.slice_fields)
-        if not fields:
-            return CheckResult(self.name, True, summary="not applicable: no data.slices configured",
-                               override="data.slices=[field,...]")
-        measured: dict[str, Any] = {split: {f: dict(c) for f, c in slice_counts(data, fields, split).items()}
-                                    for split in data.splits}
+        measured: dict[str, Any] = {"splits": per_split}
+        if fields:
+            measured["counts"] = {split: {f: dict(c) for f, c in slice_counts(data, fields, split).items()}
+                                  for split in data.splits}
+            findings += self._slice_findings(measured["counts"], fields, s)
+        relax = sorted({"min_records" if f.kind == "empty_split" else "max_unlabeled_fraction"
+                        if f.kind == "missing_labels" else "min_per_slice" for f in findings})
+        if findings:
+            summary = f"{len(findings)} problem(s): " + "; ".join(f.detail for f in findings[:5])
+        else:
+            counts = ", ".join(f"{sp} {m['records']}" for sp, m in per_split.items())
+            summary = f"records per split: {counts}" + (
+                f"; every slice of {', '.join(fields)} meets min_per_slice in {', '.join(s['splits'])}" if fields
+                else "; slices: not applicable (no data.slices configured)")
+        return CheckResult(self.name, not findings, summary=summary, measured=measured, findings=findings,
+                           override=override(self.name, *relax))
+
+    @staticmethod
+    def _slice_findings(counts_by_split: dict[str, Any], fields: tuple[str, ...], s: dict[str, Any]) -> list[Finding]:
         findings = []
-        for split in [sp for sp in s["splits"] if sp in data.splits]:
+        for split in [sp for sp in s["splits"] if sp in counts_by_split]:
             for f in fields:
-                counts = Counter(measured[split][f])
+                counts = Counter(counts_by_split[split][f])
                 for value in s["expected"].get(f, []):
                     counts.setdefault(str(value), 0)
                 for value, n in sorted(counts.items()):
@@ -60,8 +101,4 @@ class CoverageGate:
                     if value != MISSING and n < need:
                         findings.append(Finding("thin_slice", (f"{split}:{f}={value}",),
                                                 f"{split} {f}={value}: {n} < {need} (short by {need - n})"))
-        passed = not findings
-        summary = (f"every slice of {', '.join(fields)} meets min_per_slice in {', '.join(s['splits'])}" if passed
-                   else f"{len(findings)} slice(s) under minimum: " + "; ".join(f.detail for f in findings[:5]))
-        return CheckResult(self.name, passed, summary=summary, measured={"counts": measured}, findings=findings,
-                           override=override(self.name, "min_per_slice"))
+        return findings

@@ -1,7 +1,9 @@
 """Documentation gate: the fields the data card needs are present when config requires them.
 
-The data card itself (``audit/datacard.md``) is written by :func:`framework.data.audit.run_audit`
-after every check has run, since it records every result.
+Sources and the guidelines version come from the data's own card (``datacard.yaml`` or
+``DATASET.md`` in the data root, :mod:`framework.data.dataset_card`) and from ``data.sources`` /
+``data.guidelines_version``. The data card itself (``audit/datacard.md``) is written by
+:func:`framework.data.audit.run_audit` after every check has run, since it records every result.
 """
 
 from __future__ import annotations
@@ -19,12 +21,20 @@ REQUIREMENTS = {
 }
 
 
+def _fix(key: str, fix: str, root: str) -> str:
+    if not root:
+        return f"set {fix}"
+    example = "sources: [\"where the data came from\"]" if key == "sources" else "guidelines_version: v1.2"
+    return f"add {root}/datacard.yaml with '{example}' (or set {fix})"
+
+
 class DocumentationGate:
     """Fails only when a field required by ``data.gates.documentation`` is empty.
 
     Args:
-        documented: The documentation fields from the data config (``guidelines_version``,
-            ``sources``), passed in because a check reads the bundle, not the config.
+        documented: The documentation fields (``guidelines_version``, ``sources``) from the data's
+            card and the data config, passed in because a check reads the bundle, not the config;
+            ``root`` and ``card`` (the card's path) make the fix in the message concrete.
     """
 
     name = "documentation"
@@ -37,9 +47,13 @@ class DocumentationGate:
         s = gate_settings(self.name, ctx.settings)
         missing = [(flag, fix) for flag, (key, fix) in REQUIREMENTS.items() if s[flag] and not self.documented.get(key)]
         present = {key: bool(self.documented.get(key)) for key, _ in REQUIREMENTS.values()}
+        root = str(self.documented.get("root") or "")
         if missing:
-            summary = "missing required documentation: " + "; ".join(f"{f.removeprefix('require_')} (set {fix})" for f, fix in missing)
+            where = f" for the data in {root}" if root else ""
+            summary = f"missing required documentation{where}: " + "; ".join(
+                f"no {REQUIREMENTS[f][0].replace('_', ' ')}: {_fix(REQUIREMENTS[f][0], fix, root)}" for f, fix in missing)
         else:
             summary = "required documentation present: " + (", ".join(k for k, v in present.items() if v) or "none required")
-        return CheckResult(self.name, not missing, summary=summary, measured={"present": present},
+        measured = {"present": present, "card": self.documented.get("card")}
+        return CheckResult(self.name, not missing, summary=summary, measured=measured,
                            override=override(self.name, *[flag + "=false" for flag, _ in missing]))

@@ -18,7 +18,15 @@ from typing import Callable, Sequence
 
 from framework.data.errors import DataError
 from framework.data.probes import Probe
-from framework.data.readers._common import ReadOptions
+from framework.data.readers._common import (
+    MAX_LINE_ERRORS,
+    Collector,
+    LineErrors,
+    ReadOptions,
+    get_field,
+    iter_jsonl,
+    parse_json_line,
+)
 from framework.data.readers.audio import read_nemo_audio
 from framework.data.readers.folder import read_image_folder
 from framework.data.readers.label_studio import read_label_studio
@@ -78,7 +86,7 @@ def get_reader(name: str) -> Reader:
 
 
 def _first_object(path: Path) -> dict | None:
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8", errors="replace") as fh:  # the reader reports bad bytes
         for line in fh:
             if line.strip():
                 try:
@@ -157,4 +165,5 @@ def read_manifest(
     return get_reader(name)(path, opts)
 
 
-__all__ = ["ReadOptions", "Reader", "detect_format", "get_reader", "list_readers", "read_manifest", "register_reader"]
+__all__ = ["Collector", "Detector", "LineErrors", "MAX_LINE_ERRORS", "ReadOptions", "Reader", "detect_format", "get_field",
+           "get_reader", "iter_jsonl", "list_readers", "parse_json_line", "read_manifest", "register_reader"]

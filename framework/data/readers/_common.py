@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from framework.data.errors import DataError
+from framework.data.errors import DataError, DataErrors
 from framework.data.paths import relative_id, resolve_media
 from framework.data.probes import Probe
 from framework.data.records import Quarantined, Record
+from framework.data.textio import read_lines, read_text
 
 
 @dataclass(frozen=True)
@@ -32,24 +34,87 @@ class ReadOptions:
     probe: Probe | None = None
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for each non-blank line of a JSONL file.
+MAX_LINE_ERRORS = 50  # bad lines listed per file; the rest are counted
+
+
+class LineErrors:
+    """Collects the bad lines of one input file, so a reader reports all of them in one run.
+
+    Use :meth:`at` around the handling of one line: a :class:`DataError` raised inside is recorded
+    and reading goes on. :meth:`check` raises once, at the end, listing every bad line (up to
+    :data:`MAX_LINE_ERRORS`, then a count).
+    """
+
+    def __init__(self, path: Path, limit: int = MAX_LINE_ERRORS) -> None:
+        self.path = Path(path)
+        self.limit = limit
+        self.errors: list[DataError] = []
+        self.total = 0
+
+    def add(self, error: DataError) -> None:
+        """Record one bad line."""
+        self.total += 1
+        if len(self.errors) < self.limit:
+            self.errors.append(error)
+
+    @contextmanager
+    def at(self, where: str = "") -> Iterator[None]:
+        """Record a :class:`DataError` raised in the block instead of stopping."""
+        try:
+            yield
+        except DataErrors as exc:
+            for error in exc.errors:
+                self.add(error)
+            self.total += exc.total - len(exc.errors)
+        except DataError as exc:
+            self.add(exc)
+
+    def check(self) -> None:
+        """Raise :class:`DataErrors` (or the single :class:`DataError`) when any line was bad."""
+        if self.total == 1:
+            raise self.errors[0]
+        if self.total:
+            raise DataErrors(str(self.path), self.errors, self.total)
+
+
+def parse_json_line(text: str, where: str) -> dict[str, Any]:
+    """One JSONL line as an object.
 
     Raises:
-        DataError: for a line that is not a JSON object, naming ``path:line``.
+        DataError: for text that is not one JSON object, with the column of the problem.
     """
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}", f"not valid JSON ({exc.msg} at column {exc.colno})",
-                                "Fix or remove the line; each line must be one JSON object.") from exc
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}", f"expected a JSON object, got {type(obj).__name__}",
-                                "Write one object per line, e.g. {\"path\": ..., \"label\": ...}.")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        column = min(exc.pos, len(text)) + 1
+        end = ", the end of the line" if exc.pos >= len(text.rstrip()) else ""
+        raise DataError(where, f"not valid JSON ({exc.msg} at column {column}{end})",
+                        "Fix or remove the line; each line must be one JSON object.") from None
+    if not isinstance(obj, dict):
+        raise DataError(where, f"expected a JSON object, got {type(obj).__name__}",
+                        "Write one object per line, e.g. {\"path\": ..., \"label\": ...}.")
+    return obj
+
+
+def iter_jsonl(path: Path, errors: LineErrors | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file.
+
+    With ``errors``, lines that are not UTF-8 or not a JSON object are recorded there and skipped
+    (call ``errors.check()`` after the loop); without, the first one raises.
+
+    Raises:
+        DataError: (without ``errors``) for a bad line, naming ``path:line`` and the column.
+    """
+    for lineno, text in read_lines(path, errors):
+        if not text.strip():
+            continue
+        if errors is None:
+            yield lineno, parse_json_line(text, f"{path}:{lineno}")
+            continue
+        obj = None
+        with errors.at():
+            obj = parse_json_line(text, f"{path}:{lineno}")
+        if obj is not None:
             yield lineno, obj
 
 
@@ -78,13 +143,33 @@ def get_field(obj: Mapping[str, Any], key: str, types: type | tuple[type, ...], 
 
 
 class Collector:
-    """Builds the records of one input file, quarantining unusable media and refusing id clashes."""
+    """Builds the records of one input file: the helper every reader (and a plugin's) uses.
+
+    It resolves media paths against ``opts.root`` (refusing paths and symbolic links that leave
+    it unless ``opts.allow_outside_root``), quarantines missing or undecodable media with a
+    reason, refuses two records with one id, and collects bad lines so that :meth:`result`
+    reports all of them at once::
+
+        col = Collector(path, opts)
+        for line, obj in col.jsonl():           # or any loop over your file's lines
+            with col.line(line):                # a DataError here is recorded, reading goes on
+                col.add(line, obj, media=obj["path"], label=obj.get("label"))
+        return col.result()                     # raises DataErrors listing every bad line
+
+    Attributes:
+        path: The input file.
+        opts: The reader options (root, split, slices, probe).
+        records: Records added so far.
+        quarantined: Items held out so far, each with its reason.
+        errors: The bad lines recorded so far.
+    """
 
     def __init__(self, path: Path, opts: ReadOptions) -> None:
         self.path = Path(path)
         self.opts = opts
         self.records: list[Record] = []
         self.quarantined: list[Quarantined] = []
+        self.errors = LineErrors(self.path)
         self._ids: dict[str, str] = {}
         self._file_id = relative_id(Path(path).absolute(), opts.root.absolute())
 
@@ -92,12 +177,27 @@ class Collector:
         """``path:line`` of a place in the file."""
         return f"{self.path}:{line}"
 
+    def line(self, line: int | str) -> Any:
+        """A context manager: a :class:`DataError` raised while handling ``line`` is recorded."""
+        return self.errors.at(self.where(line))
+
+    def jsonl(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(line number, object)`` per non-blank line of a JSONL file; bad lines are recorded."""
+        return iter_jsonl(self.path, self.errors)
+
+    def text_lines(self) -> Iterator[tuple[int, str]]:
+        """``(line number, text)`` per line; lines that are not UTF-8 are recorded."""
+        return read_lines(self.path, self.errors)
+
     def add(self, line: int | str, fields: Mapping[str, Any], *, media: str | None = None, label: Any = None,
             text: str | None = None, record_id: Any = None, where: str | None = None) -> Record | None:
         """Add one record; returns it, or ``None`` when its media was quarantined.
 
         ``line`` names the place in the file (also the fallback id); ``where`` overrides the
         record's source (folder readers use the media path itself).
+
+        Raises:
+            DataError: for a media path outside the root or an id already used.
         """
         where = where or self.where(line)
         media_path = None
@@ -139,5 +239,11 @@ class Collector:
         return False
 
     def result(self) -> tuple[list[Record], list[Quarantined]]:
-        """The records and quarantined items collected so far."""
+        """The records and quarantined items.
+
+        Raises:
+            DataError: when lines were bad: :class:`DataErrors` listing each ``file:line`` (up to
+                :data:`MAX_LINE_ERRORS`), or the one error when a single line was bad.
+        """
+        self.errors.check()
         return self.records, self.quarantined

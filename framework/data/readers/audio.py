@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from framework.data.errors import DataError
-from framework.data.readers._common import Collector, ReadOptions, get_field, iter_jsonl
+from framework.data.readers._common import Collector, ReadOptions, get_field
 from framework.data.records import Quarantined, Record
 
 
@@ -20,17 +21,22 @@ def read_nemo_audio(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Q
     ``<audio path>@<offset>+<duration>``, so segments of one file never clash.
     """
     col = Collector(path, opts)
-    for line, obj in iter_jsonl(path):
-        where = col.where(line)
-        media = get_field(obj, "audio_filepath", str, where)
-        duration = get_field(obj, "duration", (int, float), where)
-        text = get_field(obj, "text", str, where)
-        get_field(obj, "language", str, where, required=False)
-        offset = get_field(obj, "offset", (int, float), where, required=False)
-        if duration < 0 or (offset is not None and offset < 0):
-            raise DataError(where, f"negative duration/offset ({duration}, {offset})", "Recompute them from the audio.")
-        record_id = obj.get("id")
-        if record_id is None and offset is not None:
-            record_id = f"{PurePosixPath(media).as_posix()}@{offset:g}+{duration:g}"
-        col.add(line, obj, media=media, label=text, text=text, record_id=record_id)
+    for line, obj in col.jsonl():
+        with col.line(line):
+            _add_nemo_line(col, line, obj)
     return col.result()
+
+
+def _add_nemo_line(col: Collector, line: int, obj: dict[str, Any]) -> None:
+    where = col.where(line)
+    media = get_field(obj, "audio_filepath", str, where)
+    duration = get_field(obj, "duration", (int, float), where)
+    text = get_field(obj, "text", str, where)
+    get_field(obj, "language", str, where, required=False)
+    offset = get_field(obj, "offset", (int, float), where, required=False)
+    if duration < 0 or (offset is not None and offset < 0):
+        raise DataError(where, f"negative duration/offset ({duration}, {offset})", "Recompute them from the audio.")
+    record_id = obj.get("id")
+    if record_id is None and offset is not None:
+        record_id = f"{PurePosixPath(media).as_posix()}@{offset:g}+{duration:g}"
+    col.add(line, obj, media=media, label=text, text=text, record_id=record_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from framework.data.dataset_card import CARD_FILES
 from framework.data.errors import DataError
 from framework.data.probes import IMAGE_EXTENSIONS
 from framework.data.readers._common import Collector, ReadOptions
@@ -27,7 +28,8 @@ def read_image_folder(path: Path, opts: ReadOptions) -> tuple[list[Record], list
     class_dirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
         raise DataError(str(path), "no class folders found", "Lay images out as <folder>/<class name>/<image>.")
-    for stray in sorted(f for f in path.iterdir() if f.is_file() and not f.name.startswith(".")):
+    strays = (f for f in path.iterdir() if f.is_file() and not f.name.startswith(".") and f.name not in CARD_FILES)
+    for stray in sorted(strays):
         col.quarantined.append(Quarantined(str(stray), "no_class_folder",
                                            f"{stray} is not inside a class folder; move it into one"))
     for class_dir in class_dirs:
@@ -37,6 +39,7 @@ def read_image_folder(path: Path, opts: ReadOptions) -> tuple[list[Record], list
                                                    f"{file.suffix or 'no extension'} is not an image type "
                                                    f"({', '.join(sorted(IMAGE_EXTENSIONS))}); convert or remove it"))
                 continue
-            col.add(file.relative_to(path).as_posix(), {"class": class_dir.name}, media=str(file.absolute()),
-                    label=class_dir.name, where=str(file))
+            with col.errors.at():
+                col.add(file.relative_to(path).as_posix(), {"class": class_dir.name}, media=str(file.absolute()),
+                        label=class_dir.name, where=str(file))
     return col.result()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from framework.data.errors import DataError
-from framework.data.readers._common import Collector, ReadOptions, iter_jsonl
+from framework.data.readers._common import Collector, ReadOptions
 from framework.data.records import Quarantined, Record
 
 # Keys accepted for the media path, in order; the first present wins.
@@ -44,8 +44,9 @@ def read_jsonl(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quaran
     ``audio_filepath``; text-only lines carry ``text``. Other fields are kept in ``Record.fields``.
     """
     col = Collector(path, opts)
-    for line, obj in iter_jsonl(path):
-        _add_line(col, line, obj)
+    for line, obj in col.jsonl():
+        with col.line(line):
+            _add_line(col, line, obj)
     return col.result()
 
 
@@ -56,11 +57,12 @@ def read_csv(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quaranti
     that the audit reports it as an empty label rather than treating the item as unlabeled.
     """
     col = Collector(path, opts)
-    with Path(path).open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames:
-            raise DataError(f"{path}:1", "CSV has no header row", "Add a header such as 'path,label'.")
-        for row in reader:
+    reader = csv.DictReader(csv_lines(col))
+    if not reader.fieldnames:
+        col.errors.check()
+        raise DataError(f"{path}:1", "CSV has no header row", "Add a header such as 'path,label'.")
+    for row in reader:
+        with col.line(reader.line_num):
             if None in row:  # more cells than header columns
                 raise DataError(col.where(reader.line_num), f"row has {len(reader.fieldnames) + len(row[None])} cells "
                                 f"but the header has {len(reader.fieldnames)}", "Quote cells that contain commas.")
@@ -69,3 +71,8 @@ def read_csv(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quaranti
                 clean["label"] = ""
             _add_line(col, reader.line_num, clean)
     return col.result()
+
+
+def csv_lines(col: Collector) -> Iterator[str]:
+    """The file's lines for :class:`csv.reader`, decoded as UTF-8; bad bytes are recorded in ``col``."""
+    return (text + "\n" for _, text in col.text_lines())

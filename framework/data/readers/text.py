@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.data.errors import DataError
-from framework.data.readers._common import Collector, ReadOptions, get_field, iter_jsonl
+from framework.data.readers._common import Collector, ReadOptions, get_field
 from framework.data.records import Quarantined, Record
 
 CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
@@ -47,9 +47,10 @@ def read_chat(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quarant
     ``Record.text`` is the rendered conversation; ``Record.fields["messages"]`` the raw list.
     """
     col = Collector(path, opts)
-    for line, obj in iter_jsonl(path):
-        messages = validate_messages(obj.get("messages"), col.where(line))
-        col.add(line, obj, text=render_chat(messages), record_id=obj.get("id"))
+    for line, obj in col.jsonl():
+        with col.line(line):
+            messages = validate_messages(obj.get("messages"), col.where(line))
+            col.add(line, obj, text=render_chat(messages), record_id=obj.get("id"))
     return col.result()
 
 
@@ -66,15 +67,20 @@ def read_preference(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Q
     ``gold_label`` (an explicit answer). ``Record.text`` is the prompt; ``label`` stays ``None``.
     """
     col = Collector(path, opts)
-    for line, obj in iter_jsonl(path):
-        where = col.where(line)
-        prompt = get_field(obj, "prompt", (str, list), where)
-        _response(obj, "chosen", where)
-        _response(obj, "rejected", where)
-        get_field(obj, "reason", str, where, required=False)
-        for marker in ("gold", "trap"):
-            get_field(obj, marker, bool, where, required=False)
-        if isinstance(prompt, list):  # a prompt is the conversation so far: no assistant turn needed
-            prompt = render_chat(validate_messages(prompt, where, require_assistant=False))
-        col.add(line, obj, text=prompt, record_id=obj.get("id"))
+    for line, obj in col.jsonl():
+        with col.line(line):
+            _add_preference(col, line, obj)
     return col.result()
+
+
+def _add_preference(col: Collector, line: int, obj: dict[str, Any]) -> None:
+    where = col.where(line)
+    prompt = get_field(obj, "prompt", (str, list), where)
+    _response(obj, "chosen", where)
+    _response(obj, "rejected", where)
+    get_field(obj, "reason", str, where, required=False)
+    for marker in ("gold", "trap"):
+        get_field(obj, marker, bool, where, required=False)
+    if isinstance(prompt, list):  # a prompt is the conversation so far: no assistant turn needed
+        prompt = render_chat(validate_messages(prompt, where, require_assistant=False))
+    col.add(line, obj, text=prompt, record_id=obj.get("id"))
