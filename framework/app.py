@@ -286,7 +286,7 @@ def _audit(cfg: DictConfig, ctx: RunContext, modality: Modality, data: DataBundl
 
     checks = ctx.plugins.quality_checks(modality.name)
     audit = run_audit(data, ctx.data, modality=modality.name, extra_checks=checks, out_dir=ctx.run_dir / "audit",
-                      label_type=modality.label_type)
+                      label_type=data.label_type_for(modality.label_type))
     enforce(audit, enforce=bool(cfg.data.gates.enforce))
     return audit
 
@@ -416,7 +416,8 @@ def _preannotate(ctx: RunContext, modality: Modality, task: Any, data: DataBundl
     with _calling(modality, "predict", ctx):
         predictions = modality.predict(ctx, task, records, "unlabeled")
     path = export_preannotations(predictions, records, ctx.path("annotation", "preannotations.json"),
-                                 label_type=modality.label_type, model_version=ctx.run_dir.name, root=data.root)
+                                 label_type=data.label_type_for(modality.label_type), model_version=ctx.run_dir.name,
+                                 root=data.root)
     log.info("pre-annotations for %d items: %s (import into Label Studio)", len(records), path)
 
 

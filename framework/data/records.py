@@ -72,6 +72,10 @@ class DataBundle:
         annotations: Raw annotation records (several annotators per item), when the data has them;
             see :mod:`framework.annotation`.
         extras: Free room for modality-specific objects (a tokenizer's vocabulary, a prompt table).
+        label_type: What these records' labels are, when it differs from the modality's
+            ``Modality.label_type`` for this run (a text modality loading preference pairs sets
+            ``"preference"``); ``None`` means the modality's. The audit and annotation export read
+            :meth:`label_type_for`.
     """
 
     root: Path
@@ -80,6 +84,11 @@ class DataBundle:
     classes: list[str] = field(default_factory=list)
     annotations: list[Any] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    label_type: str | None = None
+
+    def label_type_for(self, modality_label_type: str) -> str:
+        """The label type of this run's records: the bundle's own, else the modality's."""
+        return self.label_type or modality_label_type
 
     def records(self, split: str | None = None) -> list[Record]:
         """Records of one split, or of every split in order when ``split`` is ``None``."""

@@ -106,6 +106,8 @@ class TextModality(Modality):
             raise FrameworkError(f"modality.dpo.loss={cfg.dpo.loss!r} is unknown; use one of {', '.join(DPO_LOSSES)}")
         data_cfg = _with_root(ctx.data, resolve_path(ctx.data.root))
         bundle = load_bundle(data_cfg, format=FORMATS[cfg.method], label_type="text")
+        if cfg.method == "dpo":
+            bundle.label_type = "preference"  # pairs keep their answers in chosen/rejected
         tokenizer = load_tokenizer(ctx.model)
         ctx.extras[TOKENIZER_KEY] = tokenizer
         self._check_records(cfg, bundle)

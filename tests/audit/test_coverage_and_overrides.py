@@ -59,3 +59,21 @@ def test_cleanliness_override_lists_only_the_limits_that_failed(tmp_path: Path) 
     for passed_key in ("max_leaked", "max_corrupt_fraction", "max_empty_label_fraction"):
         assert passed_key not in result.override, result.override
     json.dumps(result.measured, default=str)
+
+
+def test_a_bundle_may_declare_its_own_label_type_for_the_coverage_gate(tmp_path) -> None:
+    from framework.data.audit import run_audit
+    from framework.data.records import DataBundle, Record
+    from omegaconf import OmegaConf
+    from framework.config import DataConfig
+
+    records = [Record(id=f"p{i}", split="train", source=f"pairs.jsonl:{i}", text=f"prompt {i}", fields={"chosen": "a", "rejected": "b"})
+               for i in range(1, 4)]
+    cfg = OmegaConf.structured(DataConfig(sources=["hand-written pairs"]))
+    bundle = DataBundle(root=tmp_path, splits={"train": records})
+    as_text = run_audit(bundle, cfg, modality="t", out_dir=tmp_path / "a", label_type=bundle.label_type_for("text"))
+    bundle.label_type = "preference"
+    as_pairs = run_audit(bundle, cfg, modality="t", out_dir=tmp_path / "b", label_type=bundle.label_type_for("text"))
+    coverage = {r.name: r for r in as_text.results}["coverage"], {r.name: r for r in as_pairs.results}["coverage"]
+    assert not coverage[0].passed and "3 of 3 records have no label" in coverage[0].summary
+    assert coverage[1].passed

@@ -44,13 +44,17 @@ def render_chat(messages: list[dict[str, str]]) -> str:
 def read_chat(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quarantined]]:
     """Read chat SFT JSONL: ``{"messages": [{"role": "user", "content": ...}, ...]}`` per line.
 
-    ``Record.text`` is the rendered conversation; ``Record.fields["messages"]`` the raw list.
+    ``Record.text`` is the rendered conversation; ``Record.fields["messages"]`` the raw list;
+    ``Record.label`` the last assistant reply (the answer a fine-tune learns to give), ``None``
+    for a conversation without one.
     """
     col = Collector(path, opts)
     for line, obj in col.jsonl():
         with col.line(line):
             messages = validate_messages(obj.get("messages"), col.where(line))
-            col.add(line, obj, text=render_chat(messages), record_id=obj.get("id"))
+            replies = [m["content"] for m in messages if m["role"] == "assistant"]
+            col.add(line, obj, text=render_chat(messages), label=replies[-1] if replies else None,
+                    record_id=obj.get("id"))
     return col.result()
 
 
