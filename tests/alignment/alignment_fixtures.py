@@ -58,6 +58,7 @@ def subset(out: Path, counts: dict[str, int], swap: list[tuple[int, int]] | None
             (out / line["path"]).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(SHAPES / line["path"], out / line["path"])
         (out / f"{split}.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    shutil.copy(SHAPES / "datacard.yaml", out / "datacard.yaml")  # a copy keeps its provenance
     return out
 
 

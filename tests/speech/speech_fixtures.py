@@ -35,6 +35,7 @@ def copy_corpus(dst: Path, per_split: dict[str, int]) -> Path:
             shutil.copy(CORPUS / row["audio_filepath"], target)
             out.append(json.dumps(row, ensure_ascii=False))
         (dst / f"{split}.jsonl").write_text("\n".join(out) + "\n", encoding="utf-8")
+    shutil.copy(CORPUS / "datacard.yaml", dst / "datacard.yaml")  # a copy keeps its provenance
     return dst
 
 

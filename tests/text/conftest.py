@@ -19,6 +19,7 @@ def chat_root(tmp_path: Path) -> Path:
     root = tmp_path / "chat"
     write_jsonl(root / "train.jsonl", [chat_line(i, n, system=i % 3 == 0) for i, n in enumerate(range(10, 42))])
     write_jsonl(root / "val.jsonl", [chat_line(100 + i, n) for i, n in enumerate(range(50, 56))])
+    (root / "datacard.yaml").write_text("sources: [unit-conversion chats written by tests/text/conftest.py]\n")
     return root
 
 
@@ -27,6 +28,7 @@ def pair_root(tmp_path: Path) -> Path:
     root = tmp_path / "prefs"
     write_jsonl(root / "train.jsonl", [pair_line(i, n, i % 2 == 0) for i, n in enumerate(range(10, 34))])
     write_jsonl(root / "val.jsonl", [pair_line(100 + i, n, i % 2 == 0) for i, n in enumerate(range(50, 56))])
+    (root / "datacard.yaml").write_text("sources: [preference pairs written by tests/text/conftest.py]\n")
     return root
 
 
