@@ -9,7 +9,6 @@ either tower. See ``conf/modality/alignment.yaml`` for every setting.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 import numpy as np
 from torch import nn
 
-import plugins
 from framework.data.errors import DataError
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
@@ -32,24 +30,15 @@ from plugins.alignment.export import SERVING_INFO, export_model, serving_info
 from plugins.alignment.loop import train_alignment
 from plugins.alignment.model import build_towers
 from plugins.alignment.task import AlignmentTask
+from plugins.data_root import resolve_root, with_root
 
 if TYPE_CHECKING:
     from framework.training import Engine
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(plugins.__file__).resolve().parents[1]
 STORE_KEY = "alignment.store"  # DataBundle/RunContext.extras key of the ImageStore filled while loading
 TRAIN_CAPTIONS_KEY = "alignment.train_captions"  # RunContext.extras: the caption pool of pre-annotation
-
-
-def resolve_root(root: str | Path) -> Path:
-    """``data.root`` as an absolute path: relative roots resolve against the working directory
-    when they exist there, else against the repository (so the bundled default works anywhere)."""
-    path = Path(root).expanduser()
-    if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
-        path = REPO_ROOT / path
-    return path.absolute()
 
 
 def task_from_config(cfg: AlignmentModelConfig, *, offline: bool = False) -> AlignmentTask:
@@ -92,7 +81,7 @@ class AlignmentModality(Modality):
         spec = self._input_spec(ctx)
         store = ImageStore(spec, cfg.resize, cfg.cache_limit_mb)
         root = resolve_root(ctx.data.root)
-        data_cfg = dataclasses.replace(ctx.data, root=str(root)) if dataclasses.is_dataclass(ctx.data) else ctx.data
+        data_cfg = with_root(ctx.data, root)
         probe = store.probe if getattr(data_cfg, "probe_media", True) else None
         bundle = load_bundle(data_cfg, decoder_check=probe, label_type="class")
         bundle.extras[STORE_KEY] = ctx.extras[STORE_KEY] = store

@@ -8,7 +8,6 @@ with LoRA (SFT); ``python -m framework +modality=text_dpo`` (the same modality w
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -26,7 +25,8 @@ from plugins.text import evaluate as text_eval
 from plugins.text.checks import ENCODING_KEY
 from plugins.text.config import DPO_LOSSES, METHODS, TextConfig, TextModelConfig
 from plugins.text.loop import train_text
-from plugins.text.model import REPO_ROOT, is_peft, load_model, load_tokenizer
+from plugins.data_root import resolve_root, with_root
+from plugins.text.model import is_peft, load_model, load_tokenizer
 from plugins.text.packing import Collator, PairCollator, PairDataset, SFTDataset
 from plugins.text.task import DPOTask, SFTTask
 
@@ -37,23 +37,6 @@ log = logging.getLogger(__name__)
 
 TOKENIZER_KEY = "text.tokenizer"  # RunContext.extras: the tokenizer shared by the methods
 FORMATS = {"sft": "chat", "dpo": "preference"}
-
-
-def resolve_path(path: str | Path) -> Path:
-    """Relative paths resolve against the working directory when they exist there, else against
-    the repository (so the bundled defaults work from any directory)."""
-    p = Path(path).expanduser()
-    if not p.is_absolute() and not p.exists() and (REPO_ROOT / p).exists():
-        p = REPO_ROOT / p
-    return p.absolute()
-
-
-def _with_root(data_cfg: Any, root: Path) -> Any:
-    if dataclasses.is_dataclass(data_cfg):
-        return dataclasses.replace(data_cfg, root=str(root))
-    copy = data_cfg.copy()
-    copy.root = str(root)
-    return copy
 
 
 def reference_answer(record: Record) -> str:
@@ -104,7 +87,7 @@ class TextModality(Modality):
             raise FrameworkError(f"modality.method={cfg.method!r} is unknown; use one of {', '.join(METHODS)}")
         if cfg.dpo.loss not in DPO_LOSSES:
             raise FrameworkError(f"modality.dpo.loss={cfg.dpo.loss!r} is unknown; use one of {', '.join(DPO_LOSSES)}")
-        data_cfg = _with_root(ctx.data, resolve_path(ctx.data.root))
+        data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
         bundle = load_bundle(data_cfg, format=FORMATS[cfg.method], label_type="text")
         if cfg.method == "dpo":
             bundle.label_type = "preference"  # pairs keep their answers in chosen/rejected
@@ -298,7 +281,7 @@ class TextModality(Modality):
             _write_jsonl(ctx.path("eval", f"generations_{split}.jsonl"),
                          [{"id": i, "target": t, "output": o} for i, t, o in zip(preds.ids, preds.targets, preds.outputs)])
         if cfg.probes.file:
-            probes = text_eval.read_probes(resolve_path(cfg.probes.file))
+            probes = text_eval.read_probes(resolve_root(cfg.probes.file))
             probe_metrics, rows = text_eval.run_probes(
                 probes, lambda prompts: self.answer(ctx, task, [chat.prompt_messages(p) for p in prompts]))
             metrics.update(probe_metrics)
