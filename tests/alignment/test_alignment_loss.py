@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -43,12 +42,6 @@ def test_loss_falls_when_pairs_align() -> None:
     assert aligned < shuffled
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _global_batch() -> tuple[torch.Tensor, torch.Tensor, torch.nn.Linear, torch.nn.Linear]:
     """Raw features of an 8-pair global batch and two projections, the same in every process."""
     gen = torch.Generator().manual_seed(0)
@@ -63,7 +56,8 @@ def _loss(x_img: torch.Tensor, x_txt: torch.Tensor, p_img: torch.nn.Linear, p_tx
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # Join the store the test process holds (no port released and re-bound: no race).
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), TORCHELASTIC_USE_AGENT_STORE="True")
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
@@ -84,7 +78,11 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 @pytest.mark.slow
 def test_gathered_loss_on_two_ranks_equals_the_single_process_loss_of_the_global_batch(tmp_path: Path) -> None:
     out = tmp_path / "ddp.pt"
-    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    try:
+        mp.spawn(_worker, args=(2, store.port, str(out)), nprocs=2, join=True)
+    finally:
+        del store
     x_img, x_txt, p_img, p_txt = _global_batch()
     loss = _loss(x_img, x_txt, p_img, p_txt)
     loss.backward()
