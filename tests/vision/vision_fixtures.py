@@ -42,6 +42,7 @@ def write_folder(root: Path, per_class: dict[str, int], seed: int = 0) -> Path:
         for name, colour in COLOURS.items():
             for i in range(n):
                 write_image(root / split / name / f"{i:03d}.png", colour, rng)
+    (root / "datacard.yaml").write_text("sources: [coloured squares drawn by tests/vision/vision_fixtures.py]\n")
     return root
 
 
