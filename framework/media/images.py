@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -23,6 +23,30 @@ from framework.data.records import Record
 from framework.errors import FrameworkError
 
 RESIZE_MODES = ("stretch", "pad", "crop")  # size policies of :func:`resize_to`
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What an image model expects of its input (derived from the model, e.g. timm's data config).
+
+    Attributes:
+        size: ``(height, width)`` in pixels.
+        mean: Per-channel RGB mean on the ``[0, 1]`` scale.
+        std: Per-channel RGB standard deviation on the ``[0, 1]`` scale.
+    """
+
+    size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists, for JSON."""
+        return {"size": list(self.size), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "ImageSpec":
+        """Inverse of :meth:`to_dict`."""
+        return cls(tuple(raw["size"]), tuple(raw["mean"]), tuple(raw["std"]))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -17,32 +17,15 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from framework.errors import FrameworkError
+from framework.media.images import ImageSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ImageSpec:
-    """What the image tower expects: ``size`` ``(height, width)``, RGB ``mean``/``std`` on ``[0, 1]``."""
-
-    size: tuple[int, int]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain lists, for JSON."""
-        return {"size": list(self.size), "mean": list(self.mean), "std": list(self.std)}
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "ImageSpec":
-        """Inverse of :meth:`to_dict`."""
-        return cls(tuple(raw["size"]), tuple(raw["mean"]), tuple(raw["std"]))  # type: ignore[arg-type]
 
 
 @dataclass

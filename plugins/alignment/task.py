@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from plugins.alignment.loss import contrastive_loss
-from plugins.alignment.model import ImageSpec, Towers
+from framework.media.images import ImageSpec
+from plugins.alignment.model import Towers
 
 
 def _freeze(module: nn.Module) -> None:

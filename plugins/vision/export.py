@@ -30,7 +30,8 @@ from torch import nn
 
 from framework.errors import FrameworkError
 from plugins.vision.config import VisionModelConfig
-from plugins.vision.model import InputSpec, build_model
+from framework.media.images import ImageSpec
+from plugins.vision.model import build_model
 from plugins.vision.task import ImageClassificationTask
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def load_task(source: Path, device: str | torch.device = "cpu") -> ImageClassifi
     info = ServingInfo.read(find_serving_info(source))
     model_cfg = VisionModelConfig(**{**info.model, "pretrained": False, "checkpoint_path": None})
     task = ImageClassificationTask(build_model(model_cfg, len(info.classes)), info.classes,
-                                   InputSpec.from_dict(info.input))
+                                   ImageSpec.from_dict(info.input))
     if not (source / WEIGHTS).is_file():
         raise FrameworkError(f"{source} has no {WEIGHTS}")
     load_model_weights(task, source)

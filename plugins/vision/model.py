@@ -8,41 +8,17 @@ than the architecture's default. Nothing here downloads unless ``model.pretraine
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import timm
 import torch
 from timm.data import resolve_data_config
 
 from framework.errors import FrameworkError
+from framework.media.images import ImageSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What the model expects of its input.
-
-    Attributes:
-        size: ``(height, width)`` in pixels.
-        mean: Per-channel RGB mean on the ``[0, 1]`` scale.
-        std: Per-channel RGB standard deviation on the ``[0, 1]`` scale.
-    """
-
-    size: tuple[int, int]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain lists, for JSON."""
-        return {"size": list(self.size), "mean": list(self.mean), "std": list(self.std)}
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "InputSpec":
-        """Inverse of :meth:`to_dict`."""
-        return cls(tuple(raw["size"]), tuple(raw["mean"]), tuple(raw["std"]))  # type: ignore[arg-type]
 
 
 def _pretrained_cfg(name: str) -> dict[str, Any]:
@@ -56,7 +32,7 @@ def _pretrained_cfg(name: str) -> dict[str, Any]:
     return cfg.to_dict() if cfg is not None else {}
 
 
-def input_spec(model_cfg: Any) -> InputSpec:
+def input_spec(model_cfg: Any) -> ImageSpec:
     """The input size and normalisation of the configured model, without building it."""
     pretrained_cfg = _pretrained_cfg(model_cfg.name)
     args: dict[str, Any] = {}
@@ -64,7 +40,7 @@ def input_spec(model_cfg: Any) -> InputSpec:
         args["input_size"] = (3, int(model_cfg.image_size), int(model_cfg.image_size))
     data_cfg = resolve_data_config(args, pretrained_cfg=pretrained_cfg)
     _, height, width = data_cfg["input_size"]
-    return InputSpec((int(height), int(width)), tuple(data_cfg["mean"]), tuple(data_cfg["std"]))  # type: ignore[arg-type]
+    return ImageSpec((int(height), int(width)), tuple(data_cfg["mean"]), tuple(data_cfg["std"]))  # type: ignore[arg-type]
 
 
 def build_model(model_cfg: Any, num_classes: int) -> torch.nn.Module:

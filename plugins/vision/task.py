@@ -14,7 +14,7 @@ from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 
-from plugins.vision.model import InputSpec
+from framework.media.images import ImageSpec
 
 
 class ImageClassificationTask(nn.Module):
@@ -33,7 +33,7 @@ class ImageClassificationTask(nn.Module):
         self,
         model: nn.Module,
         classes: list[str],
-        spec: InputSpec,
+        spec: ImageSpec,
         label_smoothing: float = 0.0,
         mixup: Mixup | None = None,
         channels_last: bool = False,
