@@ -113,7 +113,7 @@ class Engine:
         cfg: The ``trainer:`` config.
         run: The run's identity; ``run.run_dir`` receives ``metrics.jsonl`` and ``checkpoints/``.
         events: Receiver of step/evaluated/checkpoint events (main process only); optional.
-        seed: Base seed of initialisation-time RNGs, data order and per-item augmentation.
+        seed: Base seed of initialisation-time RNGs, data order and augmentation.
     """
 
     def __init__(self, cfg: TrainerConfig, run: RunInfo, events: EngineEvents | None = None, seed: int = 0) -> None:
@@ -259,11 +259,12 @@ class Engine:
 
     def dataloader(self, dataset: Dataset, *, batch_size: Optional[int] = None, shuffle: bool = True,
                    collate_fn: Optional[Callable[[list[Any]], Any]] = None, drop_last: bool = False) -> DataLoader:
-        """A DataLoader with a seeded, resumable, rank-sharded order and per-item seeded fetches.
+        """A DataLoader with a seeded, resumable, rank-sharded order and seeded fetches.
 
         Args:
             dataset: A map-style dataset (``__len__`` and ``__getitem__``). If it has
-                ``reseed(seed)``, that is called before each item with the item's seed.
+                ``reseed(seed)``, that is called before each batch with the batch's seed
+                (a function of the seed, the epoch and the batch's indices).
             batch_size: Micro-batch size per rank; ``None`` means ``cfg.batch_size``.
             shuffle: Permute the order each epoch (seeded by ``(seed, epoch)``).
             collate_fn: As for ``DataLoader``.

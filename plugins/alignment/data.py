@@ -90,7 +90,7 @@ class CaptionDataset(Dataset):
         return len(self.records)
 
     def reseed(self, seed: int) -> None:
-        """Seed albumentations' generators; the engine calls it before each item."""
+        """Seed albumentations' generators; the engine calls it before each batch."""
         if self.pipeline is not None:
             self.pipeline.set_random_state(np.random.Generator(np.random.PCG64(seed)), random.Random(seed))
 
@@ -103,7 +103,7 @@ class CaptionDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         options = self.captions[i]
-        # Python's RNG is seeded per (seed, epoch, item) by the engine: a new caption each epoch.
+        # Python's RNG is seeded per batch from (seed, epoch, indices) by the engine: a new caption each epoch.
         caption = options[random.randrange(len(options))] if self.sample and len(options) > 1 else options[0]
         ids, mask = self.tokens.get(caption)
         return {"image": self.image(i), "input_ids": ids, "attention_mask": mask, "index": i}

@@ -49,10 +49,10 @@ class ImageDataset(Dataset):
         return len(self.records)
 
     def reseed(self, seed: int) -> None:
-        """Seed the pipeline's generators from ``seed``; the engine calls it before each item.
+        """Seed the pipeline's generators from ``seed``; the engine calls it before each batch.
 
         Setting the PCG64 state in place is the cheapest way to make the pipeline's draws a pure
-        function of the item (about 2 µs, against 10 µs for a new generator).
+        function of the batch (about 2 µs, against 10 µs for a new generator).
         """
         if self.pipeline is None:
             return

@@ -34,6 +34,7 @@ def test_the_clip_model_option_composes_over_the_tiny_defaults() -> None:
     assert cfg.model.text.max_length == 77 and cfg.model.embed_dim == 64
 
 
+@pytest.mark.slow
 def test_a_typo_in_the_model_node_names_the_valid_keys(cli) -> None:
     result = cli("+modality=alignment", "model.freeze_txt=true", "stages=[audit]")
     assert result.returncode == 2

@@ -54,6 +54,7 @@ def trained(tmp_path_factory):
     return ctx, data, modality, task, untrained, root
 
 
+@pytest.mark.slow
 def test_training_improves_recall_over_the_untrained_model(trained) -> None:
     ctx, data, modality, task, untrained, _ = trained
     report = modality.evaluate(ctx, task, data, "train")
@@ -172,6 +173,7 @@ def test_csv_manifest_with_several_captions_per_image(make_ctx, tmp_path: Path) 
     assert first.equal(dataset[0]["input_ids"])
 
 
+@pytest.mark.slow
 def test_a_whole_run_audits_with_the_trained_model_then_evaluates_and_exports(tmp_path: Path) -> None:
     from plugins.alignment.export import load_encoder
 

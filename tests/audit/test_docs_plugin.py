@@ -97,6 +97,7 @@ def test_the_docs_name_every_field_of_the_public_types(cls: type) -> None:
     assert not missing, f"{cls.__name__} fields not in docs/plugins.md: {missing}"
 
 
+@pytest.mark.slow
 def test_the_docs_example_runs_end_to_end(docs_plugin: Path, tmp_path: Path) -> None:
     import my_points.plugin
 

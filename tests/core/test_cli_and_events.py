@@ -78,6 +78,7 @@ def test_an_observer_named_by_target_in_config_receives_events(tmp_path: Path) -
     assert {"start", "step", "checkpoint", "end"} <= kinds
 
 
+@pytest.mark.slow
 def test_plugins_command_lists_plugins_and_modalities(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("--plugins")
     assert result.returncode == 0, result.stderr

@@ -30,6 +30,7 @@ def _plugin_conf_dirs() -> list[Path]:
     return dirs
 
 
+@pytest.mark.slow
 def test_every_shipped_config_composes() -> None:
     plugin_dirs = _plugin_conf_dirs()
     modalities = _group_options("modality", plugin_dirs)
@@ -65,6 +66,7 @@ def test_sweeper_and_launcher_examples_compose(group: str, option: str, package:
     assert cfg.hydra
 
 
+@pytest.mark.slow
 def test_unknown_key_names_the_valid_keys(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("+modality=tabular", "trainer.lrr=0.1")
     assert result.returncode == 2, result.stderr
@@ -73,12 +75,14 @@ def test_unknown_key_names_the_valid_keys(cli) -> None:  # type: ignore[no-untyp
     assert "Did you mean 'lr'?" in result.stderr
 
 
+@pytest.mark.slow
 def test_unknown_key_in_a_modality_section_names_its_schema_keys(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("+modality=tabular", "model.hiden=[8]")
     assert result.returncode == 2, result.stderr
     assert "MLPConfig" in result.stderr and "Did you mean 'hidden'?" in result.stderr
 
 
+@pytest.mark.slow
 def test_unknown_modality_lists_the_installed_ones(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("+modality=speeech")
     assert result.returncode == 2
@@ -86,12 +90,14 @@ def test_unknown_modality_lists_the_installed_ones(cli) -> None:  # type: ignore
     assert "tabular" in result.stderr and "vision" in result.stderr
 
 
+@pytest.mark.slow
 def test_missing_modality_says_how_to_choose_one(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli()
     assert result.returncode == 2
     assert "+modality=NAME" in result.stderr and "tabular" in result.stderr
 
 
+@pytest.mark.slow
 def test_refused_target_in_config(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli("+modality=tabular", "+callbacks.evil._target_=os.system", "+callbacks.evil.command=touch pwned")
     assert result.returncode == 2, result.stderr
@@ -130,6 +136,7 @@ def test_the_first_unknown_segment_is_named_with_its_valid_keys(path: str, where
     assert suggestion in found[3]
 
 
+@pytest.mark.slow
 def test_unknown_gate_setting_on_the_command_line(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("+modality=tabular", "data.gates.balance.min_per_clas=3")
     assert result.returncode == 2

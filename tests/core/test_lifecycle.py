@@ -75,6 +75,7 @@ def test_torchrun_two_processes_share_one_run_dir(tmp_path: Path) -> None:
     assert "accuracy" in json.loads((run / "summary.json").read_text())["metrics"]
 
 
+@pytest.mark.slow
 def test_multirun_under_torchrun_is_refused(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("-m", "+modality=tabular", "trainer.lr=1e-3,2e-3", env={"WORLD_SIZE": "2", "RANK": "0"})
     assert result.returncode != 0

@@ -88,6 +88,7 @@ def _holder(run: Path) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_a_live_run_dir_is_refused_and_a_stale_lock_is_taken_over(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     run = tmp_path / "run"
     run.mkdir()
@@ -131,6 +132,7 @@ def test_evaluate_from_a_checkpoint_verifies_its_manifest(tmp_path: Path) -> Non
     ("trainer.accumulate=0", "trainer.accumulate=0 is invalid"),
     ("trainer.schedule=cosin", "use one of cosine, linear, constant"),
 ])
+@pytest.mark.slow
 def test_bad_trainer_values_fail_before_any_work(tmp_path: Path, override: str, expected: str) -> None:
     with pytest.raises(FrameworkError) as err:
         run_framework(["+modality=tabular", override], tmp_path / "run")

@@ -15,6 +15,7 @@ ARTIFACTS = ("audit/datacard.md", "audit/audit.json", "metrics.jsonl", "report.m
              "eval/reports.json", "export/model.safetensors", "export/config.yaml")
 
 
+@pytest.mark.slow
 def test_failed_criteria_exit_3_and_still_write_everything(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli(*RUN)
     assert result.returncode == NOT_FIT_EXIT_CODE == 3, result.stderr[-3000:]
@@ -29,6 +30,7 @@ def test_failed_criteria_exit_3_and_still_write_everything(cli, tmp_path: Path) 
     assert "Fit to ship: no" in (run / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_not_enforced_criteria_report_without_failing(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli(*RUN, "evaluation.enforce_success=false", "stages=[train,evaluate]")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -18,6 +18,7 @@ from plugins.speech.segments import Cue, group_cues, parse_cues
 from speech_fixtures import tone, write_manifest, write_tone
 
 
+@pytest.mark.slow
 def test_44k_stereo_arrives_as_16k_mono_of_the_same_duration(tmp_path: Path) -> None:
     path = write_tone(tmp_path / "stereo.wav", 1.5, 44100, freq=220.0, channels=2)
     samples, info = load_audio(path, normalize_mode="none")

@@ -30,6 +30,7 @@ def test_plugin_contract() -> None:
     assert_plugin_contract(plugins.speech.plugin)
 
 
+@pytest.mark.slow
 def test_evaluate_from_a_checkpoint_and_resume(tmp_path: Path) -> None:
     root = copy_corpus(tmp_path / "corpus", {"train": 8, "val": 3, "test": 3})
     run = tmp_path / "run"

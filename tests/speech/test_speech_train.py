@@ -64,6 +64,7 @@ def trained(tmp_path_factory):
     return ctx, data, modality, task, root
 
 
+@pytest.mark.slow
 def test_tiny_model_loss_falls_on_a_handful_of_utterances(trained) -> None:
     ctx, *_ = trained
     losses = [m["loss"] for m in _metrics(ctx.run_dir, "train")]

@@ -30,6 +30,7 @@ def test_sft_and_dpo_configs_compose() -> None:
         typed_section(compose(["+modality=text", "+modality.sft.pack=true"]), "modality", TextConfig)
 
 
+@pytest.mark.slow
 def test_model_errors_are_clear() -> None:
     with pytest.raises(FrameworkError, match="local_files_only"):
         load_model(TextModelConfig(name="no-such-org/no-such-model"))

@@ -39,12 +39,41 @@ def test_worker_processes_give_the_same_losses_as_the_main_process(tmp_path) -> 
     assert in_workers == in_process  # augmentation is a function of (seed, epoch, index), not of the worker
 
 
-def test_reseed_hook_receives_per_item_seeds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_reseed_hook_receives_one_seed_per_batch(tmp_path) -> None:  # type: ignore[no-untyped-def]
     first, second = ReseedRecorder(), ReseedRecorder()
-    a = _losses(tmp_path, "a", first, max_steps=4, batch_size=4)
-    b = _losses(tmp_path, "b", second, max_steps=4, batch_size=4)
-    assert len(first.seeds) == 16 and len(set(first.seeds)) == 16  # one distinct seed per item fetched
+    a = _losses(tmp_path, "a", first, max_steps=8, batch_size=4)
+    b = _losses(tmp_path, "b", second, max_steps=8, batch_size=4)
+    # 16 items in batches of 4: 8 steps are two epochs of 4 batches, each with its own seed
+    assert len(first.seeds) == 8 and len(set(first.seeds)) == 8
     assert first.seeds == second.seeds and a == b
+
+
+def test_a_batch_is_fetched_under_seeds_of_its_own_indices() -> None:
+    import random
+
+    import numpy as np
+
+    from framework.training.data import SeededDataset
+
+    class Draws:
+        def __len__(self) -> int:
+            return 10
+
+        def __getitem__(self, i: int) -> tuple[float, float, float]:
+            return random.random(), float(np.random.random()), float(torch.rand(()))
+
+    data = SeededDataset(Draws(), seed=3)
+    torch.manual_seed(0)
+    batch = data.__getitems__([(1, 4), (1, 7)])
+    after = torch.rand(())
+    assert data.__getitems__([(1, 4), (1, 7)]) == batch  # a pure function of (seed, epoch, indices)
+    assert data.__getitems__([(2, 4), (2, 7)]) != batch  # another epoch draws anew
+    assert data.__getitems__([(1, 7), (1, 4)]) != batch  # so does another batch
+    assert batch[0] != batch[1]  # the items of a batch draw in turn, not from one seed each
+    torch.manual_seed(0)
+    assert torch.rand(()) == after  # torch's own stream (dropout) is as if nothing was fetched
+    with pytest.raises(ValueError, match="spans epochs"):
+        data.__getitems__([(1, 4), (2, 7)])
 
 
 def test_bf16_autocast_trains_on_cpu(tmp_path) -> None:  # type: ignore[no-untyped-def]

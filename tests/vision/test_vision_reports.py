@@ -49,6 +49,7 @@ def _batch(folder: Path, counts: dict[str, int], brightness: float = 1.0, seed: 
     return manifest
 
 
+@pytest.mark.slow
 def test_report_html_has_every_section_curves_and_embedded_plots(colour_run) -> None:
     run, _ = colour_run
     text = (run / "report.html").read_text()
@@ -66,6 +67,7 @@ def test_report_html_has_every_section_curves_and_embedded_plots(colour_run) -> 
     assert set(json.loads((run / "eval" / "reports.json").read_text())["splits"][0]) >= {"per_class", "metrics"}
 
 
+@pytest.mark.slow
 def test_drift_found_on_darker_skewed_batch_and_not_on_a_same_distribution_one(colour_run, tmp_path: Path) -> None:
     run, _ = colour_run
     same = monitor(run, _batch(tmp_path / "same", {"red": 20, "green": 20, "blue": 20}), out_dir=tmp_path / "m1")
@@ -87,6 +89,7 @@ def test_drift_found_on_darker_skewed_batch_and_not_on_a_same_distribution_one(c
     assert_self_contained(page)
 
 
+@pytest.mark.slow
 def test_review_sample_has_the_configured_size_and_strata(colour_run, tmp_path: Path) -> None:
     run, _ = colour_run
     manifest = _batch(tmp_path / "batch", {"red": 30, "green": 20, "blue": 10}, seed=13)
@@ -98,6 +101,7 @@ def test_review_sample_has_the_configured_size_and_strata(colour_run, tmp_path: 
     assert all(t["data"]["image"].startswith("/data/local-files/?d=") for t in tasks)
 
 
+@pytest.mark.slow
 def test_monitor_command_line_exit_codes(colour_run, tmp_path: Path, capsys) -> None:
     from framework.monitoring.__main__ import DRIFT_EXIT_CODE, main
 
@@ -122,6 +126,7 @@ def _swapped_folder(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_retention_measures_planted_forgetting(colour_run, tmp_path: Path) -> None:
     run, root = colour_run
     new_data = _swapped_folder(tmp_path / "swapped")
