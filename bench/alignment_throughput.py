@@ -4,13 +4,14 @@ Both loops train the same dual encoder (the shipped ``model=dual_tiny`` unless `
 another group) on the same pairs (the bundled shapes, decoded and cached once, augmented by the
 shipped pipeline, one caption drawn per image), on the same device and precision, with AdamW, a
 warmup + cosine schedule and gradient clipping. The plugin's loop adds what the engine gives:
-seeded per-item augmentation and caption sampling, a resumable sampler, non-finite-loss checks,
+seeded augmentation and caption sampling, a resumable sampler, non-finite-loss checks,
 metric logging and the final checkpoint.
 
 Each round runs ``2 * steps`` optimizer steps per loop and times the second half (the first warms
 up), data loading included: for the engine, the ``items_per_s`` it logs once for that window
-(``log_every = steps``); for the plain loop, pairs over ``perf_counter`` time. Rounds alternate
-between the loops; the figures are medians over rounds.
+(``log_every = steps``); for the plain loop, pairs over ``perf_counter`` time from the end of step
+``steps`` to the end of the last step, the same window. Rounds are paired (``bench/paired.py``):
+the figure reported is the median of the rounds' ratios, with their min-max.
 
 Usage::
 
@@ -22,13 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from paired import run_rounds
 
 from framework.data.config import DataConfig
 from framework.hookspecs import RunInfo
@@ -106,9 +107,6 @@ def plain_round(ctx: RunContext, modality: AlignmentModality, data, args: argpar
     step, count, started, loss = 0, 0, 0.0, float("nan")
     while step < total:
         for batch in loader:
-            if step == args.steps:  # the timed window starts, as the engine's second log window does
-                _sync(device)
-                started, count = time.perf_counter(), 0
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with autocast(precision, device):
                 out = task(batch)
@@ -120,6 +118,9 @@ def plain_round(ctx: RunContext, modality: AlignmentModality, data, args: argpar
             loss = out["loss"].item()  # a host sync per step, as the engine's non-finite check does
             count += batch["input_ids"].shape[0]
             step += 1
+            if step == args.steps:  # the timed window starts here, as the engine's second log window does:
+                _sync(device)       # the next batch's loading is inside it
+                started, count = time.perf_counter(), 0
             if step == total:
                 break
     _sync(device)
@@ -138,24 +139,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed optimizer steps per round (after as many warmup)")
     parser.add_argument("--model", default="dual_tiny", help="shipped model group")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each loop")
+    parser.add_argument("--rounds", type=int, default=5, help="paired rounds (each runs both loops)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    plugin: list[float] = []
-    plain: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         ctx, modality, data = load(args.model, Path(tmp))
-        for i in range(args.rounds):
-            plain.append(plain_round(ctx, modality, data, args))
-            plugin.append(plugin_round(ctx, modality, data, args, Path(tmp) / f"round{i}"))
-            print(f"round {i + 1}: plugin {plugin[-1]:.0f} pairs/s, plain {plain[-1]:.0f} pairs/s", flush=True)
+        result = run_rounds(args.rounds, lambda i: plain_round(ctx, modality, data, args),
+                            lambda i: plugin_round(ctx, modality, data, args, Path(tmp) / f"round{i}"), "pairs/s")
     device = resolve_device(args.device)
     print(f"model={args.model} device={device} ({resolve_precision('auto', device)}) batch={args.batch_size} "
-          f"steps={args.steps}x2 rounds={args.rounds}")
-    print(f"plugin loop on the engine: {statistics.median(plugin):.0f} pairs/s (median of {len(plugin)} rounds)")
-    print(f"plain torch loop:          {statistics.median(plain):.0f} pairs/s (median of {len(plain)} rounds)")
-    print(f"ratio plugin/plain: {statistics.median(plugin) / statistics.median(plain):.3f}")
-
+          f"steps={args.steps}x2 rounds={args.rounds} torch_threads={torch.get_num_threads()}")
+    print(result.summary("pairs/s", "plain torch loop", "plugin/plain"))
 
 if __name__ == "__main__":
     main()

@@ -6,12 +6,13 @@ Both loops train a model of the shipped default dimensions (``model=whisper_tiny
 the same data (the bundled corpus, decoded once by the plugin, the same decoder sequences and
 collation), on the same device and precision, with AdamW, a warmup + cosine schedule and
 gradient clipping, and compute the same log-mel features on the device per batch. The plugin's
-loop adds what the engine gives (seeded per-item fetches, a resumable sampler, non-finite-loss
+loop adds what the engine gives (seeded fetches, a resumable sampler, non-finite-loss
 checks, logging, the final checkpoint) and SpecAugment; the transformers loop computes logits at
 every decoder position, the plugin only where the loss needs them.
 
 Each round runs ``2 * steps`` optimizer steps per loop and times the second half (data loading
-included); rounds alternate between the loops and the medians are reported.
+included). Rounds are paired (``bench/paired.py``): the figure reported is the median of the
+rounds' ratios, with their min-max.
 
 Usage::
 
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from paired import run_rounds
 
 from framework.data.config import DataConfig
 from framework.hookspecs import RunInfo
@@ -121,9 +123,6 @@ def hf_round(ctx, modality, data, args) -> float:
     step, items, started, loss = 0, 0, 0.0, float("nan")
     while step < total:
         for batch in loader:
-            if step == args.steps:
-                _sync(device)
-                started, items = time.perf_counter(), 0
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with autocast(precision, device):
                 out = model(input_features=features(batch["audio"]), decoder_input_ids=batch["tokens"],
@@ -136,6 +135,9 @@ def hf_round(ctx, modality, data, args) -> float:
             loss = out.loss.item()
             items += batch["audio"].shape[0]
             step += 1
+            if step == args.steps:  # the timed window starts here, as the engine's second log window does:
+                _sync(device)       # the next batch's loading is inside it
+                started, items = time.perf_counter(), 0
             if step == total:
                 break
     _sync(device)
@@ -153,29 +155,24 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per round (after as many warmup)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each loop")
+    parser.add_argument("--rounds", type=int, default=3, help="paired rounds (each runs both loops)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    plugin: list[float] = []
     shares: list[float] = []
-    hf: list[float] = []
+
+    def plugin(i: int) -> float:
+        per_s, share = plugin_round(ctx, modality, data, args, Path(tmp) / f"round{i}")
+        shares.append(share)
+        return per_s
+
     with tempfile.TemporaryDirectory() as tmp:
         ctx, modality, data = load(Path(tmp))
-        for i in range(args.rounds):
-            hf.append(hf_round(ctx, modality, data, args))
-            per_s, share = plugin_round(ctx, modality, data, args, Path(tmp) / f"round{i}")
-            plugin.append(per_s)
-            shares.append(share)
-            print(f"round {i + 1}: plugin {statistics.median(plugin):.1f} utt/s, transformers "
-                  f"{statistics.median(hf):.1f} utt/s (medians so far)", flush=True)
+        result = run_rounds(args.rounds, lambda i: hf_round(ctx, modality, data, args), plugin, "utt/s")
     device = resolve_device(args.device)
     print(f"device={device} ({resolve_precision('auto', device)}) batch={args.batch_size} steps={args.steps}x2 "
-          f"rounds={args.rounds}")
-    print(f"plugin loop on the engine:           {statistics.median(plugin):.1f} utterances/s")
-    print(f"transformers Whisper in a plain loop: {statistics.median(hf):.1f} utterances/s")
-    print(f"ratio plugin/transformers: {statistics.median(plugin) / statistics.median(hf):.3f}")
+          f"rounds={args.rounds} torch_threads={torch.get_num_threads()}")
+    print(result.summary("utterances/s", "transformers Whisper in a plain loop", "plugin/transformers"))
     print(f"share of the plugin's step time spent on features (log-mel + SpecAugment): {statistics.median(shares):.1%}")
-
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,7 @@
 Both loops train the same model (built from the shipped ``model=`` group) on the same data (the
 bundled digits, decoded and cached by the plugin, augmented by the shipped pipeline), on the same
 device, at the same precision, with AdamW, a warmup + cosine schedule and gradient clipping. The
-plugin's loop adds what the engine gives: seeded per-item augmentation, a resumable sampler,
+plugin's loop adds what the engine gives: seeded augmentation, a resumable sampler,
 non-finite-loss checks, metric logging and the final checkpoint.
 
 Each round runs ``2 * steps`` optimizer steps per loop and times the second half as one window
@@ -29,13 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from paired import run_rounds
 
 from framework.data.config import DataConfig
 from framework.hookspecs import RunInfo
@@ -145,32 +145,15 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    plugin: list[float] = []
-    plain: list[float] = []
-    ratios: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         ctx, modality, data = load(args.model, Path(tmp))
-        for i in range(args.rounds):
-            run_dir = Path(tmp) / f"round{i}"
-            if i % 2 == 0:  # alternate which loop goes first
-                a = plain_round(ctx, modality, data, args)[0]
-                b = plugin_round(ctx, modality, data, args, run_dir)[0]
-            else:
-                b = plugin_round(ctx, modality, data, args, run_dir)[0]
-                a = plain_round(ctx, modality, data, args)[0]
-            plain.append(a)
-            plugin.append(b)
-            ratios.append(b / a)
-            print(f"round {i + 1}: plugin {b:.0f} img/s, plain {a:.0f} img/s, ratio {b / a:.3f}", flush=True)
+        result = run_rounds(args.rounds, lambda i: plain_round(ctx, modality, data, args)[0],
+                            lambda i: plugin_round(ctx, modality, data, args, Path(tmp) / f"round{i}")[0], "img/s")
     device = resolve_device(args.device)
     baseline = "plain timm + torch loop" + (" (fused AdamW)" if args.fused_baseline else "")
     print(f"model={args.model} device={device} ({resolve_precision('auto', device)}) batch={args.batch_size} "
           f"steps={args.steps}x2 rounds={args.rounds} torch_threads={torch.get_num_threads()}")
-    print(f"plugin loop on the engine: {statistics.median(plugin):.0f} images/s (median; {min(plugin):.0f}-{max(plugin):.0f})")
-    print(f"{baseline}: {statistics.median(plain):.0f} images/s (median; {min(plain):.0f}-{max(plain):.0f})")
-    print(f"ratio plugin/plain: {statistics.median(ratios):.3f} (median of {len(ratios)} paired rounds; "
-          f"min-max {min(ratios):.3f}-{max(ratios):.3f})")
-
+    print(result.summary("images/s", baseline, "plugin/plain"))
 
 if __name__ == "__main__":
     main()
