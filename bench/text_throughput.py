@@ -10,6 +10,10 @@ batch size, sequence length, learning rate and step count, on the same device:
 * DPO: sigmoid loss, beta 0.1, reference = the model with adapters disabled on both sides.
   Figure: pairs per second.
 
+Both sides compute in fp32 without gradient checkpointing: TRL's configs default to bf16 autocast
+and gradient checkpointing, which are turned off for it (with them on, TRL is about ten times
+slower on a CPU without bf16 matrix units, which says nothing about the trainers).
+
 Each trainer runs in its own fresh process, so peak memory is that process's own: peak resident
 set size on CPU (``ru_maxrss``), ``torch.cuda.max_memory_allocated`` on CUDA. Time covers the
 training call only (model loading and dataset preparation excluded), over ``--steps`` optimizer
@@ -102,9 +106,10 @@ def _trl_data(method: str) -> Any:
 
 
 class _Timer:
-    """A TrainerCallback timing steps after ``warmup``."""
+    """A TrainerCallback timing the optimizer steps after ``warmup`` up to the last one, the window
+    the engine's log covers on our side (the trainer's end-of-training work is outside both)."""
 
-    def __init__(self, warmup: int) -> None:
+    def __init__(self, warmup: int, last: int) -> None:
         from transformers import TrainerCallback
 
         timer = self
@@ -113,9 +118,11 @@ class _Timer:
             def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
                 if state.global_step == warmup:
                     timer.start = time.perf_counter()
+                if state.global_step == last:
+                    timer.end = time.perf_counter()
                 return control
 
-        self.callback, self.start = Callback(), None
+        self.callback, self.start, self.end = Callback(), None, None
 
 
 def trl(method: str, steps: int, warmup: int, device: str) -> dict[str, float]:
@@ -133,8 +140,11 @@ def trl(method: str, steps: int, warmup: int, device: str) -> dict[str, float]:
     common = dict(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=BATCH,
                   learning_rate=LR, weight_decay=0.0, warmup_steps=0, max_steps=warmup + steps, report_to=[],
                   save_strategy="no", logging_steps=steps, use_cpu=device == "cpu", max_length=MAX_LEN,
-                  dataloader_num_workers=0, seed=0, disable_tqdm=True, lr_scheduler_type="cosine")
-    timer = _Timer(warmup)
+                  dataloader_num_workers=0, seed=0, disable_tqdm=True, lr_scheduler_type="cosine",
+                  # TRL 1.x defaults to bf16 autocast and gradient checkpointing; ours runs fp32 without
+                  # recomputation on a CPU, so both are turned off to time the same computation.
+                  bf16=False, gradient_checkpointing=False)
+    timer = _Timer(warmup, warmup + steps)
     if method == "sft":
         args = SFTConfig(packing=True, assistant_only_loss=True, **common)
         trainer = SFTTrainer(model=model, args=args, train_dataset=_trl_data("sft"), processing_class=tok,
@@ -146,7 +156,7 @@ def trl(method: str, steps: int, warmup: int, device: str) -> dict[str, float]:
     started = time.perf_counter()
     trainer.train()
     end = time.perf_counter()
-    elapsed = end - (timer.start or started)
+    elapsed = (timer.end or end) - (timer.start or started)
     out = {"seconds": end - started, "peak_mb": _peak_mb(device), "items_per_s": BATCH * steps / elapsed}
     if method == "sft":
         lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
