@@ -118,11 +118,12 @@ def describe(samples: np.ndarray, rate: int) -> AudioInfo:
     )
 
 
-def load_audio(path: Path, normalize_mode: str = "peak") -> tuple[np.ndarray, AudioInfo]:
-    """A whole file as 16 kHz mono float32, normalised, with what was learned about it."""
+def load_audio(path: Path, normalize_mode: str = "peak", loudness_dbfs: float = -20.0) -> tuple[np.ndarray, AudioInfo]:
+    """A whole file as 16 kHz mono float32, normalised (``loudness``: RMS to ``loudness_dbfs``),
+    with what was learned about it."""
     samples, rate = read_file(Path(path))
     info = describe(samples, rate)
-    return normalize(resample(to_mono(samples), rate), normalize_mode), info
+    return normalize(resample(to_mono(samples), rate), normalize_mode, loudness_dbfs), info
 
 
 def cut(samples: np.ndarray, offset: float | None, duration: float | None) -> np.ndarray:
@@ -144,12 +145,14 @@ class AudioStore:
     Args:
         normalize_mode: ``peak``, ``loudness`` or ``none``.
         cache_limit_mb: Memory budget of the cache; files beyond it are decoded again when used.
+        loudness_dbfs: Target RMS level of ``loudness`` normalisation.
     """
 
-    def __init__(self, normalize_mode: str = "peak", cache_limit_mb: int = 1024) -> None:
+    def __init__(self, normalize_mode: str = "peak", cache_limit_mb: int = 1024, loudness_dbfs: float = -20.0) -> None:
         if normalize_mode not in NORMALIZE_MODES:
             raise ValueError(f"modality.audio.normalize={normalize_mode!r}; choose one of {', '.join(NORMALIZE_MODES)}")
         self.normalize_mode = normalize_mode
+        self.loudness_dbfs = float(loudness_dbfs)
         self.limit = cache_limit_mb * 2**20
         self.info: dict[str, AudioInfo] = {}
         self._cache: dict[str, np.ndarray] = {}
@@ -161,7 +164,7 @@ class AudioStore:
         return self._bytes
 
     def _decode(self, path: Path) -> np.ndarray:
-        samples, info = load_audio(path, self.normalize_mode)
+        samples, info = load_audio(path, self.normalize_mode, self.loudness_dbfs)
         key = str(path)
         with self._lock:
             self.info[key] = info

@@ -43,7 +43,7 @@ def transcribe(
         audio: 16 kHz mono utterances; each is padded or cut to the model's window.
         languages: Each utterance's primary language (a code or a name).
         beam_size: 0 or 1 decodes greedily; more runs beam search with that many beams.
-        batch_size: Utterances per decoder batch.
+        batch_size: Utterances per decoder batch (greedy; beam search decodes one at a time).
         sample_len: Most tokens to generate; ``None`` is half the text context (whisper's default).
     """
     if len(audio) != len(languages):
@@ -60,8 +60,12 @@ def transcribe(
     try:
         for lang, idx in groups.items():
             options = decoding_options(lang, beam_size, sample_len)
-            for start in range(0, len(idx), batch_size):
-                chunk = idx[start : start + batch_size]
+            # openai-whisper's beam search repeats the tokens but not the audio features by the beam
+            # count, so batches of more than one utterance fail in cross-attention (openai/whisper
+            # PR #2197, #2389, unmerged); one utterance at a time broadcasts correctly.
+            step = batch_size if options.beam_size is None else 1
+            for start in range(0, len(idx), step):
+                chunk = idx[start : start + step]
                 batch = torch.from_numpy(np.stack([pad_or_trim(audio[i], window) for i in chunk])).to(device)
                 results = decode(model, features(batch), options)  # one DecodingResult per utterance
                 for i, result in zip(chunk, results):

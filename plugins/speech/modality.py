@@ -119,7 +119,7 @@ class SpeechModality(Modality):
 
         cfg: SpeechConfig = ctx.modality
         language_code(cfg.language)  # an unknown default language fails before any decoding
-        store = AudioStore(cfg.audio.normalize, cfg.audio.cache_limit_mb)
+        store = AudioStore(cfg.audio.normalize, cfg.audio.cache_limit_mb, cfg.audio.loudness_dbfs)
         data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
         probe = store.probe if getattr(data_cfg, "probe_media", True) else None
         bundle = load_bundle(data_cfg, format="nemo_audio", decoder_check=probe, label_type="text")
@@ -138,7 +138,8 @@ class SpeechModality(Modality):
     def _store(self, ctx: RunContext) -> AudioStore:
         store = ctx.extras.get(STORE_KEY)
         if store is None:
-            store = AudioStore(ctx.modality.audio.normalize, ctx.modality.audio.cache_limit_mb)
+            audio = ctx.modality.audio
+            store = AudioStore(audio.normalize, audio.cache_limit_mb, audio.loudness_dbfs)
             ctx.extras[STORE_KEY] = store
         return store
 

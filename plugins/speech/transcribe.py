@@ -69,7 +69,8 @@ def transcribe_folder(
     task, info = load_task(Path(source), device)
     model = task.whisper()
     lang = language or info.language
-    store = AudioStore(str(info.audio.get("normalize", "peak")), cache_limit_mb=512)
+    store = AudioStore(str(info.audio.get("normalize", "peak")), cache_limit_mb=512,
+                       loudness_dbfs=float(info.audio.get("loudness_dbfs", -20.0)))
     chunks, owners, errors, durations = [], [], {}, {}
     for path in files:
         rel = path.relative_to(folder).as_posix()

@@ -101,6 +101,7 @@ def test_planted_caption_swaps_are_flagged_at_the_stated_precision_and_recall(sw
     truth = {(rid, k) for rid in planted for k in range(4)}
     precision = len(flagged & truth) / max(len(flagged), 1)
     recall = len(flagged & truth) / len(truth)
+    print(f"misalignment audit on planted swaps: precision {precision:.2f}, recall {recall:.2f}")
     assert precision >= 0.5 and recall >= 0.2, (precision, recall)
     audit = json.loads((swapped_run / "audit" / "audit.json").read_text())
     row = next(r for r in audit["results"] if r["name"] == "misalignment")

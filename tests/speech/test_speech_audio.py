@@ -32,6 +32,35 @@ def test_44k_stereo_arrives_as_16k_mono_of_the_same_duration(tmp_path: Path) -> 
     assert np.abs(peak).max() == pytest.approx(0.9, abs=1e-3)
 
 
+@pytest.mark.parametrize(("suffix", "fmt", "subtype"), [
+    ("flac", "FLAC", "PCM_16"), ("ogg", "OGG", "VORBIS"), ("mp3", "MP3", "MPEG_LAYER_III"),
+])
+def test_compressed_formats_arrive_as_16k_mono_with_their_content(tmp_path: Path, suffix: str, fmt: str,
+                                                                   subtype: str) -> None:
+    path = tmp_path / f"clip.{suffix}"
+    sf.write(str(path), tone(2.0, 22050, freq=330.0, channels=2), 22050, format=fmt, subtype=subtype)
+    samples, info = load_audio(path, normalize_mode="none")
+    assert samples.ndim == 1 and samples.dtype == np.float32
+    assert (info.samplerate, info.channels) == (22050, 2)
+    assert samples.size / 16000 == pytest.approx(2.0, abs=0.06)  # mp3 frames pad the end a little
+    # The mono mix holds both channels' sines (330 and 660 Hz), each at half their amplitude.
+    spectrum = np.abs(np.fft.rfft(samples[:16000])) / 8000
+    freqs = np.fft.rfftfreq(16000, 1 / 16000)
+    top = sorted(freqs[np.argsort(spectrum)[-2:]])
+    assert top == pytest.approx([330.0, 660.0], abs=2.0)
+    assert spectrum[np.argsort(spectrum)[-2:]] == pytest.approx([0.25, 0.25], abs=0.03)
+
+
+@pytest.mark.parametrize("target", [-20.0, -30.0])
+def test_loudness_normalisation_brings_the_rms_to_the_configured_level(tmp_path: Path, target: float) -> None:
+    quiet = write_tone(tmp_path / "quiet.wav", 1.0, 16000, amplitude=0.01)
+    samples, _ = load_audio(quiet, normalize_mode="loudness", loudness_dbfs=target)
+    assert 20 * np.log10(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) == pytest.approx(target, abs=0.05)
+    # The store the modality builds from modality.audio applies the same level.
+    store = AudioStore("loudness", loudness_dbfs=target)
+    assert np.allclose(store.file(quiet), samples)
+
+
 def test_spec_augment_masks_the_configured_widths() -> None:
     torch.manual_seed(0)
     mel = torch.randn(200, 80, 300)

@@ -214,3 +214,30 @@ def test_bucketed_batches_and_timestamps_train(make_ctx, corpus) -> None:
     seq = SpeechDataset(data.records("train"), ctx.extras["speech.store"], task.window, "hi", timestamps=True)[0]["sequence"]
     tok = tokenizer_for("hi")
     assert seq[3] == tok.timestamp_begin and seq[-2] > tok.timestamp_begin and tok.no_timestamps not in seq
+
+
+def test_beam_search_runs_through_whispers_decoder_and_decodes_every_utterance_in_its_language(trained, monkeypatch) -> None:
+    ctx, data, _, task, _ = trained
+    store = ctx.extras["speech.store"]
+    records = data.records("train")
+    langs = [r.fields["language"] for r in records]
+    audio = [store.get(r) for r in records]
+    results: dict[int | None, list] = {}
+    real = decode_module.decode
+
+    def spy(model, mel, options):
+        out = real(model, mel, options)
+        results.setdefault(options.beam_size, []).extend(out)
+        return out
+
+    monkeypatch.setattr(decode_module, "decode", spy)
+    greedy = transcribe(task.whisper(), audio, langs, sample_len=12)
+    beam = transcribe(task.whisper(), audio, langs, beam_size=4, sample_len=12)
+    assert set(results) == {None, 4}  # greedy, then whisper's beam search with 4 beams
+    assert len(beam) == len(greedy) == len(records) and all(isinstance(t, str) for t in beam)
+    # Every utterance of every language was decoded (one at a time: whisper's batched beam search
+    # fails), under its own language token, and the texts are the ones returned in input order.
+    assert sorted(r.language for r in results[4]) == sorted(langs)
+    by_lang = {lang: [t for t, l in zip(beam, langs) if l == lang] for lang in set(langs)}
+    assert all(sorted(by_lang[lang]) == sorted(r.text.strip() for r in results[4] if r.language == lang)
+               for lang in by_lang)
