@@ -67,7 +67,8 @@ class TokenCache:
 
 
 class CaptionDataset(Dataset):
-    """Records as ``{"image": (3, H, W) uint8, "input_ids": (L,), "attention_mask": (L,), "index"}``.
+    """Records as ``{"image": (3, H, W) uint8, "input_ids": (L,), "attention_mask": (L,), "index", "pair"}``
+    (``index``: the image; ``pair``: the flat index of the image-caption pair drawn).
 
     Args:
         records: The images, in order.
@@ -81,6 +82,8 @@ class CaptionDataset(Dataset):
                  pipeline: A.Compose | None = None, sample: bool = True) -> None:
         self.records = list(records)
         self.captions = [captions_of(r) for r in self.records]
+        # Caption k of image i is pair offsets[i] + k: the flat index the training dynamics use.
+        self.offsets = np.concatenate([[0], np.cumsum([len(c) for c in self.captions])]).astype(np.int64)
         self.store = store
         self.tokens = tokens
         self.pipeline = pipeline
@@ -104,9 +107,15 @@ class CaptionDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         options = self.captions[i]
         # Python's RNG is seeded per batch from (seed, epoch, indices) by the engine: a new caption each epoch.
-        caption = options[random.randrange(len(options))] if self.sample and len(options) > 1 else options[0]
-        ids, mask = self.tokens.get(caption)
-        return {"image": self.image(i), "input_ids": ids, "attention_mask": mask, "index": i}
+        k = random.randrange(len(options)) if self.sample and len(options) > 1 else 0
+        ids, mask = self.tokens.get(options[k])
+        return {"image": self.image(i), "input_ids": ids, "attention_mask": mask, "index": i,
+                "pair": int(self.offsets[i] + k)}
+
+    @property
+    def num_pairs(self) -> int:
+        """Image-caption pairs in all (the last entry of :attr:`offsets`)."""
+        return int(self.offsets[-1])
 
 
 class ImageOnlyDataset(Dataset):

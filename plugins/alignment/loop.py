@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -19,15 +20,19 @@ if TYPE_CHECKING:
 
 
 def train_alignment(engine: "Engine", task: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
-                    eval_batch_size: int = 256) -> nn.Module:
+                    eval_batch_size: int = 256, num_pairs: int = 0) -> nn.Module:
     """Train ``task`` (an :class:`~plugins.alignment.task.AlignmentTask`) on ``train_set``.
 
     Args:
         engine: The run's engine (step budget, schedule and validation cadence come from it).
         task: The dual encoder with its loss.
-        train_set: Items ``{"image", "input_ids", "attention_mask"}``, augmented, one caption each.
+        train_set: Items ``{"image", "input_ids", "attention_mask", "pair"}``, augmented, one caption each.
         val_set: Items of the same shape, not augmented; ``None`` skips validation.
         eval_batch_size: Batch size of validation (its in-batch negatives: the loss depends on it).
+        num_pairs: With ``> 0``, each pair's margin over its hardest in-batch negative is averaged
+            over every step that drew it (summed on the device, then over DDP ranks) and left in
+            ``task.pair_margins`` (``(num_pairs,)`` float, NaN for pairs never drawn, indexed like
+            the dataset's ``pair``): the training dynamics the misalignment audit reads.
 
     Returns:
         The module that was trained (possibly compiled or DDP-wrapped).
@@ -41,10 +46,21 @@ def train_alignment(engine: "Engine", task: nn.Module, train_set: Dataset, val_s
         # The engine calls this under eval() and no_grad; EMA weights when trainer.ema_decay is set.
         return validation_metrics(engine, engine.eval_model(model), val_loader)
 
+    sums = torch.zeros(2, max(num_pairs, 0), device=engine.device)  # (margin sum, draws) per pair
     for batch in engine.steps(loader, validate=validate if val_loader is not None else None):
         with engine.autocast():
-            out = model(batch)  # {"loss", "loss_i2t", "loss_t2i", "acc", "logit_scale"}
+            out = model(batch)  # {"loss", "loss_i2t", "loss_t2i", "acc", "pair_margin", "logit_scale"}
+        if num_pairs > 0:  # index_add_ on the device: no host sync per step
+            pairs = batch["pair"].to(sums.device)
+            sums[0].index_add_(0, pairs, out["pair_margin"].float())
+            sums[1].index_add_(0, pairs, torch.ones_like(pairs, dtype=sums.dtype))
         engine.backward(out["loss"], out)
+    if num_pairs > 0:
+        from framework.training.distributed import all_reduce_sum
+
+        total, draws = all_reduce_sum(sums).cpu().double().numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            task.pair_margins = np.where(draws > 0, total / draws, np.nan)  # type: ignore[assignment]
     return model
 
 

@@ -57,8 +57,10 @@ def contrastive_loss(
         gather: Take negatives from every DDP rank (when a process group is initialised).
 
     Returns:
-        ``{"loss", "loss_i2t", "loss_t2i", "acc"}``: ``acc`` is the fraction of this rank's
-        images whose own caption scores highest (detached).
+        ``{"loss", "loss_i2t", "loss_t2i", "acc", "pair_margin"}``: ``acc`` is the fraction of this
+        rank's images whose own caption scores highest; ``pair_margin`` (``(B,)``) is each pair's
+        cosine similarity minus that of its hardest negative, averaged over both directions (the
+        training dynamics the misalignment audit reads). Both detached.
     """
     rank, world = _world() if gather else (0, 1)
     all_image = gather_features(image) if world > 1 else image  # (W*B, D)
@@ -70,4 +72,20 @@ def contrastive_loss(
     loss_t2i = F.cross_entropy(logits_t2i.float(), targets)
     acc = (logits_i2t.argmax(dim=-1) == targets).float().mean()
     return {"loss": (loss_i2t + loss_t2i) / 2, "loss_i2t": loss_i2t.detach(), "loss_t2i": loss_t2i.detach(),
-            "acc": acc.detach()}
+            "acc": acc.detach(), "pair_margin": _pair_margin(logits_i2t, logits_t2i, targets, logit_scale)}
+
+
+@torch.no_grad()
+def _pair_margin(logits_i2t: torch.Tensor, logits_t2i: torch.Tensor, targets: torch.Tensor,
+                 logit_scale: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` own-pair similarity minus the hardest negative's, mean of both directions."""
+    cols = targets[:, None]
+    margins = []
+    for logits in (logits_i2t, logits_t2i):
+        sim = logits.detach().float() / logit_scale.detach().float()  # (B, W*B) cosine similarities
+        own = sim.gather(1, cols).squeeze(1)
+        if sim.shape[1] < 2:
+            margins.append(own)
+            continue
+        margins.append(own - sim.scatter(1, cols, float("-inf")).amax(dim=1))
+    return (margins[0] + margins[1]) / 2

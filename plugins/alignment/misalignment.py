@@ -7,7 +7,12 @@ of the audited splits, and a pair is suspect when
 * ``outlier``: its image-caption similarity is far below the others' (more than
   ``outlier_mads`` median absolute deviations under the median, a robust z-score), or
 * ``better_match``: its caption is closer to another image than to its own by more than
-  ``better_margin`` (cosine similarity).
+  ``better_margin`` (cosine similarity), or
+* ``hard_to_learn``: during training, its margin over the hardest in-batch negative, averaged over
+  every step that drew it, was more than ``training_mads`` MADs below the median pair's. A model
+  partly memorises wrong pairs by the end of training, which hides them from the two scores above;
+  how long a pair resisted being learned does not fade that way (the small-loss / area-under-the-
+  margin idea from the noisy-label literature). Only after training in the same process.
 
 Contributed through ``framework_quality_checks`` as a check with ``needs_model = True``: the audit
 before training lists it as pending; it runs after training (or with ``stages=[audit]
@@ -65,17 +70,29 @@ def score_pairs(images: np.ndarray, texts: np.ndarray, owner: np.ndarray) -> Pai
     others[owner, cols] = -np.inf
     best_image = others.argmax(axis=0) if images.shape[0] > 1 else np.zeros(len(owner), dtype=np.int64)
     best = others[best_image, cols] if images.shape[0] > 1 else np.full(len(owner), -np.inf)
-    median = float(np.median(own)) if len(own) else 0.0
-    mad = float(np.median(np.abs(own - median))) * MAD_TO_SIGMA if len(own) else 0.0
-    z = (own - median) / max(mad, 1e-6)
-    return PairScores(own, z, best, best_image)
+    return PairScores(own, robust_z(own), best, best_image)
 
 
-def suspects(scores: PairScores, *, outlier_mads: float, better_margin: float) -> dict[int, list[str]]:
-    """Caption index -> reasons (``outlier``, ``better_match``), for the suspect captions."""
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """``(values - median) / (MAD * 1.4826)`` over the finite values; NaN stays NaN."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return np.full(values.shape, np.nan)
+    median = float(np.median(finite))
+    mad = float(np.median(np.abs(finite - median))) * MAD_TO_SIGMA
+    return (values - median) / max(mad, 1e-6)
+
+
+def suspects(scores: PairScores, *, outlier_mads: float, better_margin: float,
+             training_z: np.ndarray | None = None, training_mads: float = 2.0) -> dict[int, list[str]]:
+    """Caption index -> reasons (``outlier``, ``better_match``, ``hard_to_learn``), for the suspect
+    captions; ``training_z`` is the robust z-score of each pair's mean training margin (NaN where
+    the pair was not trained on)."""
     out: dict[int, list[str]] = {}
     for m in range(len(scores.similarity)):
         reasons = []
+        if training_z is not None and training_z[m] < -training_mads:  # NaN compares False
+            reasons.append("hard_to_learn")
         if scores.robust_z[m] < -outlier_mads:
             reasons.append("outlier")
         if scores.best_other[m] - scores.similarity[m] > better_margin:
@@ -90,7 +107,8 @@ class MisalignmentCheck:
     """Flags image-caption pairs the trained model finds misaligned (see the module docstring).
 
     Settings (``data.gates.plugins.misalignment``): ``splits``, ``outlier_mads``, ``better_margin``,
-    ``max_suspect_fraction`` (pass threshold), ``gate``, ``batch_size``.
+    ``training_mads`` (``hard_to_learn``; ``null`` turns it off), ``max_suspect_fraction`` (pass
+    threshold), ``gate``, ``batch_size``.
     """
 
     name: str = "misalignment"
@@ -99,6 +117,7 @@ class MisalignmentCheck:
         "splits": ["train"],
         "outlier_mads": 4.0,
         "better_margin": 0.1,
+        "training_mads": 3.0,
         "max_suspect_fraction": 0.05,
         "gate": False,
         "batch_size": 256,
@@ -120,15 +139,21 @@ class MisalignmentCheck:
                                  sample=False)
         emb = embed(task, dataset, int(s["batch_size"]))
         scores = score_pairs(emb.images, emb.texts, emb.owner)
-        flagged = suspects(scores, outlier_mads=float(s["outlier_mads"]), better_margin=float(s["better_margin"]))
-        rows = suspect_rows(records, dataset.captions, emb.owner, scores, flagged, emb.images, emb.texts)
+        margins = training_margins(task, records, dataset.captions)
+        use_training = s["training_mads"] is not None and np.isfinite(margins).any()
+        flagged = suspects(scores, outlier_mads=float(s["outlier_mads"]), better_margin=float(s["better_margin"]),
+                           training_z=robust_z(margins) if use_training else None,
+                           training_mads=float(s["training_mads"] or 0.0))
+        rows = suspect_rows(records, dataset.captions, emb.owner, scores, flagged, emb.images, emb.texts, margins)
         paths = write_suspects(rows, records, ctx.out_dir, data.root)
         rate = len(flagged) / len(emb.owner)
         passed = rate <= float(s["max_suspect_fraction"])
-        kinds = {k: sum(k in v for v in flagged.values()) for k in ("outlier", "better_match")}
+        kinds = {k: sum(k in v for v in flagged.values()) for k in ("outlier", "better_match", "hard_to_learn")}
+        dynamics = (f", {kinds['hard_to_learn']} hard to learn in training" if use_training
+                    else " (no training dynamics: scored with the final weights only)")
         summary = (f"{len(flagged)} of {len(emb.owner)} image-caption pairs suspected misaligned ({rate:.1%}, "
                    f"allowed {float(s['max_suspect_fraction']):.1%}): {kinds['better_match']} match another image "
-                   f"better, {kinds['outlier']} similarity outliers; see audit/{SUSPECTS_FILE}")
+                   f"better, {kinds['outlier']} similarity outliers{dynamics}; see audit/{SUSPECTS_FILE}")
         findings = [Finding(f"misaligned_{'+'.join(r['reasons'])}", (r["id"],),
                             f"caption {r['caption_index']} {r['caption']!r}: similarity {r['similarity']:.2f}, "
                             f"{r['best_other_id']} {r['best_other_similarity']:.2f}") for r in rows]
@@ -142,8 +167,18 @@ class MisalignmentCheck:
         )
 
 
+def training_margins(task: Any, records: Sequence[Record], captions: Sequence[Sequence[str]]) -> np.ndarray:
+    """``(M,)`` each audited pair's mean margin during training (``task.training_margins``, set by
+    the modality's ``train``), NaN for pairs not trained on or when the task was not trained in
+    this process (``stages=[audit] checkpoint=...``)."""
+    known = getattr(task, "training_margins", None) or {}
+    return np.array([known.get((r.id, k), np.nan) for r, caps in zip(records, captions) for k in range(len(caps))],
+                    dtype=np.float64)
+
+
 def suspect_rows(records: Sequence[Record], captions: Sequence[Sequence[str]], owner: np.ndarray, scores: PairScores,
-                 flagged: dict[int, list[str]], images: np.ndarray, texts: np.ndarray) -> list[dict[str, Any]]:
+                 flagged: dict[int, list[str]], images: np.ndarray, texts: np.ndarray,
+                 margins: np.ndarray | None = None) -> list[dict[str, Any]]:
     """One JSON-ready row per suspect caption, most suspect (largest better-match gap) first."""
     flat = [c for caps in captions for c in caps]
     first = np.concatenate([[0], np.cumsum([len(c) for c in captions])])  # caption offset of each image
@@ -159,6 +194,7 @@ def suspect_rows(records: Sequence[Record], captions: Sequence[Sequence[str]], o
             "reasons": reasons, "similarity": float(scores.similarity[m]), "robust_z": float(scores.robust_z[m]),
             "best_other_id": records[j].id, "best_other_similarity": float(scores.best_other[m]),
             "suggested_caption": flat[closest], "suggested_similarity": float(closeness[closest]),
+            "training_margin": None if margins is None or not np.isfinite(margins[m]) else float(margins[m]),
         })
     rows.sort(key=lambda r: r["best_other_similarity"] - r["similarity"], reverse=True)
     return rows

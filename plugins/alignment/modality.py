@@ -134,7 +134,13 @@ class AlignmentModality(Modality):
         train_set = self._dataset(task, data, train_records, augment, sample=True)
         val_records = data.records("val")
         val_set = self._dataset(task, data, val_records, plain, sample=False) if len(val_records) > 1 else None
-        train_alignment(engine, task, train_set, val_set, eval_batch_size=cfg.eval_batch_size)
+        train_alignment(engine, task, train_set, val_set, eval_batch_size=cfg.eval_batch_size,
+                        num_pairs=train_set.num_pairs)
+        # Keyed by (record id, caption index), for the misalignment audit that runs after training.
+        task.training_margins = {  # type: ignore[assignment]
+            (record.id, k): float(task.pair_margins[train_set.offsets[i] + k])
+            for i, record in enumerate(train_records) for k in range(len(train_set.captions[i]))
+        }
 
     # --- prediction and evaluation -----------------------------------------------------------
 

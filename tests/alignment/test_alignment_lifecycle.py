@@ -90,10 +90,11 @@ def test_the_default_run_lifts_recall_far_above_the_untrained_model(swapped_runs
 
 @pytest.mark.slow
 def test_planted_caption_swaps_are_flagged_at_the_stated_precision_and_recall(swapped_runs: tuple[Path, Path]) -> None:
-    """Stated: at the default settings, after the default training, precision >= 0.5 and recall >= 0.2
-    over (image, caption) pairs (measured under load: 0.70 and 0.27; base rate 5.2%). The audit
-    scores with the model that trained on these pairs, and by the end of training it has partly
-    memorised the planted ones, which caps the recall (docs/alignment.md)."""
+    """Stated: at the default settings, after the default training, precision >= 0.7 and recall >= 0.5
+    over (image, caption) pairs (measured: 0.82 and 0.62; base rate 5.2%). By the end of training
+    the model has partly memorised the planted pairs, so the final scores alone find a fifth of
+    them (0.72 / 0.21); the training margins (``hard_to_learn``) find most of the rest
+    (docs/alignment.md)."""
     swapped_run = swapped_runs[0]
     planted = {f"train/{i:04d}" for pair in SWAPS for i in pair}
     rows = [json.loads(line) for line in (swapped_run / "audit" / "suspect_pairs.jsonl").read_text().splitlines()]
@@ -102,7 +103,7 @@ def test_planted_caption_swaps_are_flagged_at_the_stated_precision_and_recall(sw
     precision = len(flagged & truth) / max(len(flagged), 1)
     recall = len(flagged & truth) / len(truth)
     print(f"misalignment audit on planted swaps: precision {precision:.2f}, recall {recall:.2f}")
-    assert precision >= 0.5 and recall >= 0.2, (precision, recall)
+    assert precision >= 0.7 and recall >= 0.5, (precision, recall)
     audit = json.loads((swapped_run / "audit" / "audit.json").read_text())
     row = next(r for r in audit["results"] if r["name"] == "misalignment")
     assert row["measured"]["suspected_rate"] == pytest.approx(len(flagged) / 2160)
@@ -110,4 +111,5 @@ def test_planted_caption_swaps_are_flagged_at_the_stated_precision_and_recall(sw
     assert f"{len(flagged)} of 2160 image-caption pairs suspected misaligned" in card
     review = json.loads((swapped_run / "audit" / "misalignment_review.json").read_text())
     assert {t["data"]["item_id"] for t in review} == {f"{i}#caption{k}" for i, k in flagged}
-    assert np.mean([r["similarity"] < r["best_other_similarity"] for r in rows]) > 0.5
+    assert all(r["training_margin"] is not None for r in rows)  # every train pair was drawn in training
+    assert row["measured"]["hard_to_learn"] > 0

@@ -32,6 +32,11 @@ def test_symmetric_infonce_matches_a_hand_computation_on_a_3x3_batch() -> None:
     assert out["loss_t2i"].item() == pytest.approx(t2i, rel=1e-6)
     # best text per image: 0 -> 2 (1.0 > 0.8), 1 -> 1 (1.0), 2 -> 0 (0.96 > 0.6): one of three right
     assert out["acc"].item() == pytest.approx(1 / 3)
+    # pair margin: own similarity minus the hardest other, per direction, averaged
+    margins = [((sims[i][i] - max(sims[i][j] for j in range(3) if j != i))
+                + (sims[i][i] - max(sims[j][i] for j in range(3) if j != i))) / 2 for i in range(3)]
+    assert out["pair_margin"].tolist() == pytest.approx(margins, abs=1e-6)
+    assert not out["pair_margin"].requires_grad
 
 
 def test_loss_falls_when_pairs_align() -> None:

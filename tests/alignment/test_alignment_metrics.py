@@ -7,7 +7,7 @@ import pytest
 
 from framework.data.records import Record
 from plugins.alignment.evaluate import recall_metrics, retrieval_ranks, slice_recall
-from plugins.alignment.misalignment import score_pairs, suspects
+from plugins.alignment.misalignment import robust_z, score_pairs, suspects
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -71,3 +71,17 @@ def test_similarity_outliers_are_flagged_without_a_better_match() -> None:
     scores = score_pairs(images, texts, np.arange(40))
     flagged = suspects(scores, outlier_mads=4.0, better_margin=10.0)  # margin off: outliers only
     assert flagged == {5: ["outlier"]}
+
+
+def test_pairs_that_resisted_training_are_flagged_though_the_final_model_memorised_them() -> None:
+    # The final embeddings match every caption to its own image (a memorised swap looks clean) ...
+    images = np.eye(6, dtype=np.float32)
+    texts = np.eye(6, dtype=np.float32)
+    owner = np.arange(6)
+    scores = score_pairs(images, texts, owner)
+    assert suspects(scores, outlier_mads=4.0, better_margin=0.1) == {}
+    # ... but pair 4's margin stayed far below the others' during training; pair 5 was never drawn.
+    margins = np.array([0.50, 0.55, 0.45, 0.52, -0.30, np.nan])
+    z = robust_z(margins)
+    assert np.isnan(z[5]) and z[4] < -3
+    assert suspects(scores, outlier_mads=4.0, better_margin=0.1, training_z=z, training_mads=3.0) == {4: ["hard_to_learn"]}

@@ -116,6 +116,7 @@ def test_audit_stage_with_a_checkpoint_scores_every_pair(trained, tmp_path: Path
     row = next(r for r in audit["results"] if r["name"] == "misalignment")
     assert row["measured"]["pairs"] == 4 * SUBSET["train"]
     assert 0 <= row["measured"]["suspected_rate"] <= 1
+    assert row["measured"]["hard_to_learn"] == 0 and "no training dynamics" in row["summary"]  # not trained here
     card = (run / "audit" / "datacard.md").read_text()
     assert "image-caption pairs suspected misaligned" in card
     suspects = [json.loads(line) for line in (run / "audit" / "suspect_pairs.jsonl").read_text().splitlines()]
