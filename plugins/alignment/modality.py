@@ -179,6 +179,19 @@ class AlignmentModality(Modality):
                                             classes=data.classes, conditions=cfg.robustness,
                                             batch_size=cfg.eval_batch_size, seed=ctx.seed)
 
+    # --- monitoring --------------------------------------------------------------------------
+
+    def drift_features(self, ctx: RunContext, records: list[Record]) -> dict[str, list[Any]]:
+        """Per image: ``brightness``, ``contrast``, ``width``, ``height`` and ``mode`` of the file
+        (:func:`framework.media.images.image_statistics`), and ``caption_words``, the length of its
+        first caption (``None`` for images without one)."""
+        from framework.media.images import image_statistics
+
+        out = image_statistics(records)
+        captions = [_maybe_captions(r) for r in records]
+        out["caption_words"] = [len(caps[0].split()) if caps else None for caps in captions]
+        return out
+
     # --- export ------------------------------------------------------------------------------
 
     def export(self, ctx: RunContext, task: nn.Module, out_dir: Path) -> list[Path]:

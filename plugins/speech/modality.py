@@ -211,6 +211,41 @@ class SpeechModality(Modality):
         return speech_eval.evaluation_report(task, records, predictions, self._store(ctx), cfg, ctx.run_dir,
                                              seed=ctx.seed)
 
+    # --- monitoring --------------------------------------------------------------------------
+
+    def drift_features(self, ctx: RunContext, records: list[Record]) -> dict[str, list[Any]]:
+        """Per utterance: ``duration`` (s) and RMS ``level_dbfs`` of the utterance (its
+        ``offset``/``duration`` within the file), ``silence`` at the file's edges (s), the file's
+        ``sample_rate`` and ``channels``, and the primary ``language``. Files that cannot be read
+        get ``None`` (except the language, which comes from the manifest)."""
+        import numpy as np
+
+        from plugins.speech.audio import describe, read_file, to_mono
+
+        out: dict[str, list[Any]] = {k: [] for k in ("duration", "level_dbfs", "silence", "sample_rate", "channels",
+                                                     "language")}
+        for record in records:
+            out["language"].append(str(record.fields.get("language") or ctx.modality.language))
+            try:
+                samples, rate = read_file(Path(record.media))
+            except Exception:  # noqa: BLE001 - unreadable audio is a None, not a failed monitor
+                for key in ("duration", "level_dbfs", "silence", "sample_rate", "channels"):
+                    out[key].append(None)
+                continue
+            info = describe(samples, rate)
+            mono = to_mono(samples)
+            if record.fields.get("offset") is not None or record.fields.get("duration") is not None:
+                start = int(round(float(record.fields.get("offset") or 0.0) * rate))
+                length = record.fields.get("duration")
+                mono = mono[start:] if length is None else mono[start:start + int(round(float(length) * rate))]
+            rms = float(np.sqrt(np.mean(mono.astype(np.float64) ** 2))) if mono.size else 0.0
+            out["duration"].append(mono.size / rate)
+            out["level_dbfs"].append(20 * np.log10(max(rms, 1e-12)))
+            out["silence"].append(info.lead_silence + info.trail_silence)
+            out["sample_rate"].append(str(rate))
+            out["channels"].append(str(info.channels))
+        return out
+
     # --- export ------------------------------------------------------------------------------
 
     def export(self, ctx: RunContext, task: nn.Module, out_dir: Path) -> list[Path]:

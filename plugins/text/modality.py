@@ -47,6 +47,25 @@ def reference_answer(record: Record) -> str:
     return chat.response_text(record.fields.get("chosen", ""))
 
 
+def _prompt_messages(record: Record) -> list[dict[str, Any]]:
+    """The prompt of a record that may have no assistant turn yet (new data being monitored)."""
+    messages = record.fields.get("messages")
+    if isinstance(messages, list):
+        last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages))
+        return messages[:last]
+    return chat.prompt_messages(record.fields.get("prompt", record.text or ""))
+
+
+def dominant_script(text: str) -> str:
+    """The Unicode script most of ``text``'s letters belong to (the first word of their names:
+    ``LATIN``, ``DEVANAGARI``, ``CJK``...), ``none`` when it has no letters."""
+    import unicodedata
+    from collections import Counter
+
+    scripts = Counter(unicodedata.name(ch, "UNKNOWN").split()[0] for ch in text if ch.isalpha())
+    return scripts.most_common(1)[0][0] if scripts else "none"
+
+
 def prompt_of(record: Record) -> list[dict[str, str]]:
     """The conversation a model answers: a chat up to its last assistant turn, or a pair's prompt."""
     if "messages" in record.fields:
@@ -292,6 +311,23 @@ class TextModality(Modality):
                     report.notes.append(f"{len(failed)} of {len(rows)} probes failed (e.g. {', '.join(failed[:3])}); "
                                         f"see eval/probes_{split}.jsonl")
         return metrics
+
+    # --- monitoring --------------------------------------------------------------------------
+
+    def drift_features(self, ctx: RunContext, records: list[Record]) -> dict[str, list[Any]]:
+        """Per example, of the prompt the model answers (a chat's turns before its last assistant
+        turn, or a preference pair's prompt): ``prompt_chars``, ``prompt_words``, ``turns`` and the
+        dominant ``script`` of its letters (a Unicode script name such as ``LATIN`` or
+        ``DEVANAGARI``; ``none`` without letters)."""
+        out: dict[str, list[Any]] = {k: [] for k in ("prompt_chars", "prompt_words", "turns", "script")}
+        for record in records:
+            messages = _prompt_messages(record)
+            text = "\n".join(str(m.get("content", "")) for m in messages)
+            out["prompt_chars"].append(len(text))
+            out["prompt_words"].append(len(text.split()))
+            out["turns"].append(len(messages))
+            out["script"].append(dominant_script(text))
+        return out
 
     # --- export ------------------------------------------------------------------------------
 

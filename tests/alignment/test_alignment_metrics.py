@@ -85,3 +85,21 @@ def test_pairs_that_resisted_training_are_flagged_though_the_final_model_memoris
     z = robust_z(margins)
     assert np.isnan(z[5]) and z[4] < -3
     assert suspects(scores, outlier_mads=4.0, better_margin=0.1, training_z=z, training_mads=3.0) == {4: ["hard_to_learn"]}
+
+
+def test_drift_features_add_caption_length_to_the_image_statistics(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    from plugins.alignment.modality import AlignmentModality
+
+    Image.new("RGB", (40, 30), (200, 200, 200)).save(tmp_path / "bright.png")
+    Image.new("L", (20, 20), 10).save(tmp_path / "dark.png")
+    records = [
+        Record(id="a", split="new", source="m", media=tmp_path / "bright.png", label=None,
+               fields={"caption": "a big red circle on the left"}),
+        Record(id="b", split="new", source="m", media=tmp_path / "dark.png", label=None, fields={}),
+    ]
+    out = AlignmentModality().drift_features(None, records)  # type: ignore[arg-type]
+    assert out["caption_words"] == [7, None]  # an image without a caption has no length
+    assert (out["width"], out["height"], out["mode"]) == ([40, 20], [30, 20], ["RGB", "L"])
+    assert out["brightness"] == pytest.approx([200.0, 10.0], abs=1.0)

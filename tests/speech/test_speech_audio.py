@@ -184,3 +184,29 @@ def test_unknown_language_and_short_dims_vocabulary_are_refused(tmp_path: Path, 
     with pytest.raises(FrameworkError, match="n_vocab=50000"):
         SpeechModality().build_task(ctx, SpeechModality().load_data(ctx))
     assert json.loads((corpus / "train.jsonl").read_text().splitlines()[0])["language"] in ("hi", "en")
+
+
+def test_drift_features_measure_each_utterance_as_it_is(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from framework.data.records import Record
+
+    loud = write_tone(tmp_path / "loud.wav", 1.0, 44100, amplitude=0.5)
+    quiet = write_tone(tmp_path / "quiet.flac", 2.0, 16000, amplitude=0.05, channels=2)
+    long_file = write_tone(tmp_path / "long.wav", 4.0, 16000, amplitude=0.5)
+    records = [
+        Record(id="a", split="new", source="m", media=loud, label=None, fields={"language": "en"}),
+        Record(id="b", split="new", source="m", media=quiet, label=None, fields={}),
+        Record(id="c", split="new", source="m", media=long_file, label=None, fields={"offset": 1.0, "duration": 1.5}),
+        Record(id="d", split="new", source="m", media=tmp_path / "missing.wav", label=None, fields={}),
+    ]
+    ctx = SimpleNamespace(modality=SimpleNamespace(language="hi"))
+    out = SpeechModality().drift_features(ctx, records)  # type: ignore[arg-type]
+    assert out["language"] == ["en", "hi", "hi", "hi"]  # the manifest's, else modality.language
+    assert out["sample_rate"] == ["44100", "16000", "16000", None]
+    assert out["channels"] == ["1", "2", "1", None]
+    assert out["duration"][:3] == pytest.approx([1.0, 2.0, 1.5], abs=1e-3) and out["duration"][3] is None
+    sine_dbfs = 20 * np.log10(0.5 / np.sqrt(2))  # RMS of a sine of amplitude 0.5
+    assert out["level_dbfs"][0] == pytest.approx(sine_dbfs, abs=0.05)
+    assert out["level_dbfs"][1] < sine_dbfs - 19  # 20 dB quieter (two sines mixed to mono)
+    assert out["silence"][0] == pytest.approx(0.0, abs=0.05)

@@ -98,3 +98,25 @@ def test_dpo_method_on_chat_data_names_the_fix(chat_root: Path, make_ctx) -> Non
     ctx.data.format = "chat"
     with pytest.raises(FrameworkError, match="text_dpo"):
         TextModality().load_data(ctx)
+
+
+def test_drift_features_describe_the_prompt_the_model_answers() -> None:
+    from framework.data.records import Record
+    from plugins.text.modality import TextModality, dominant_script
+
+    chat = Record(id="c", split="new", source="m", media=None, label=None, fields={"messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "How many grams in 2 kg?"},
+        {"role": "assistant", "content": "2000 g"},
+    ]})
+    unanswered = Record(id="u", split="new", source="m", media=None, label=None,
+                        fields={"messages": [{"role": "user", "content": "कितने ग्राम हैं?"}]})
+    pair = Record(id="p", split="new", source="m", media=None, label=None,
+                  fields={"prompt": "Convert 3 m to cm", "chosen": "300 cm", "rejected": "30 cm"})
+    out = TextModality().drift_features(None, [chat, unanswered, pair])  # type: ignore[arg-type]
+    assert out["turns"] == [2, 1, 1]  # the answer itself is not part of the prompt
+    assert out["prompt_chars"] == [len("Be brief.\nHow many grams in 2 kg?"), len("कितने ग्राम हैं?"),
+                                   len("Convert 3 m to cm")]
+    assert out["prompt_words"] == [8, 3, 5]
+    assert out["script"] == ["LATIN", "DEVANAGARI", "LATIN"]
+    assert dominant_script("42 + 7") == "none"
