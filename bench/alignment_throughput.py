@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-from paired import run_rounds
+from paired import plain_loop, run_rounds
 
 from framework.data.config import DataConfig
 from framework.hookspecs import RunInfo
@@ -92,45 +90,13 @@ def plain_round(ctx: RunContext, modality: AlignmentModality, data, args: argpar
     loader = torch.utils.data.DataLoader(pairs(ctx, task, data), batch_size=args.batch_size, shuffle=True,
                                          pin_memory=device.type == "cuda")
     task = task.to(device).train()
-    params = [p for p in task.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": WEIGHT_DECAY},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=LR, fused=device.type == "cuda" or None)
-    total = 2 * args.steps
-    warmup = max(1, int(WARMUP * total))
 
-    def lr_factor(step: int) -> float:  # linear warmup, then cosine to zero
-        progress = min(1.0, max(0, step - warmup) / max(1, total - warmup))
-        return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+    def forward(batch: dict) -> torch.Tensor:
+        with autocast(precision, device):
+            return task(batch)["loss"]
 
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    step, count, started, loss = 0, 0, 0.0, float("nan")
-    while step < total:
-        for batch in loader:
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast(precision, device):
-                out = task(batch)
-            out["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            schedule.step()
-            loss = out["loss"].item()  # a host sync per step, as the engine's non-finite check does
-            count += batch["input_ids"].shape[0]
-            step += 1
-            if step == args.steps:  # the timed window starts here, as the engine's second log window does:
-                _sync(device)       # the next batch's loading is inside it
-                started, count = time.perf_counter(), 0
-            if step == total:
-                break
-    _sync(device)
-    assert math.isfinite(loss)
-    return count / (time.perf_counter() - started)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return plain_loop([p for p in task.parameters() if p.requires_grad], loader, forward, steps=args.steps, lr=LR,
+                      weight_decay=WEIGHT_DECAY, warmup_ratio=WARMUP, device=device, items_key="input_ids")
 
 
 def main() -> None:

@@ -4,14 +4,18 @@ A round runs the baseline and the plugin's loop back to back, in alternating ord
 in even rounds), and yields one ratio ``plugin / baseline``: on a shared machine a burst from
 another process then hits both loops of a round alike. The figure a benchmark reports is the
 median of the rounds' ratios, with their min-max; the medians of each loop's own rate are printed
-beside it.
+beside it. :func:`plain_loop` is the baseline loop they share.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
+import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable, Mapping
+
+import torch
 
 
 @dataclass
@@ -54,3 +58,60 @@ def run_rounds(rounds: int, baseline: Callable[[int], float], plugin: Callable[[
 
 def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} (median; {min(values):.1f}-{max(values):.1f})"
+
+
+def plain_loop(params: list, loader: Iterable[Mapping[str, torch.Tensor]], forward: Callable[[dict], torch.Tensor],
+               *, steps: int, lr: float, weight_decay: float, warmup_ratio: float, device: torch.device,
+               items_key: str, fused: bool = False) -> float:
+    """The training loop a competent user writes, timed as the engine times its own; items/s.
+
+    AdamW (weight decay on ``ndim >= 2`` parameters only; torch's default kernel on a CPU, fused
+    on CUDA or with ``fused``), a ``LambdaLR`` linear warmup then cosine to zero, gradient
+    clipping at 1.0 and a host read of the loss per step, for ``2 * steps`` steps. The window is
+    the second half: from the end of step ``steps`` (so the next batch's loading is inside it) to
+    the end of the last step, the window of the engine's second log line with ``log_every = steps``.
+
+    Args:
+        params: The trainable parameters.
+        loader: Batches (dicts of tensors), re-iterated per epoch until the steps are done.
+        forward: Batch on the device -> scalar loss (autocast is the caller's).
+        items_key: The batch entry whose first dimension counts the items.
+    """
+    optimizer = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+                                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
+                                  lr=lr, fused=(device.type == "cuda" or fused) or None)
+    total, warmup = 2 * steps, max(1, int(warmup_ratio * 2 * steps))
+
+    def factor(step: int) -> float:
+        progress = min(1.0, max(0, step - warmup) / max(1, total - warmup))
+        return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    step, items, started, loss = 0, 0, 0.0, float("nan")
+    while step < total:
+        for batch in loader:
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            out = forward(batch)
+            out.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            schedule.step()
+            loss = out.item()  # a host sync per step, as the engine's non-finite check does
+            items += batch[items_key].shape[0]
+            step += 1
+            if step == steps:
+                sync(device)
+                started, items = time.perf_counter(), 0
+            if step == total:
+                break
+    sync(device)
+    if not math.isfinite(loss):
+        raise RuntimeError(f"the plain loop's loss is not finite ({loss})")
+    return items / (time.perf_counter() - started)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so that a clock read covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import tempfile
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-from paired import run_rounds
+from paired import plain_loop, run_rounds, sync
 
 from framework.data.config import DataConfig
 from framework.hookspecs import RunInfo
@@ -83,12 +82,12 @@ def plugin_round(ctx, modality, data, args, run_dir: Path) -> tuple[float, float
                                          collate_fn=collate)
     task.train()
     batches = [b["audio"].to(device) for _, b in zip(range(args.steps), loader)]
-    _sync(device)
+    sync(device)
     started = time.perf_counter()
     with torch.no_grad():
         for audio in batches:
             task.mel(audio)
-    _sync(device)
+    sync(device)
     feature_s = (time.perf_counter() - started) / len(batches)
     return per_s, feature_s / (args.batch_size / per_s)
 
@@ -113,41 +112,14 @@ def hf_round(ctx, modality, data, args) -> float:
     features = LogMel(d.n_mels).to(device)
     loader = torch.utils.data.DataLoader(train_set(ctx, modality, task, data), batch_size=args.batch_size,
                                          shuffle=True, collate_fn=collate, pin_memory=device.type == "cuda")
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.01},
-                                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
-                                  lr=2e-3, fused=device.type == "cuda" or None)
-    total, warmup = 2 * args.steps, max(1, int(0.1 * 2 * args.steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
-        1 + math.cos(math.pi * min(1.0, max(0, s - warmup) / max(1, total - warmup)))))
-    step, items, started, loss = 0, 0, 0.0, float("nan")
-    while step < total:
-        for batch in loader:
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast(precision, device):
-                out = model(input_features=features(batch["audio"]), decoder_input_ids=batch["tokens"],
-                            labels=batch["labels"])
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            schedule.step()
-            loss = out.loss.item()
-            items += batch["audio"].shape[0]
-            step += 1
-            if step == args.steps:  # the timed window starts here, as the engine's second log window does:
-                _sync(device)       # the next batch's loading is inside it
-                started, items = time.perf_counter(), 0
-            if step == total:
-                break
-    _sync(device)
-    assert math.isfinite(loss)
-    return items / (time.perf_counter() - started)
 
+    def forward(batch: dict) -> torch.Tensor:
+        with autocast(precision, device):
+            return model(input_features=features(batch["audio"]), decoder_input_ids=batch["tokens"],
+                         labels=batch["labels"]).loss
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return plain_loop([p for p in model.parameters() if p.requires_grad], loader, forward, steps=args.steps, lr=2e-3,
+                      weight_decay=0.01, warmup_ratio=0.1, device=device, items_key="audio")
 
 
 def main() -> None:

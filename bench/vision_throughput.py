@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-from paired import run_rounds
+from paired import plain_loop, run_rounds
 
 from framework.data.config import DataConfig
 from framework.hookspecs import RunInfo
@@ -94,40 +92,14 @@ def plain_round(ctx: RunContext, modality: VisionModality, data, args: argparse.
                                          pin_memory=device.type == "cuda")
     memory_format = torch.channels_last if device.type == "cuda" else torch.preserve_format
     task = task.to(device, memory_format=memory_format).train()
-    params = [p for p in task.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.05},
-                                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
-                                  lr=3e-3, fused=(device.type == "cuda" or args.fused_baseline) or None)
-    total, warmup = 2 * args.steps, max(1, int(0.1 * 2 * args.steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
-        1 + math.cos(math.pi * min(1.0, max(0, s - warmup) / max(1, total - warmup)))))
-    step, images, started = 0, 0, 0.0
-    while step < total:
-        for batch in loader:
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast(precision, device):
-                out = task(batch)
-            out["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            schedule.step()
-            loss = out["loss"].item()  # a host sync per step, as the engine's non-finite check does
-            images += batch["target"].shape[0]
-            step += 1
-            if step == args.steps:  # the timed window starts here, as the engine's second log window does
-                _sync(device)
-                started, images = time.perf_counter(), 0
-            if step == total:
-                break
-    _sync(device)
-    assert math.isfinite(loss)
-    return [images / (time.perf_counter() - started)]
 
+    def forward(batch: dict) -> torch.Tensor:
+        with autocast(precision, device):
+            return task(batch)["loss"]
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return [plain_loop([p for p in task.parameters() if p.requires_grad], loader, forward, steps=args.steps, lr=3e-3,
+                       weight_decay=0.05, warmup_ratio=0.1, device=device, items_key="target",
+                       fused=args.fused_baseline)]
 
 
 def main() -> None:
