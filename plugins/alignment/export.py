@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,14 @@ from typing import Any
 import torch
 
 from framework.errors import FrameworkError
+from framework.serving import ServingFile, find_serving_file
 
 SERVING_INFO = "alignment.json"
 WEIGHTS = "model.safetensors"
 
 
 @dataclass
-class ServingInfo:
+class ServingInfo(ServingFile):
     """Everything besides weights needed to rebuild and feed the dual encoder."""
 
     model: dict[str, Any]
@@ -44,16 +44,6 @@ class ServingInfo:
     resize: str = "stretch"
     max_length: int = 32
 
-    def write(self, path: Path) -> Path:
-        """Write as JSON; returns ``path``."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n", encoding="utf-8")
-        return path
-
-    @classmethod
-    def read(cls, path: Path) -> "ServingInfo":
-        """Read what :meth:`write` wrote."""
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def serving_info(task: Any, model_cfg: Any, resize: str) -> ServingInfo:
@@ -118,17 +108,8 @@ def export_model(task: Any, info: ServingInfo, out_dir: Path, config_yaml: str) 
 
 
 def find_serving_info(source: Path) -> Path:
-    """``alignment.json`` of an export directory, or of the run a checkpoint directory belongs to.
-
-    Raises:
-        FrameworkError: when neither place has one.
-    """
-    source = Path(source)
-    for candidate in (source / SERVING_INFO, source.parent.parent / SERVING_INFO):
-        if candidate.is_file():
-            return candidate
-    raise FrameworkError(f"{source} has no {SERVING_INFO}: give an export directory (run_dir/export) or a "
-                         f"checkpoint directory of an alignment run (run_dir/checkpoints/step_...)")
+    """``alignment.json`` for an export directory, or for a checkpoint directory of a run."""
+    return find_serving_file(source, SERVING_INFO, "alignment")
 
 
 def load_encoder(source: Path, device: str | torch.device = "cpu") -> Any:

@@ -16,7 +16,6 @@ the run (``run_dir/checkpoints/step_*``) can be loaded with :func:`load_task` to
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 
 from framework.errors import FrameworkError
+from framework.serving import ServingFile, find_serving_file
 from plugins.speech.task import SpeechRecognitionTask
 
 SERVING_INFO = "speech.json"
@@ -40,7 +40,7 @@ def _plain(node: Any) -> dict[str, Any]:
 
 
 @dataclass
-class ServingInfo:
+class ServingInfo(ServingFile):
     """Everything besides weights needed to rebuild the recogniser and feed it."""
 
     dims: dict[str, int]
@@ -52,16 +52,6 @@ class ServingInfo:
     sample_len: int | None = None
     timestamps: bool = False
 
-    def write(self, path: Path) -> Path:
-        """Write as JSON; returns ``path``."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        return path
-
-    @classmethod
-    def read(cls, path: Path) -> "ServingInfo":
-        """Read what :meth:`write` wrote."""
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def serving_info(task: SpeechRecognitionTask, model_cfg: Any, modality_cfg: Any) -> ServingInfo:
@@ -92,19 +82,8 @@ def export_model(task: SpeechRecognitionTask, info: ServingInfo, out_dir: Path, 
 
 
 def find_serving_info(source: Path) -> Path:
-    """``speech.json`` for an export directory, or for a checkpoint directory of a run.
-
-    Raises:
-        FrameworkError: when neither place has one.
-    """
-    source = Path(source)
-    for candidate in (source / SERVING_INFO, source.parent.parent / SERVING_INFO):
-        if candidate.is_file():
-            return candidate
-    raise FrameworkError(
-        f"{source} has no {SERVING_INFO}: give an export directory (run_dir/export) or a checkpoint "
-        f"directory of a speech run (run_dir/checkpoints/step_...)"
-    )
+    """``speech.json`` for an export directory, or for a checkpoint directory of a run."""
+    return find_serving_file(source, SERVING_INFO, "speech")
 
 
 def load_task(source: Path, device: str | torch.device = "cpu") -> tuple[SpeechRecognitionTask, ServingInfo]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from framework.errors import FrameworkError
+from framework.serving import ServingFile, find_serving_file
 from plugins.vision.config import VisionModelConfig
 from framework.media.images import ImageSpec
 from plugins.vision.model import build_model
@@ -42,7 +42,7 @@ PROGRAM = "model.pt2"
 
 
 @dataclass
-class ServingInfo:
+class ServingInfo(ServingFile):
     """Everything besides weights needed to rebuild and feed the classifier."""
 
     model: dict[str, Any]
@@ -51,16 +51,6 @@ class ServingInfo:
     resize: str = "stretch"
     top_k: int = 3
 
-    def write(self, path: Path) -> Path:
-        """Write as JSON; returns ``path``."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n", encoding="utf-8")
-        return path
-
-    @classmethod
-    def read(cls, path: Path) -> "ServingInfo":
-        """Read what :meth:`write` wrote."""
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def serving_info(task: ImageClassificationTask, model_cfg: Any, resize: str, top_k: int) -> ServingInfo:
@@ -114,19 +104,8 @@ def export_model(task: ImageClassificationTask, info: ServingInfo, out_dir: Path
 
 
 def find_serving_info(source: Path) -> Path:
-    """``vision.json`` for an export directory, or for a checkpoint directory of a run.
-
-    Raises:
-        FrameworkError: when neither place has one.
-    """
-    source = Path(source)
-    for candidate in (source / SERVING_INFO, source.parent.parent / SERVING_INFO):
-        if candidate.is_file():
-            return candidate
-    raise FrameworkError(
-        f"{source} has no {SERVING_INFO}: give an export directory (run_dir/export) or a checkpoint "
-        f"directory of a vision run (run_dir/checkpoints/step_...)"
-    )
+    """``vision.json`` for an export directory, or for a checkpoint directory of a run."""
+    return find_serving_file(source, SERVING_INFO, "vision")
 
 
 def load_task(source: Path, device: str | torch.device = "cpu") -> ImageClassificationTask:

@@ -1,0 +1,53 @@
+"""The serving file a modality writes beside its weights: what rebuilds and feeds the model.
+
+A plugin's export holds weights plus one small JSON file (``vision.json``, ``speech.json``...)
+with everything else a loader needs: the model's config, class names, input size, languages. The
+same file sits in the run directory, beside ``checkpoints/``, so any checkpoint of a run can serve
+predictions too. :class:`ServingFile` gives a plugin's dataclass its ``write`` and ``read``;
+:func:`find_serving_file` finds it for an export directory or a checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+from framework.atomic import atomic_write_text
+from framework.errors import FrameworkError
+
+T = TypeVar("T", bound="ServingFile")
+
+
+class ServingFile:
+    """Mixin for a ``@dataclass`` of JSON-ready fields: :meth:`write` and :meth:`read`."""
+
+    def write(self, path: Path) -> Path:
+        """Write as UTF-8 JSON (atomically; non-ASCII text kept as is); returns ``path``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fields: Any = dataclasses.asdict(self)  # type: ignore[call-overload]
+        atomic_write_text(path, json.dumps(fields, indent=2, ensure_ascii=False) + "\n")
+        return path
+
+    @classmethod
+    def read(cls: type[T], path: Path) -> T:
+        """Read what :meth:`write` wrote."""
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def find_serving_file(source: Path, name: str, modality: str) -> Path:
+    """``name`` for an export directory, or for a checkpoint directory of a run (``run/checkpoints/step_*``).
+
+    Raises:
+        FrameworkError: when neither place has one, saying what to give instead.
+    """
+    source = Path(source)
+    for candidate in (source / name, source.parent.parent / name):
+        if candidate.is_file():
+            return candidate
+    raise FrameworkError(
+        f"{source} has no {name}: give an export directory (run_dir/export) or a checkpoint "
+        f"directory (run_dir/checkpoints/step_...) of a run of the {modality} modality"
+    )
