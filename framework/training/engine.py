@@ -583,6 +583,49 @@ class Engine:
             self._stop_reason = (f"early stopping: {self._early.metric} did not improve by more than "
                                  f"{self._early.min_delta} for {self._early.patience} evaluations")
 
+    def weighted_means(self, model: nn.Module, loader: Iterable[Any], outputs: Mapping[str, str],
+                       weight: Callable[[Any], Any] = lambda batch: 1) -> dict[str, float]:
+        """Means of the model's outputs over ``loader``, weighted per batch, over every rank.
+
+        The loop a ``validate()`` callback usually is: each batch is moved to the device and run
+        under :meth:`autocast` (in eval mode; the caller's ``no_grad`` from :meth:`steps` holds),
+        ``out[key] * weight(batch)`` and the weights are summed on the device (one host sync at
+        the end), then over DDP/FSDP ranks, so every rank returns the same whole-set figures.
+        Every rank runs its forward passes, as FSDP needs.
+
+        Args:
+            model: Returns a dict of scalar tensors for a batch.
+            loader: Batches (this rank's shard under DDP).
+            outputs: Returned name -> the model output it averages, e.g. ``{"val_loss": "loss"}``;
+                an output the model does not return is left out.
+            weight: A batch's weight: its item count (the default weighs batches equally), or its
+                token count for token-weighted means; an int or a scalar tensor.
+
+        Returns:
+            ``{name: mean}`` for each output the model returned.
+        """
+        was_training = model.training
+        model.eval()
+        names = list(outputs)
+        sums = torch.zeros(len(names) + 1, device=self.device)  # (weighted output sums..., weight sum)
+        seen: set[str] = set()
+        try:
+            for batch in loader:
+                batch = move_to_device(batch, self.device, non_blocking=self.device.type == "cuda")
+                with self.autocast():
+                    out = model(batch)
+                w = weight(batch)
+                for i, name in enumerate(names):
+                    if outputs[name] in out:
+                        sums[i] += out[outputs[name]].detach().float() * w
+                        seen.add(name)
+                sums[-1] += w
+        finally:
+            model.train(was_training)
+        values = dist_utils.all_reduce_sum(sums).tolist()
+        total = max(values[-1], 1e-12)
+        return {name: values[i] / total for i, name in enumerate(names) if name in seen}
+
     def _collective_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 

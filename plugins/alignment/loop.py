@@ -67,21 +67,5 @@ def train_alignment(engine: "Engine", task: nn.Module, train_set: Dataset, val_s
 def validation_metrics(engine: "Engine", model: nn.Module, loader: DataLoader) -> dict[str, float]:
     """Mean contrastive loss and in-batch image-to-text accuracy over ``loader``:
     ``{"val_loss": .., "val_acc": ..}``, summed over DDP ranks."""
-    from framework.training.device import move_to_device
-    from framework.training.distributed import all_reduce_sum
-
-    was_training = model.training
-    model.eval()
-    totals = torch.zeros(3, device=engine.device)  # (loss sum, hits, items)
-    for batch in loader:
-        batch = move_to_device(batch, engine.device, non_blocking=engine.device.type == "cuda")
-        with engine.autocast():
-            out = model(batch)
-        n = batch["input_ids"].shape[0]
-        totals[0] += out["loss"].float() * n
-        totals[1] += out["acc"].float() * n
-        totals[2] += n
-    model.train(was_training)
-    loss_sum, hits, count = all_reduce_sum(totals).tolist()
-    count = max(count, 1.0)
-    return {"val_loss": loss_sum / count, "val_acc": hits / count}
+    return engine.weighted_means(model, loader, {"val_loss": "loss", "val_acc": "acc"},
+                                 weight=lambda batch: batch["input_ids"].shape[0])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Mapping
 
-import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -69,21 +68,5 @@ def train_asr(
 def validation_metrics(engine: "Engine", model: nn.Module, loader: DataLoader) -> dict[str, float]:
     """Token-weighted loss and token accuracy over ``loader``: ``{"val_loss", "val_token_acc"}``,
     summed over DDP ranks so every rank reports the same whole-set figures."""
-    from framework.training.device import move_to_device
-    from framework.training.distributed import all_reduce_sum
-
-    was_training = model.training
-    model.eval()
-    totals = torch.zeros(3, device=engine.device)  # (loss sum, correct tokens, tokens)
-    for batch in loader:
-        batch = move_to_device(batch, engine.device, non_blocking=engine.device.type == "cuda")
-        with engine.autocast():
-            out = model(batch)
-        n = (batch["labels"] != -100).sum()
-        totals[0] += out["loss"].float() * n
-        totals[1] += out["token_acc"].float() * n
-        totals[2] += n
-    model.train(was_training)
-    loss_sum, hits, count = all_reduce_sum(totals).tolist()
-    count = max(count, 1.0)
-    return {"val_loss": loss_sum / count, "val_token_acc": hits / count}
+    return engine.weighted_means(model, loader, {"val_loss": "loss", "val_token_acc": "token_acc"},
+                                 weight=lambda batch: (batch["labels"] != -100).sum())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -41,24 +40,8 @@ def train_text(engine: "Engine", task: nn.Module, train_set: Dataset, collate: C
 
 
 def validation_metrics(engine: "Engine", model: nn.Module, loader: DataLoader) -> dict[str, float]:
-    """Mean loss (``val_loss``) and, for DPO, reward accuracy and margin over ``loader``, summed
-    over DDP/FSDP ranks so every rank reports the same whole-set figures. Every rank runs the
-    forward passes (FSDP needs them all)."""
-    from framework.training.device import move_to_device
-    from framework.training.distributed import all_reduce_sum
-
-    totals = torch.zeros(4, device=engine.device)  # (loss sum, accuracy sum, margin sum, batches)
-    for batch in loader:
-        batch = move_to_device(batch, engine.device)
-        with engine.autocast():
-            out = model(batch)
-        totals[0] += out["loss"].float()
-        totals[1] += out.get("rewards/accuracy", torch.zeros(())).float()
-        totals[2] += out.get("rewards/margin", torch.zeros(())).float()
-        totals[3] += 1
-    loss, acc, margin, n = all_reduce_sum(totals).tolist()
-    n = max(n, 1.0)
-    metrics = {"val_loss": loss / n}
-    if "rewards/accuracy" in out:
-        metrics.update({"val_reward_accuracy": acc / n, "val_reward_margin": margin / n})
-    return metrics
+    """Mean loss (``val_loss``) and, for DPO, reward accuracy and margin over ``loader``, per batch,
+    summed over DDP/FSDP ranks so every rank reports the same whole-set figures. Every rank runs
+    the forward passes (FSDP needs them all)."""
+    return engine.weighted_means(model, loader, {"val_loss": "loss", "val_reward_accuracy": "rewards/accuracy",
+                                                 "val_reward_margin": "rewards/margin"})

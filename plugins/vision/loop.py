@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
-import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -62,21 +61,5 @@ def validation_metrics(engine: "Engine", model: nn.Module, loader: DataLoader) -
     Under DDP each rank reads its shard of the validation set; the totals are summed over ranks,
     so every rank reports (and early-stops on) the same whole-set figures.
     """
-    from framework.training.device import move_to_device
-    from framework.training.distributed import all_reduce_sum
-
-    was_training = model.training
-    model.eval()
-    totals = torch.zeros(3, device=engine.device)  # (loss sum, hits, items)
-    for batch in loader:
-        batch = move_to_device(batch, engine.device, non_blocking=engine.device.type == "cuda")
-        with engine.autocast():
-            out = model(batch)
-        n = batch["target"].shape[0]
-        totals[0] += out["loss"].float() * n  # sums on the device: one host sync at the end
-        totals[1] += out["acc"].float() * n
-        totals[2] += n
-    model.train(was_training)
-    loss_sum, hits, count = all_reduce_sum(totals).tolist()
-    count = max(count, 1.0)
-    return {"val_loss": loss_sum / count, "val_acc": hits / count}
+    return engine.weighted_means(model, loader, {"val_loss": "loss", "val_acc": "acc"},
+                                 weight=lambda batch: batch["target"].shape[0])

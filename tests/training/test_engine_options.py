@@ -105,3 +105,19 @@ def test_auto_device_and_precision_pick_cuda_and_bf16(tmp_path) -> None:  # type
     with Engine(make_cfg(max_steps=2), make_run(tmp_path), seed=0) as engine:
         train_losses(engine, TinyTask(), NoisyRegression(n=8))
         assert engine.device.type == "cuda" and engine.precision == "bf16"
+
+
+def test_weighted_means_weigh_each_batch_and_leave_out_missing_outputs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    class Means(torch.nn.Module):
+        def forward(self, batch):  # type: ignore[no-untyped-def]
+            return {"loss": batch["x"].mean(), "peak": batch["x"].max()}
+
+    batches = [{"x": torch.tensor([1.0, 3.0])}, {"x": torch.tensor([10.0])}]
+    with Engine(make_cfg(max_steps=1), make_run(tmp_path / "means"), seed=0) as engine:
+        model = Means().train()
+        by_items = engine.weighted_means(model, batches, {"val_loss": "loss", "val_acc": "acc"},
+                                         weight=lambda b: b["x"].shape[0])
+        by_batch = engine.weighted_means(model, batches, {"val_peak": "peak"})
+    assert by_items == pytest.approx({"val_loss": (2.0 * 2 + 10.0) / 3})  # "acc" is not an output: left out
+    assert by_batch == pytest.approx({"val_peak": (3.0 + 10.0) / 2})
+    assert model.training  # the model's mode is restored
