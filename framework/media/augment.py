@@ -17,12 +17,14 @@ from __future__ import annotations
 import difflib
 import inspect
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import albumentations as A
 import numpy as np
 
 from framework.errors import FrameworkError
+
+if TYPE_CHECKING:  # albumentations (and OpenCV under it) load when a pipeline is built
+    import albumentations as A
 
 # Bases and wrappers that are not themselves image transforms.
 _NOT_TRANSFORMS = {"BasicTransform", "DualTransform", "ImageOnlyTransform", "Transform3D", "NoOp"}
@@ -35,6 +37,7 @@ class AugmentationError(FrameworkError, ValueError):
 @lru_cache(maxsize=1)
 def transform_names() -> tuple[str, ...]:
     """Names of every albumentations transform a pipeline may use, sorted."""
+    import albumentations as A
     names = []
     for name in dir(A):
         obj = getattr(A, name)
@@ -51,6 +54,7 @@ def transform_names() -> tuple[str, ...]:
 
 def transform_arguments(name: str) -> list[str]:
     """The keyword arguments the transform ``name`` accepts."""
+    import albumentations as A
     params = inspect.signature(getattr(A, name)).parameters.values()
     return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
@@ -85,6 +89,7 @@ def build_transform(
     Raises:
         AugmentationError: unknown transform, unknown argument, or a value the transform refuses.
     """
+    import albumentations as A
     if name not in transform_names():
         raise AugmentationError(
             f"{where}: unknown transform {name!r}.{_hint(name, transform_names())} "
@@ -129,6 +134,7 @@ def build_pipeline(
         where: The config path of the pipeline, for error messages.
         default_p: Probability for transforms whose arguments give none.
     """
+    import albumentations as A
     transforms = [
         build_transform(str(name), args, size, where, default_p)
         for name, args in (spec or {}).items()
@@ -160,6 +166,7 @@ def condition_pipelines(
     Returns:
         Condition name -> pipeline; each transform without a ``p`` is applied to every image.
     """
+    import albumentations as A
     out: dict[str, A.Compose] = {}
     for name, spec in (conditions or {}).items():
         if spec is None:

@@ -14,9 +14,8 @@ the item's seeded RNG, so the choice is reproducible across resumes.
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -25,6 +24,9 @@ from framework.data.errors import DataError
 from framework.data.records import Record
 from framework.media.augment import apply
 from framework.media.images import ImageStore
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 CSV_SEPARATOR = "|"
 

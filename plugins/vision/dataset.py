@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -13,6 +12,9 @@ from torch.utils.data import Dataset
 from framework.data.records import Record
 from framework.media.augment import apply
 from framework.media.images import ImageStore
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 UNLABELED = -1  # target of an item without a label (prediction only)
 # PCG64 state from a 32-bit item seed: spread over 128 bits by an odd multiplier (a bijection),

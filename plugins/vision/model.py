@@ -11,9 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
-from timm.data import resolve_data_config
 
 from framework.errors import FrameworkError
 from framework.media.images import ImageSpec
@@ -22,6 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def _pretrained_cfg(name: str) -> dict[str, Any]:
+    import timm  # timm (and torchvision under it) load when a model is described or built
+
     if not timm.is_model(name):
         close = timm.list_models(f"*{name.split('_')[0]}*")[:10]
         raise FrameworkError(
@@ -38,6 +38,8 @@ def input_spec(model_cfg: Any) -> ImageSpec:
     args: dict[str, Any] = {}
     if model_cfg.image_size:
         args["input_size"] = (3, int(model_cfg.image_size), int(model_cfg.image_size))
+    from timm.data import resolve_data_config
+
     data_cfg = resolve_data_config(args, pretrained_cfg=pretrained_cfg)
     _, height, width = data_cfg["input_size"]
     return ImageSpec((int(height), int(width)), tuple(data_cfg["mean"]), tuple(data_cfg["std"]))  # type: ignore[arg-type]
@@ -53,6 +55,8 @@ def build_model(model_cfg: Any, num_classes: int) -> torch.nn.Module:
     Raises:
         FrameworkError: unknown model name, or a checkpoint file that does not exist.
     """
+    import timm
+
     pretrained_cfg = _pretrained_cfg(model_cfg.name)
     kwargs = dict(model_cfg.kwargs or {})
     # Architectures with position embeddings (ViT, Swin) fix their input size at construction.

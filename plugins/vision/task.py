@@ -6,15 +6,16 @@ The task's ``state_dict`` is what checkpoints and exports hold. Batches arrive a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from timm.data import Mixup
-from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 
 from framework.media.images import ImageSpec
+
+if TYPE_CHECKING:
+    from timm.data import Mixup
 
 
 class ImageClassificationTask(nn.Module):
@@ -45,6 +46,8 @@ class ImageClassificationTask(nn.Module):
         self.label_smoothing = label_smoothing
         self.mixup = mixup
         self.channels_last = channels_last
+        from timm.loss import SoftTargetCrossEntropy
+
         self.soft_loss = SoftTargetCrossEntropy()
         # Not persistent: they come from the model's config, so weights files hold weights only.
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1) * 255.0, persistent=False)

@@ -97,3 +97,20 @@ def test_compare_command_shows_config_and_metric_differences(cli, tmp_path: Path
     assert "trainer.lr" in result.stdout and "0.001" in result.stdout and "0.01" in result.stdout
     assert "loss" in result.stdout
     assert "## Evaluation against the baseline (A)" in result.stdout and "| accuracy |" in result.stdout
+
+
+def test_finding_every_modality_loads_no_model_library() -> None:
+    """Listing the modalities (what every `python -m framework` does first) imports none of the
+    libraries that take seconds to import (timm pulls in torchvision and torch._dynamo): they load
+    when a run of that modality builds something. openai-whisper, a fifth of a second, may load."""
+    import subprocess
+    import sys
+
+    heavy = ["timm", "torchvision", "albumentations", "transformers", "peft", "cv2"]
+    code = ("import sys; from framework.plugins import load_plugins; "
+            "names = sorted(load_plugins().modalities()); "
+            f"print(names); print([m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
+    names, loaded = out.strip().splitlines()
+    assert {"vision", "speech", "text", "alignment"} <= set(eval(names))
+    assert loaded == "[]"
