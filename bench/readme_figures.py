@@ -13,8 +13,9 @@ Figures (``--figures``, default all but ``audit_scaling``, which writes 160k PNG
 * ``tabular_run``: ``python -m framework +modality=tabular``: wall time and accuracy.
 * ``engine_overhead``: ``bench/engine_overhead.py``: the median of its paired ratios, per run.
 * ``vision_throughput``: ``bench/vision_throughput.py``: the median of its paired ratios, per run.
-* ``alignment_run``, ``alignment_throughput``: the same for the alignment modality
-  (text-to-image recall@1 per split).
+* ``alignment_run``, ``alignment_untrained``, ``alignment_throughput``: the same for the
+  alignment modality (recall@1 both ways per split; the misalignment audit's suspected rate), the
+  untrained model on the same data, and the throughput ratio.
 * ``speech_run``: ``python -m framework +modality=speech``: wall time, WER overall, per language,
   on code-switched utterances and at switch points, per split.
 * ``speech_untrained``: the same data scored by the untrained model (one step at ``lr=0``).
@@ -25,7 +26,8 @@ Figures (``--figures``, default all but ``audit_scaling``, which writes 160k PNG
 * ``text_throughput``: ``bench/text_throughput.py`` (needs the ``bench`` extra, TRL): throughput
   and peak-memory ratios against TRL's trainers.
 * ``audit_scaling``: ``bench/audit_scaling.py``: cleanliness-audit seconds per size.
-* ``tests``: ``python -m pytest`` and ``python -m pytest -m "not slow"``: wall time and counts.
+* ``tests``, ``tests_fast``: ``python -m pytest`` and ``python -m pytest -m "not slow"``: wall
+  time and counts.
 
 Usage::
 
@@ -36,6 +38,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -77,6 +80,11 @@ def _framework_run(modality: str, extra: tuple[str, ...] = ()) -> Callable[[Path
         for key, value in metrics.items():
             if _reported(key):
                 sample[key] = float(value)
+        audit = tmp / "run" / "audit" / "audit.json"
+        if audit.is_file():  # the share of pairs a needs_model check (alignment's misalignment) flagged
+            for row in json.loads(audit.read_text())["results"]:
+                if "suspected_rate" in row.get("measured", {}):
+                    sample[f"{row['name']}_suspected_rate"] = float(row["measured"]["suspected_rate"])
         return sample
 
     return measure
@@ -129,14 +137,13 @@ def _audit_scaling(tmp: Path) -> Sample:
     return sample
 
 
-def _test_suite(tmp: Path) -> Sample:
-    sample = {}
-    for name, marker in (("all", []), ("not_slow", ["-m", "not slow"])):
+def _test_suite(marker: list[str]) -> Callable[[Path], Sample]:
+    def measure(tmp: Path) -> Sample:
         wall, out = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *marker], ROOT, 3600)
         counts = dict((kind, int(n)) for n, kind in re.findall(r"(\d+) (passed|skipped|deselected)", out))
-        sample.update({f"{name}_wall_s": wall, f"{name}_passed": counts.get("passed", 0),
-                       f"{name}_skipped": counts.get("skipped", 0)})
-    return sample
+        return {"wall_s": wall, "passed": counts.get("passed", 0), "skipped": counts.get("skipped", 0)}
+
+    return measure
 
 
 FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
@@ -149,6 +156,10 @@ FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
                           _ratio_of("vision_throughput.py", [], r"ratio plugin/plain: ([0-9.]+)")),
     "alignment_run": ("`python -m framework +modality=alignment` (audit, train, misalignment audit, evaluate, export)",
                       _framework_run("alignment")),
+    "alignment_untrained": ("`python -m framework +modality=alignment stages=[train,evaluate] trainer.max_steps=1 "
+                            "trainer.lr=0` (the untrained dual encoder, the reference)",
+                            _framework_run("alignment", ("stages=[train,evaluate]", "trainer.max_steps=1",
+                                                         "trainer.lr=0"))),
     "alignment_throughput": ("`bench/alignment_throughput.py`: plugin pairs/s / plain torch loop",
                              _ratio_of("alignment_throughput.py", [], r"ratio plugin/plain: ([0-9.]+)")),
     "speech_run": ("`python -m framework +modality=speech` (audit, train, evaluate with robustness, export)",
@@ -165,8 +176,13 @@ FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
     "text_throughput": ("`bench/text_throughput.py`: this plugin / TRL, throughput and peak memory",
                         _json_ratios("text_throughput.py", [])),
     "audit_scaling": ("`bench/audit_scaling.py`: cleanliness audit of 10k / 50k / 100k PNGs, seconds", _audit_scaling),
-    "tests": ("`python -m pytest` (all) and `-m \"not slow\"`, wall seconds", _test_suite),
+    "tests": ("`python -m pytest` (every test, slow ones included), wall seconds", _test_suite([])),
+    "tests_fast": ("`python -m pytest -m \"not slow\"` (the fast subset), wall seconds", _test_suite(["-m", "not slow"])),
 }
+
+
+# Figures whose script needs an optional package: skipped, and said so, where it is missing.
+NEEDS = {"text_throughput": ("trl", 'pip install -e ".[bench]"')}
 
 
 def machine() -> str:
@@ -203,6 +219,10 @@ def main() -> None:
     rows = []
     for name in args.figures:
         title, measure = FIGURES[name]
+        if name in NEEDS and importlib.util.find_spec(NEEDS[name][0]) is None:
+            print(f"{name}: skipped, {NEEDS[name][0]} is not installed ({NEEDS[name][1]})", flush=True)
+            rows.append(f"| {title} | not measured: {NEEDS[name][0]} not installed |")
+            continue
         samples: list[Sample] = []
         for i in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:

@@ -218,9 +218,13 @@ def test_cli_sigterm_and_modality_failure_without_hydra_tracebacks(cli, tmp_path
             "trainer.epochs=100000", "trainer.log_every=5"]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
-    while not (run / "metrics.jsonl").exists() and time.time() < deadline and proc.poll() is None:
+
+    def training() -> bool:  # a logged train row: the loop runs, so the engine's handler is installed
+        metrics = run / "metrics.jsonl"
+        return metrics.exists() and '"kind": "train"' in metrics.read_text()
+
+    while not training() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    time.sleep(0.5)
     proc.send_signal(15)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, output[-3000:]
