@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from omegaconf import DictConfig
 
@@ -35,7 +35,10 @@ from framework.evaluation.types import Metric
 from framework.modality import Modality
 from framework.plugins import Plugins, load_plugins, new_manager
 
-__all__ = ["FrameworkRun", "assert_plugin_contract", "compose", "contract_problems", "run_framework"]
+if TYPE_CHECKING:
+    from framework.modality import RunContext
+
+__all__ = ["FrameworkRun", "assert_plugin_contract", "compose", "contract_problems", "run_context", "run_framework"]
 
 
 def compose(overrides: Sequence[str], *, run_dir: Path | None = None) -> DictConfig:
@@ -163,3 +166,33 @@ def _config_problems(plugins: Plugins, modalities: dict[str, Modality]) -> list[
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"{name}: config section {section!r} does not match {schema.__name__}: {exc}")
     return problems
+
+
+def run_context(modality_yaml: Path, schemas: Mapping[str, type], run_dir: Path, *,
+                overrides: Mapping[str, Sequence[Mapping[str, Any]]] | None = None, seed: int = 0,
+                config_yaml: str = "seed: 0\n") -> "RunContext":
+    """A :class:`~framework.modality.RunContext` for calling a modality's methods in a unit test.
+
+    Each section (``data`` always, plus every key of ``schemas``, e.g. ``{"modality":
+    MyConfig, "model": MyModelConfig}``) is its schema, then that section of the shipped
+    ``modality_yaml`` when the file has one, then each mapping of ``overrides[section]`` in order;
+    the result is the typed object. Starting from the shipped YAML also checks that it binds to the
+    schemas. ``run_dir`` is created; ``plugins`` is ``None``.
+    """
+    from omegaconf import OmegaConf
+
+    from framework.data.config import DataConfig
+    from framework.modality import RunContext
+
+    shipped = OmegaConf.load(modality_yaml)
+    nodes: dict[str, Any] = {}
+    for name, schema in {"data": DataConfig, **schemas}.items():
+        layers = [OmegaConf.structured(schema)]
+        if name in shipped:
+            layers.append(shipped[name])
+        layers.extend(OmegaConf.create(dict(layer)) for layer in (overrides or {}).get(name, ()))
+        nodes[name] = OmegaConf.to_object(OmegaConf.merge(*layers))
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return RunContext(run_dir=run_dir, seed=seed, plugins=None, config_yaml=config_yaml,  # type: ignore[arg-type]
+                      modality=nodes.get("modality"), model=nodes.get("model"), data=nodes["data"])

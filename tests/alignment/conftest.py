@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from omegaconf import OmegaConf
 
 from alignment_fixtures import CONF, TINY_MODEL
-from framework.data.config import DataConfig
 from framework.modality import RunContext
+from framework.testing import run_context
 from plugins.alignment.config import AlignmentConfig, AlignmentModelConfig
 
 
@@ -23,13 +22,9 @@ def make_ctx(tmp_path: Path) -> Callable[..., RunContext]:
 
     def build(root: Path, modality: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
               data: dict[str, Any] | None = None, run_dir: Path | None = None) -> RunContext:
-        shipped = OmegaConf.load(CONF / "modality" / "alignment.yaml")
-        mod = OmegaConf.merge(OmegaConf.structured(AlignmentConfig), shipped.modality, modality or {})
-        mdl = OmegaConf.merge(OmegaConf.structured(AlignmentModelConfig), TINY_MODEL, model or {})
-        dat = OmegaConf.merge(OmegaConf.structured(DataConfig), shipped.data, {"root": str(root)}, data or {})
-        run = run_dir or tmp_path / "run"
-        run.mkdir(parents=True, exist_ok=True)
-        return RunContext(run_dir=run, modality=OmegaConf.to_object(mod), model=OmegaConf.to_object(mdl),
-                          data=OmegaConf.to_object(dat), seed=0, plugins=None, config_yaml="seed: 0\n")
+        return run_context(CONF / "modality" / "alignment.yaml",
+                           {"modality": AlignmentConfig, "model": AlignmentModelConfig}, run_dir or tmp_path / "run",
+                           overrides={"modality": [modality or {}], "model": [TINY_MODEL, model or {}],
+                                      "data": [{"root": str(root)}, data or {}]})
 
     return build

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from omegaconf import OmegaConf
 
-from framework.data.config import DataConfig
 from framework.modality import RunContext
+from framework.testing import run_context
 from plugins.speech.config import SpeechConfig, SpeechModelConfig
 from speech_fixtures import CONF, TINY_MODEL, copy_corpus
 
@@ -29,14 +28,9 @@ def make_ctx(tmp_path: Path) -> Callable[..., RunContext]:
 
     def build(root: Path, modality: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
               data: dict[str, Any] | None = None, run_dir: Path | None = None) -> RunContext:
-        shipped = OmegaConf.load(CONF / "modality" / "speech.yaml")
-        mod = OmegaConf.merge(OmegaConf.structured(SpeechConfig), shipped.modality,
-                              {"robustness_snr_db": [10.0], "sample_len": 12}, modality or {})
-        mdl = OmegaConf.merge(OmegaConf.structured(SpeechModelConfig), TINY_MODEL, model or {})
-        dat = OmegaConf.merge(OmegaConf.structured(DataConfig), shipped.data, {"root": str(root)}, data or {})
-        run = run_dir or tmp_path / "run"
-        run.mkdir(parents=True, exist_ok=True)
-        return RunContext(run_dir=run, modality=OmegaConf.to_object(mod), model=OmegaConf.to_object(mdl),
-                          data=OmegaConf.to_object(dat), seed=0, plugins=None, config_yaml="seed: 0\n")
+        return run_context(CONF / "modality" / "speech.yaml", {"modality": SpeechConfig, "model": SpeechModelConfig},
+                           run_dir or tmp_path / "run",
+                           overrides={"modality": [{"robustness_snr_db": [10.0], "sample_len": 12}, modality or {}],
+                                      "model": [TINY_MODEL, model or {}], "data": [{"root": str(root)}, data or {}]})
 
     return build
