@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from framework.testing.ddp import join_group, spawn
+from framework.training.distributed import init_distributed, shutdown_distributed
 from plugins.alignment.loss import contrastive_loss
 
 
@@ -61,10 +61,8 @@ def _loss(x_img: torch.Tensor, x_txt: torch.Tensor, p_img: torch.nn.Linear, p_tx
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
-    # Join the store the test process holds (no port released and re-bound: no race).
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), TORCHELASTIC_USE_AGENT_STORE="True")
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    join_group(rank, world, port)
+    init_distributed("gloo")
     try:
         x_img, x_txt, p_img, p_txt = _global_batch()
         local = slice(rank * 4, (rank + 1) * 4)  # each rank holds 4 of the 8 pairs
@@ -77,17 +75,13 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         if rank == 0:
             torch.save({"loss": mean_loss / world, "grads": grads / world}, out)
     finally:
-        dist.destroy_process_group()
+        shutdown_distributed()
 
 
 @pytest.mark.slow
 def test_gathered_loss_on_two_ranks_equals_the_single_process_loss_of_the_global_batch(tmp_path: Path) -> None:
     out = tmp_path / "ddp.pt"
-    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
-    try:
-        mp.spawn(_worker, args=(2, store.port, str(out)), nprocs=2, join=True)
-    finally:
-        del store
+    spawn(_worker, 2, str(out))
     x_img, x_txt, p_img, p_txt = _global_batch()
     loss = _loss(x_img, x_txt, p_img, p_txt)
     loss.backward()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alignment_fixtures import SHAPES, model_overrides, subset, trainer_config
+from alignment_fixtures import model_overrides, subset, trainer_config
 from framework.data.records import Record
 from framework.hookspecs import RunInfo
 from framework.testing import run_framework

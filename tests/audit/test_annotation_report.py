@@ -65,7 +65,7 @@ def test_a_bad_export_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_the_audit_keeps_the_annotations_of_tasks_whose_media_are_missing(tmp_path: Path) -> None:
     from framework.data import DataConfig, load_bundle, run_audit
 
-    export = _export(tmp_path / "export.json")
+    _export(tmp_path / "export.json")
     cfg = DataConfig(root=str(tmp_path), train="export.json")
     bundle = load_bundle(cfg)
     assert bundle.records("train") == [] and len(bundle.quarantine) == 12  # every image is missing

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 from omegaconf import OmegaConf
 
-from framework.data.config import DataConfig
 from framework.modality import RunContext
+from framework.testing import run_context
 from plugins.text.config import TextConfig, TextModelConfig
 from text_fixtures import CONF, chat_line, pair_line, write_jsonl
 
@@ -34,22 +33,17 @@ def pair_root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_ctx(tmp_path: Path) -> Callable[..., RunContext]:
-    """A RunContext from the shipped text YAML plus overrides (binding the YAML to the schemas)."""
+    """A RunContext from the shipped text YAML and tiny model plus overrides (binding them to the schemas)."""
 
     def build(root: Path, modality: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
               run_dir: Path | None = None) -> RunContext:
-        shipped = OmegaConf.load(CONF / "modality" / "text.yaml")
-        mod = OmegaConf.merge(OmegaConf.structured(TextConfig), shipped.modality,
-                              {"probes": {"file": None}, "baseline": False}, modality or {})
-        mdl = OmegaConf.merge(OmegaConf.structured(TextModelConfig), OmegaConf.load(CONF / "model" / "tiny.yaml"),
-                              model or {})
-        fmt = "preference" if mod.method == "dpo" else "chat"
-        dat = OmegaConf.merge(OmegaConf.structured(DataConfig),
-                              {"root": str(root), "train": "train.jsonl", "val": "val.jsonl", "format": fmt,
-                               "slices": ["unit"] if fmt == "chat" else ["kind"]})
-        run = run_dir or tmp_path / "run"
-        run.mkdir(parents=True, exist_ok=True)
-        return RunContext(run_dir=run, modality=OmegaConf.to_object(mod), model=OmegaConf.to_object(mdl),
-                          data=OmegaConf.to_object(dat), seed=0, plugins=None, config_yaml="seed: 0\n")
+        dpo = (modality or {}).get("method") == "dpo"
+        data = {"root": str(root), "test": None, "format": "preference" if dpo else "chat",
+                "slices": ["kind"] if dpo else ["unit"]}
+        return run_context(CONF / "modality" / "text.yaml", {"modality": TextConfig, "model": TextModelConfig},
+                           run_dir or tmp_path / "run",
+                           overrides={"modality": [{"probes": {"file": None}, "baseline": False}, modality or {}],
+                                      "model": [OmegaConf.load(CONF / "model" / "tiny.yaml"), model or {}],
+                                      "data": [data]})
 
     return build

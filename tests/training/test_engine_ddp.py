@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-from ddp_launch import join_group, spawn
 from engine_toy import NoisyRegression, TinyTask, make_cfg, make_run, train_losses
 
+from framework.testing.ddp import join_group, spawn
 from framework.training import Engine, latest_checkpoint, load_model_weights
 from framework.training.distributed import shutdown_distributed
 

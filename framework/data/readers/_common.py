@@ -12,7 +12,7 @@ from framework.data.errors import DataError, DataErrors
 from framework.data.paths import relative_id, resolve_media
 from framework.data.probes import Probe
 from framework.data.records import Quarantined, Record
-from framework.data.textio import read_lines, read_text
+from framework.data.textio import read_lines
 
 
 @dataclass(frozen=True)
