@@ -425,11 +425,14 @@ class Engine:
         no_sync = isinstance(self.model, DistributedDataParallel) and not final
         with self.model.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[union-attr, operator]
             scaled.backward()
-        extra = {k: v for k, v in (metrics or {}).items() if k != "loss"}
-        tokens = extra.pop("tokens", None)
-        if isinstance(tokens, (int, float)):  # a plain count: no host sync
-            self._tokens += tokens
-        self._pending.add({"loss": loss, **extra})
+        if metrics:
+            extra = {k: v for k, v in metrics.items() if k != "loss"}
+            tokens = extra.pop("tokens", None)
+            if isinstance(tokens, (int, float)):  # a plain count: no host sync
+                self._tokens += tokens
+            self._pending.add({"loss": loss, **extra})
+        else:
+            self._pending.add({"loss": loss})
         self._items += self._batch_items
         if not final:
             return False
@@ -479,7 +482,10 @@ class Engine:
             self._stop_agreed = self._signal.requested
             if norm is None:
                 return None if math.isfinite(self._pending.sum_value("loss")) else "loss"
-            loss, grad = torch.stack([self._pending.total("loss").to(norm.device).float(), norm.float()]).tolist()
+            if norm.device.type == "cpu":  # host scalars: two reads cost less than stacking them
+                loss, grad = self._pending.sum_value("loss"), norm.item()
+            else:  # one device-to-host copy for both
+                loss, grad = torch.stack([self._pending.total("loss").to(norm.device).float(), norm.float()]).tolist()
             return "loss" if not math.isfinite(loss) else "gradient" if not math.isfinite(grad) else None
         loss_sum = self._pending.total("loss")
         flag_device = self.device if self.device.type == "cuda" else torch.device("cpu")
