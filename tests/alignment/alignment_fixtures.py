@@ -9,8 +9,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from framework.modality import RunContext
+from framework.testing import run_context
 from framework.training import TrainerConfig
-from plugins.alignment.config import AlignmentModelConfig
+from plugins.alignment.config import AlignmentConfig, AlignmentModelConfig
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "plugins" / "alignment" / "conf"
@@ -67,3 +69,12 @@ def trainer_config(**overrides: Any) -> TrainerConfig:
     base = {"epochs": 4, "batch_size": 16, "lr": 3e-3, "warmup_ratio": 0.1, "device": "cpu", "progress": False,
             "log_every": 1}
     return TrainerConfig(**{**base, **overrides})
+
+
+def context(root: Path, run_dir: Path, modality: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
+            data: dict[str, Any] | None = None) -> RunContext:
+    """A RunContext from the shipped alignment YAML plus overrides, with the tiny towers, on the
+    shapes at ``root``. Starting from the shipped YAML also checks that it binds to the schemas."""
+    return run_context(CONF / "modality" / "alignment.yaml", {"modality": AlignmentConfig, "model": AlignmentModelConfig},
+                       run_dir, overrides={"modality": [modality or {}], "model": [TINY_MODEL, model or {}],
+                                           "data": [{"root": str(root)}, data or {}]})

@@ -7,24 +7,16 @@ from typing import Any, Callable
 
 import pytest
 
-from alignment_fixtures import CONF, TINY_MODEL
+from alignment_fixtures import context
 from framework.modality import RunContext
-from framework.testing import run_context
-from plugins.alignment.config import AlignmentConfig, AlignmentModelConfig
 
 
 @pytest.fixture
 def make_ctx(tmp_path: Path) -> Callable[..., RunContext]:
-    """A RunContext from the shipped alignment YAML plus overrides, with the tiny towers.
-
-    Starting from the shipped YAML also checks that it binds to the schemas.
-    """
+    """``alignment_fixtures.context`` with the run dir defaulting to ``tmp_path / "run"``."""
 
     def build(root: Path, modality: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
               data: dict[str, Any] | None = None, run_dir: Path | None = None) -> RunContext:
-        return run_context(CONF / "modality" / "alignment.yaml",
-                           {"modality": AlignmentConfig, "model": AlignmentModelConfig}, run_dir or tmp_path / "run",
-                           overrides={"modality": [modality or {}], "model": [TINY_MODEL, model or {}],
-                                      "data": [{"root": str(root)}, data or {}]})
+        return context(root, run_dir or tmp_path / "run", modality, model, data)
 
     return build

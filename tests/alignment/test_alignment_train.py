@@ -31,24 +31,11 @@ def _train(ctx, data, **trainer):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny dual encoder trained on 150 shapes, shared by the tests that only read it."""
-    from omegaconf import OmegaConf
-
-    from alignment_fixtures import CONF, TINY_MODEL
-    from framework.data.config import DataConfig
-    from framework.modality import RunContext
-    from plugins.alignment.config import AlignmentConfig, AlignmentModelConfig
+    from alignment_fixtures import context
 
     tmp = tmp_path_factory.mktemp("trained")
     root = subset(tmp / "shapes", SUBSET)
-    shipped = OmegaConf.load(CONF / "modality" / "alignment.yaml")
-    ctx = RunContext(
-        run_dir=tmp / "run", seed=0, plugins=None, config_yaml="seed: 0\n",
-        modality=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(AlignmentConfig), shipped.modality)),
-        model=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(AlignmentModelConfig), TINY_MODEL)),
-        data=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), shipped.data,
-                                                 {"root": str(root)})),
-    )
-    ctx.run_dir.mkdir()
+    ctx = context(root, tmp / "run")
     data = AlignmentModality().load_data(ctx)
     modality, task, untrained = _train(ctx, data, epochs=12, batch_size=32)
     return ctx, data, modality, task, untrained, root

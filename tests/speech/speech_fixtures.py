@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from framework.modality import RunContext
+from framework.testing import run_context
 from framework.training import TrainerConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,3 +64,15 @@ def trainer_config(**overrides: Any) -> TrainerConfig:
     base = {"max_steps": 30, "batch_size": 4, "lr": 1e-2, "warmup_ratio": 0.1, "device": "cpu", "progress": False,
             "log_every": 1, "eval_every": 10, "clip_grad_norm": 1.0}
     return TrainerConfig(**{**base, **overrides})
+
+
+def context(root: Path, run_dir: Path, modality: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
+            data: dict[str, Any] | None = None) -> RunContext:
+    """A RunContext from the shipped speech YAML plus overrides, with the tiny Whisper dims, one
+    robustness SNR and short decodes, on the corpus at ``root``. Starting from the shipped YAML also
+    checks that it binds to the schemas."""
+    from plugins.speech.config import SpeechConfig, SpeechModelConfig
+
+    return run_context(CONF / "modality" / "speech.yaml", {"modality": SpeechConfig, "model": SpeechModelConfig},
+                       run_dir, overrides={"modality": [{"robustness_snr_db": [10.0], "sample_len": 12}, modality or {}],
+                                           "model": [TINY_MODEL, model or {}], "data": [{"root": str(root)}, data or {}]})

@@ -20,7 +20,7 @@ from plugins.speech.model import configure_training
 from plugins.speech.modality import SpeechModality
 from plugins.speech.tokens import tokenizer_for
 from plugins.speech.transcribe import transcribe_folder
-from speech_fixtures import TINY_MODEL, copy_corpus, trainer_config, write_tone
+from speech_fixtures import copy_corpus, trainer_config, write_tone
 
 
 def _train(ctx, data, **trainer):
@@ -40,25 +40,11 @@ def _metrics(run_dir: Path, kind: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny Whisper trained 30 steps on eight utterances, shared by the tests that only read it."""
-    from omegaconf import OmegaConf
-
-    from framework.data.config import DataConfig
-    from framework.modality import RunContext
-    from plugins.speech.config import SpeechConfig, SpeechModelConfig
-    from speech_fixtures import CONF
+    from speech_fixtures import context
 
     tmp = tmp_path_factory.mktemp("trained")
     root = copy_corpus(tmp / "corpus", {"train": 8, "val": 3, "test": 3})
-    shipped = OmegaConf.load(CONF / "modality" / "speech.yaml")
-    mod = OmegaConf.merge(OmegaConf.structured(SpeechConfig), shipped.modality,
-                          {"robustness_snr_db": [10.0], "sample_len": 12})
-    ctx = RunContext(
-        run_dir=tmp / "run", seed=0, plugins=None, config_yaml="seed: 0\n", modality=OmegaConf.to_object(mod),
-        model=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SpeechModelConfig), TINY_MODEL)),
-        data=DataConfig(root=str(root), train="train.jsonl", val="val.jsonl", test="test.jsonl",
-                        slices=["speaker", "kind"]),
-    )
-    ctx.run_dir.mkdir()
+    ctx = context(root, tmp / "run", data={"slices": ["speaker", "kind"]})
     data = SpeechModality().load_data(ctx)
     modality, task = _train(ctx, data)
     return ctx, data, modality, task, root

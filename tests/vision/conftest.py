@@ -8,9 +8,7 @@ from typing import Any, Callable
 import pytest
 
 from framework.modality import RunContext
-from framework.testing import run_context
-from plugins.vision.config import VisionConfig, VisionModelConfig
-from vision_fixtures import CONF, TINY_VIT, write_folder
+from vision_fixtures import context, write_folder
 
 
 @pytest.fixture
@@ -21,17 +19,10 @@ def image_root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_ctx(tmp_path: Path) -> Callable[..., RunContext]:
-    """Build a RunContext from the shipped vision YAML plus overrides, with the tiny ViT.
-
-    Starting from the shipped YAML also checks that it binds to the schemas.
-    """
+    """``vision_fixtures.context`` with the run dir defaulting to ``tmp_path / "run"``."""
 
     def build(root: Path, modality: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
               data: dict[str, Any] | None = None, run_dir: Path | None = None) -> RunContext:
-        return run_context(CONF / "modality" / "vision.yaml", {"modality": VisionConfig, "model": VisionModelConfig},
-                           run_dir or tmp_path / "run",
-                           overrides={"modality": [modality or {}], "model": [TINY_VIT, model or {}],
-                                      "data": [{"root": str(root), "train": "train", "val": "val", "test": "test"},
-                                               data or {}]})
+        return context(root, run_dir or tmp_path / "run", modality, model, data)
 
     return build

@@ -36,25 +36,11 @@ def _metrics(run_dir: Path, kind: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny ViT trained on the colour folder, shared by the tests that only read it."""
-    from omegaconf import OmegaConf
-
-    from framework.data.config import DataConfig
-    from framework.modality import RunContext
-    from plugins.vision.config import VisionConfig, VisionModelConfig
-    from vision_fixtures import CONF, TINY_VIT, write_folder
+    from vision_fixtures import context, write_folder
 
     tmp = tmp_path_factory.mktemp("trained")
     root = write_folder(tmp / "images", {"train": 16, "val": 4, "test": 4})
-    shipped = OmegaConf.load(CONF / "modality" / "vision.yaml")
-    modality_cfg = OmegaConf.merge(OmegaConf.structured(VisionConfig), shipped.modality,
-                                   {"critical_classes": ["red", "purple"]})
-    ctx = RunContext(
-        run_dir=tmp / "run", seed=0, plugins=None, config_yaml="seed: 0\n",
-        modality=OmegaConf.to_object(modality_cfg),
-        model=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(VisionModelConfig), TINY_VIT)),
-        data=DataConfig(root=str(root), train="train", val="val", test="test"),
-    )
-    ctx.run_dir.mkdir()
+    ctx = context(root, tmp / "run", modality={"critical_classes": ["red", "purple"]})
     data = VisionModality().load_data(ctx)
     modality, task = _train(ctx, data)
     return ctx, data, modality, task, root

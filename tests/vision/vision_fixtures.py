@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from framework.modality import RunContext
+from framework.testing import run_context
 from framework.training import TrainerConfig
 
 CONF = Path(__file__).resolve().parents[2] / "plugins" / "vision" / "conf"
@@ -51,3 +53,15 @@ def trainer_config(**overrides: Any) -> TrainerConfig:
     base = {"epochs": 8, "batch_size": 8, "lr": 3e-3, "warmup_ratio": 0.1, "device": "cpu", "progress": False,
             "log_every": 1}
     return TrainerConfig(**{**base, **overrides})
+
+
+def context(root: Path, run_dir: Path, modality: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
+            data: dict[str, Any] | None = None) -> RunContext:
+    """A RunContext from the shipped vision YAML plus overrides, with the tiny ViT, on ``root``'s
+    train/val/test folders. Starting from the shipped YAML also checks that it binds to the schemas."""
+    from plugins.vision.config import VisionConfig, VisionModelConfig
+
+    return run_context(CONF / "modality" / "vision.yaml", {"modality": VisionConfig, "model": VisionModelConfig},
+                       run_dir, overrides={"modality": [modality or {}], "model": [TINY_VIT, model or {}],
+                                           "data": [{"root": str(root), "train": "train", "val": "val",
+                                                     "test": "test"}, data or {}]})
