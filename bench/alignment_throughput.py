@@ -26,16 +26,14 @@ import tempfile
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from paired import plain_loop, run_rounds
 
-from framework.data.config import DataConfig
 from framework.hookspecs import RunInfo
 from framework.media.augment import build_pipeline
 from framework.modality import RunContext
+from framework.testing import prepared
 from framework.training import Engine, TrainerConfig
 from framework.training.device import autocast, resolve_device, resolve_precision
-from plugins.alignment.config import AlignmentConfig, AlignmentModelConfig
 from plugins.alignment.data import CaptionDataset, TokenCache, captions_of
 from plugins.alignment.loop import train_alignment
 from plugins.alignment.modality import AlignmentModality, store_for
@@ -45,21 +43,9 @@ LR, WEIGHT_DECAY, WARMUP = 2e-3, 0.05, 0.1
 
 
 def load(model_group: str, tmp: Path) -> tuple[RunContext, AlignmentModality, object]:
-    """The shipped config with the given model group, and the bundled shapes, decoded once."""
-    from framework.config import package_path, register_configs
-
-    register_configs()  # the ${framework.pkg:...} resolver of the tokenizer path
-    shipped = OmegaConf.load(CONF / "modality" / "alignment.yaml")
-    model = OmegaConf.merge(OmegaConf.structured(AlignmentModelConfig), OmegaConf.load(CONF / "model" / f"{model_group}.yaml"))
-    model.text.tokenizer = model.text.tokenizer and package_path("plugins/alignment/tokenizer")
-    ctx = RunContext(
-        run_dir=tmp, seed=0, plugins=None,
-        modality=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(AlignmentConfig), shipped.modality)),
-        model=OmegaConf.to_object(model),
-        data=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), shipped.data)),
-    )
-    modality = AlignmentModality()
-    return ctx, modality, modality.load_data(ctx)
+    """The config ``python -m framework +modality=alignment model=GROUP`` runs, and its shapes, decoded once."""
+    modality, ctx = prepared(["+modality=alignment", f"model={model_group}"], tmp)
+    return ctx, modality, modality.load_data(ctx)  # type: ignore[return-value]
 
 
 def pairs(ctx: RunContext, task, data) -> CaptionDataset:

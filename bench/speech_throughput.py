@@ -29,36 +29,23 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from paired import plain_loop, run_rounds, sync
 
-from framework.data.config import DataConfig
 from framework.hookspecs import RunInfo
 from framework.modality import RunContext
+from framework.testing import prepared
 from framework.training import Engine, TrainerConfig
 from framework.training.device import autocast, resolve_device, resolve_precision
-from plugins.speech.config import SpeechConfig, SpeechModelConfig
 from plugins.speech.dataset import collate
 from plugins.speech.features import LogMel
 from plugins.speech.loop import train_asr
 from plugins.speech.modality import SpeechModality
 from plugins.speech.tokens import tokenizer_for
 
-CONF = Path(__file__).resolve().parents[1] / "plugins" / "speech" / "conf"
-
-
 def load(tmp: Path) -> tuple[RunContext, SpeechModality, object]:
-    """The shipped config and the bundled corpus, decoded once."""
-    shipped = OmegaConf.load(CONF / "modality" / "speech.yaml")
-    ctx = RunContext(
-        run_dir=tmp, seed=0, plugins=None,
-        modality=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SpeechConfig), shipped.modality)),
-        model=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SpeechModelConfig),
-                                                  OmegaConf.load(CONF / "model" / "whisper_tiny_scratch.yaml"))),
-        data=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), shipped.data)),
-    )
-    modality = SpeechModality()
-    return ctx, modality, modality.load_data(ctx)
+    """The config ``python -m framework +modality=speech`` runs, and its corpus, decoded once."""
+    modality, ctx = prepared(["+modality=speech"], tmp)
+    return ctx, modality, modality.load_data(ctx)  # type: ignore[return-value]
 
 
 def train_set(ctx: RunContext, modality: SpeechModality, task, data):

@@ -41,7 +41,6 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "plugins" / "text" / "conf"
 BATCH, LR, MAX_LEN = 16, 3e-3, 64
 
 
@@ -52,21 +51,14 @@ def _peak_mb(device: str) -> float:
 
 
 def _ctx(method: str, tmp: Path, device: str) -> Any:
-    from omegaconf import OmegaConf
+    """The config ``python -m framework +modality=text`` (``text_dpo`` for DPO) runs, at MAX_LEN
+    tokens, training data only, no baseline or probes (not part of the timed loop)."""
+    from framework.testing import prepared
 
-    from framework.data.config import DataConfig
-    from framework.modality import RunContext
-    from plugins.text.config import TextConfig, TextModelConfig
-
-    shipped = OmegaConf.load(CONF / "modality" / ("text.yaml" if method == "sft" else "text_dpo.yaml"))
-    base = OmegaConf.load(CONF / "modality" / "text.yaml")
-    mod = OmegaConf.merge(OmegaConf.structured(TextConfig), base.modality, shipped.get("modality", {}),
-                          {"max_length": MAX_LEN, "baseline": False, "probes": {"file": None}})
-    data = OmegaConf.merge(OmegaConf.structured(DataConfig), base.data, shipped.get("data", {}),
-                           {"val": None, "test": None})
-    model = OmegaConf.merge(OmegaConf.structured(TextModelConfig), OmegaConf.load(CONF / "model" / "tiny.yaml"))
-    return RunContext(run_dir=tmp, modality=OmegaConf.to_object(mod), model=OmegaConf.to_object(model),
-                      data=OmegaConf.to_object(data), seed=0, plugins=None)
+    name = "text" if method == "sft" else "text_dpo"
+    _, ctx = prepared([f"+modality={name}", f"modality.max_length={MAX_LEN}", "modality.baseline=false",
+                       "modality.probes.file=null", "data.val=null", "data.test=null"], tmp)
+    return ctx
 
 
 def ours(method: str, steps: int, warmup: int, device: str) -> dict[str, float]:

@@ -32,35 +32,22 @@ import tempfile
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from paired import plain_loop, run_rounds
 
-from framework.data.config import DataConfig
 from framework.hookspecs import RunInfo
 from framework.modality import RunContext
+from framework.testing import prepared
 from framework.training import Engine, TrainerConfig
 from framework.training.device import autocast, resolve_device, resolve_precision
 from framework.media.augment import build_pipeline
-from plugins.vision.config import VisionConfig, VisionModelConfig
 from plugins.vision.dataset import ImageDataset
 from plugins.vision.loop import train_classifier
 from plugins.vision.modality import STORE_KEY, VisionModality
 
-CONF = Path(__file__).resolve().parents[1] / "plugins" / "vision" / "conf"
-
-
 def load(model_group: str, tmp: Path) -> tuple[RunContext, VisionModality, object]:
-    """The shipped config with the given model group, and the bundled digits, decoded once."""
-    shipped = OmegaConf.load(CONF / "modality" / "vision.yaml")
-    ctx = RunContext(
-        run_dir=tmp, seed=0, plugins=None,
-        modality=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(VisionConfig), shipped.modality)),
-        model=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(VisionModelConfig),
-                                                  OmegaConf.load(CONF / "model" / f"{model_group}.yaml"))),
-        data=OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), shipped.data)),
-    )
-    modality = VisionModality()
-    return ctx, modality, modality.load_data(ctx)
+    """The config ``python -m framework +modality=vision model=GROUP`` runs, and its data, decoded once."""
+    modality, ctx = prepared(["+modality=vision", f"model={model_group}"], tmp)
+    return ctx, modality, modality.load_data(ctx)  # type: ignore[return-value]
 
 
 def plugin_round(ctx: RunContext, modality: VisionModality, data, args: argparse.Namespace,

@@ -87,7 +87,7 @@ def run(cfg: DictConfig, run_dir: Path, *, plugins: Plugins | None = None, base_
 
     plugins = plugins or load_plugins()
     check_run_dir(run_dir)
-    modality, ctx, stages = _prepare(cfg, run_dir, plugins, overrides or [])
+    modality, ctx, stages = prepare(cfg, run_dir, plugins, overrides or [])
     info = _run_info(ctx, modality)
     lock = lock_run_dir(run_dir) if info.is_main else None  # ranks share rank 0's run dir
     try:
@@ -113,8 +113,16 @@ def _run_locked(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: li
     return result
 
 
-def _prepare(cfg: DictConfig, run_dir: Path, plugins: Plugins,
-             overrides: list[str]) -> tuple[Modality, RunContext, list[str]]:
+def prepare(cfg: DictConfig, run_dir: Path, plugins: Plugins,
+            overrides: list[str]) -> tuple[Modality, RunContext, list[str]]:
+    """Check a composed config and build what :func:`run` hands the modality, before any stage.
+
+    Called by :func:`run` first (and by ``framework.testing.prepared``). Returns the selected
+    modality, the :class:`RunContext` its methods receive (typed sections, data config, seed,
+    the resolved config YAML) and the stages to run. Raises :class:`FrameworkError` for no or an
+    unknown modality, a malformed success criterion, an unknown stage, a bad trainer section or a
+    ``_target_`` outside ``allowed_targets``.
+    """
     if cfg.get("modality") is None or "name" not in cfg.modality:
         names = ", ".join(plugins.modalities()) or "none installed"
         raise FrameworkError(f"no modality selected: add +modality=NAME (installed: {names})")

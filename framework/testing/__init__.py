@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from omegaconf import DictConfig
 
-from framework.app import RunResult, run
+from framework.app import RunResult, prepare, run
 from framework.config import conf_dir, normalise_overrides, register_configs, typed_section
 from framework.data.audit import AuditReport, GateFailure
 from framework.data.checks import QualityCheck
@@ -38,7 +38,8 @@ from framework.plugins import Plugins, load_plugins, new_manager
 if TYPE_CHECKING:
     from framework.modality import RunContext
 
-__all__ = ["FrameworkRun", "assert_plugin_contract", "compose", "contract_problems", "run_context", "run_framework"]
+__all__ = ["FrameworkRun", "assert_plugin_contract", "compose", "contract_problems", "prepared", "run_context",
+           "run_framework"]
 
 
 def compose(overrides: Sequence[str], *, run_dir: Path | None = None) -> DictConfig:
@@ -83,6 +84,20 @@ def run_framework(overrides: Sequence[str], run_dir: Path, *, plugins: Plugins |
     except GateFailure as refused:
         return FrameworkRun(status="refused", run_dir=run_dir, audit=refused.report, message=str(refused))
     return FrameworkRun(status=result.status, metrics=result.metrics, verdicts=result.verdicts, run_dir=run_dir)
+
+
+def prepared(overrides: Sequence[str], run_dir: Path, *, plugins: Plugins | None = None) -> tuple[Modality, "RunContext"]:
+    """The modality and the :class:`~framework.modality.RunContext` that ``python -m framework
+    OVERRIDES`` would hand its methods, with the config checks of a run, and no stage run.
+
+    For benchmarks and tests that drive a modality's methods (``load_data``, ``build_task``...)
+    on exactly the config a user's run composes. ``run_dir`` is created.
+    """
+    cfg = compose(overrides)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    modality, ctx, _ = prepare(cfg, run_dir, plugins or load_plugins(), list(overrides))
+    return modality, ctx
 
 
 def contract_problems(plugin: object) -> list[str]:
