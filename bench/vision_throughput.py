@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="timed optimizer steps per round (after as many warmup)")
     parser.add_argument("--model", default="vit", help="shipped model group: vit | efficientnet")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=5, help="paired rounds (each runs both loops)")
+    parser.add_argument("--rounds", type=int, default=9, help="paired rounds (each runs both loops)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads for both loops (0: torch's default; 1 is steadiest on a shared box)")
     parser.add_argument("--fused-baseline", action="store_true",
