@@ -9,7 +9,8 @@ import pytest
 
 import framework_tabular.plugin
 from framework import hookimpl
-from framework.testing import assert_plugin_contract, contract_problems, run_framework
+from framework.errors import FrameworkError
+from framework.testing import assert_plugin_contract, contract_problems, prepared, run_framework
 
 
 def test_example_plugin_honours_the_contract() -> None:
@@ -25,6 +26,17 @@ class _BadModalityPlugin:
 def test_contract_kit_reports_problems() -> None:
     problems = contract_problems(_BadModalityPlugin())
     assert any("must return framework.Modality instances" in p for p in problems)
+
+
+def test_prepared_gives_the_typed_sections_a_run_would_and_checks_the_config(tmp_path: Path) -> None:
+    modality, ctx = prepared(["+modality=tabular", "model.hidden=[8]", "seed=5"], tmp_path / "run")
+    assert type(modality).__name__ == "TabularModality" and type(ctx.modality).__name__ == "TabularConfig"
+    assert type(ctx.model).__name__ == "MLPConfig" and ctx.model.hidden == [8] and ctx.model.dropout == 0.1
+    assert ctx.seed == 5 and ctx.run_dir == tmp_path / "run" and ctx.run_dir.is_dir()
+    assert "hidden:\n  - 8" in ctx.config_yaml  # the resolved config a run records
+    assert len(modality.load_data(ctx).records("train")) > 0
+    with pytest.raises(FrameworkError, match="unknown stage"):  # a run's checks, before any stage
+        prepared(["+modality=tabular", "stages=[trian]"], tmp_path / "other")
 
 
 @pytest.mark.slow
