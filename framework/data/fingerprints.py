@@ -77,7 +77,8 @@ def image_hash(path: Path) -> tuple[int, dict[str, Any]]:
     with Image.open(path) as img:
         img.load()
         meta = {"mode": img.mode, "format": img.format, "size": list(img.size)}
-        return int(str(imagehash.phash(img)), 16), meta
+        bits = imagehash.phash(img).hash.reshape(-1)  # 64 booleans, most significant first
+        return int.from_bytes(np.packbits(bits).tobytes(), "big"), meta  # int(str(hash), 16), without the hex string
 
 
 def audio_signature(path: Path, segment: tuple[float, float | None] | None = None) -> tuple[int, dict[str, Any]]:

@@ -58,6 +58,16 @@ def test_image_hash_survives_brightness_and_resize(tmp_path: Path) -> None:
     assert meta["mode"] == "RGB" and meta["format"] == "PNG"
 
 
+def test_image_hash_is_the_phash_imagehash_prints(tmp_path: Path) -> None:
+    import imagehash
+    from PIL import Image
+
+    for seed in range(6):
+        path = make_image(tmp_path / f"{seed}.png", seed)
+        with Image.open(path) as img:
+            assert image_hash(path)[0] == int(str(imagehash.phash(img)), 16)  # same 64 bits, same order
+
+
 def test_audio_signature_survives_gain_and_resampling(tmp_path: Path) -> None:
     base, meta = audio_signature(make_wav(tmp_path / "a.wav", 300))
     quieter, _ = audio_signature(make_wav(tmp_path / "b.wav", 300, gain=0.2))
