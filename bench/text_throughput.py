@@ -50,7 +50,7 @@ def _peak_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _ctx(method: str, tmp: Path, device: str) -> Any:
+def _ctx(method: str, tmp: Path) -> Any:
     """The config ``python -m framework +modality=text`` (``text_dpo`` for DPO) runs, at MAX_LEN
     tokens, training data only, no baseline or probes (not part of the timed loop)."""
     from framework.testing import prepared
@@ -68,7 +68,7 @@ def ours(method: str, steps: int, warmup: int, device: str) -> dict[str, float]:
     from plugins.text.modality import TextModality
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-text-"))
-    ctx = _ctx(method, tmp, device)
+    ctx = _ctx(method, tmp)
     modality = TextModality()
     data = modality.load_data(ctx)
     task = modality.build_task(ctx, data)

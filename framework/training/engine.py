@@ -425,14 +425,11 @@ class Engine:
         no_sync = isinstance(self.model, DistributedDataParallel) and not final
         with self.model.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[union-attr, operator]
             scaled.backward()
-        if metrics:
-            extra = {k: v for k, v in metrics.items() if k != "loss"}
-            tokens = extra.pop("tokens", None)
-            if isinstance(tokens, (int, float)):  # a plain count: no host sync
-                self._tokens += tokens
-            self._pending.add({"loss": loss, **extra})
-        else:
-            self._pending.add({"loss": loss})
+        extra = {k: v for k, v in (metrics or {}).items() if k != "loss"}
+        tokens = extra.pop("tokens", None)
+        if isinstance(tokens, (int, float)):  # a plain count: no host sync
+            self._tokens += tokens
+        self._pending.add({"loss": loss, **extra})
         self._items += self._batch_items
         if not final:
             return False
