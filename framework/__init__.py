@@ -2,7 +2,7 @@
 
 Everything a plugin needs is importable from here (``docs/plugins.md`` documents each name)::
 
-    from framework import (Modality, RunContext, hookimpl,                 # the contract
+    from framework import (Modality, RunContext, StashKey, hookimpl,       # the contract
                            DataBundle, Record, Collector, load_bundle,     # data
                            CheckResult, Finding, check_settings,           # audit checks
                            Predictions, EvalReport, evaluation_report)     # evaluation
@@ -17,7 +17,7 @@ from importlib import import_module
 from typing import Any
 
 from framework.hookspecs import RunInfo, hookimpl
-from framework.modality import Modality, RunContext
+from framework.modality import Modality, RunContext, Stash, StashKey
 
 __version__ = "0.1.0"
 
@@ -52,7 +52,7 @@ _LAZY = {
     "FrameworkError": "framework.errors",
 }
 
-__all__ = ["Modality", "RunContext", "RunInfo", "hookimpl", "__version__", *_LAZY]
+__all__ = ["Modality", "RunContext", "Stash", "StashKey", "RunInfo", "hookimpl", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -100,7 +100,7 @@ def run(cfg: DictConfig, run_dir: Path, *, plugins: Plugins | None = None, base_
 def _run_locked(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: list[str], info: RunInfo,
                 base_dir: Path, overrides: list[str]) -> RunResult:
     result = RunResult(status="failed")
-    with _observers(cfg, info, ctx.plugins, base_dir, ctx.extras["allowed_targets"]):
+    with _observers(cfg, info, ctx.plugins, base_dir, ctx.allowed_targets):
         ctx.plugins.run_start(info)
         try:
             result = _stages(cfg, ctx, modality, stages, info)
@@ -149,7 +149,7 @@ def prepare(cfg: DictConfig, run_dir: Path, plugins: Plugins,
         plugins=plugins,
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
     )
-    ctx.extras["allowed_targets"] = allowed
+    ctx.allowed_targets = allowed
     return modality, ctx, stages
 
 
@@ -228,6 +228,7 @@ def _stages(cfg: DictConfig, ctx: RunContext, modality: Modality, stages: list[s
     _seed(ctx)
     with _calling(modality, "load_data", ctx):
         data = modality.load_data(ctx)
+    ctx.classes = list(data.classes)
     log.info("data: %s records per split, %d quarantined", data.counts(), len(data.quarantine))
     audit = _audit(cfg, ctx, modality, data) if "audit" in stages else None
     result = RunResult(status="completed")
@@ -323,7 +324,7 @@ def _train(cfg: DictConfig, ctx: RunContext, modality: Modality, task: Any, data
     with Engine(trainer, info, events=ctx.plugins, seed=ctx.seed) as engine:
         with _calling(modality, "train", ctx):
             modality.train(ctx, engine, task, data)
-        ctx.extras["engine"] = engine
+        ctx.engine = engine
 
 
 def _load_trained_weights(cfg: DictConfig, ctx: RunContext, task: Any) -> None:
@@ -420,7 +421,6 @@ def _preannotate(ctx: RunContext, modality: Modality, task: Any, data: DataBundl
                                          allow_outside_root=ctx.data.allow_outside_root)
     for item in quarantined:
         log.warning("preannotate: skipped %s (%s): %s", item.source, item.reason, item.detail)
-    ctx.extras.setdefault("classes", data.classes)
     with _calling(modality, "predict", ctx):
         predictions = modality.predict(ctx, task, records, "unlabeled")
     path = export_preannotations(predictions, records, ctx.path("annotation", "preannotations.json"),

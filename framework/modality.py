@@ -21,9 +21,10 @@ The monitor (``python -m framework.monitoring RUN_DIR MANIFEST``) later calls ``
 from __future__ import annotations
 
 import abc
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Mapping, TypeVar, overload
 
 from framework.data.records import DataBundle, Record
 from framework.evaluation.types import EvalReport, Predictions
@@ -31,13 +32,86 @@ from framework.evaluation.types import EvalReport, Predictions
 if TYPE_CHECKING:
     import torch
 
+    from framework.data.config import DataConfig
     from framework.plugins import Plugins
     from framework.training import Engine
 
+T = TypeVar("T")
+D = TypeVar("D")
+ModalityConfigT = TypeVar("ModalityConfigT")
+ModelConfigT = TypeVar("ModelConfigT")
+
+
+class StashKey(Generic[T]):
+    """A typed key into :attr:`RunContext.stash`: a plugin's own per-run state.
+
+    Create one per value at module level; the type parameter is what the value is::
+
+        TOKENIZER = StashKey[PreTrainedTokenizerBase]("text.tokenizer")
+
+    Keys compare by identity, so two plugins can never overwrite each other's values by picking
+    the same name; the name is only shown in errors and ``repr``.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"StashKey({self.name!r})"
+
+
+class Stash:
+    """Per-run state a modality keeps between its own methods, under typed :class:`StashKey` keys.
+
+    Lives as long as one :class:`RunContext`: ``load_data`` can put an image cache here for
+    ``train`` and ``predict`` to reuse, ``train`` can leave what the audit's model checks read.
+    The core never writes into it.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[StashKey[Any], Any] = {}
+
+    def __setitem__(self, key: StashKey[T], value: T) -> None:
+        self._values[key] = value
+
+    def __getitem__(self, key: StashKey[T]) -> T:
+        try:
+            return self._values[key]  # type: ignore[no-any-return]
+        except KeyError:
+            raise KeyError(f"{key.name!r} is not in the run's stash (set it before reading it)") from None
+
+    @overload
+    def get(self, key: StashKey[T]) -> T | None: ...
+
+    @overload
+    def get(self, key: StashKey[T], default: D) -> T | D: ...
+
+    def get(self, key: StashKey[T], default: Any = None) -> Any:
+        """The value under ``key``, or ``default`` when none was set."""
+        return self._values.get(key, default)
+
+    def setdefault(self, key: StashKey[T], default: T) -> T:
+        """The value under ``key``, storing ``default`` there first when none was set."""
+        return self._values.setdefault(key, default)  # type: ignore[no-any-return]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def __delitem__(self, key: StashKey[T]) -> None:
+        del self._values[key]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
 
 @dataclass
-class RunContext:
+class RunContext(Generic[ModalityConfigT, ModelConfigT]):
     """What every modality method receives about the run.
+
+    Generic over the modality's own config types, so a plugin declares them once on its
+    :class:`Modality` subclass and reads ``ctx.modality.<field>`` without casts.
 
     Attributes:
         run_dir: The run's output directory (Hydra's job dir); everything the run writes goes here.
@@ -47,17 +121,41 @@ class RunContext:
         seed: The run's seed.
         plugins: The plugin facade, for modalities that call cross-cutting hooks themselves.
         config_yaml: The resolved run config as YAML text (stored in checkpoints and exports).
-        extras: Free room shared between a modality's own methods during one run.
+        allowed_targets: Packages whose classes a config's ``_target_`` may name, as given on the
+            command line (``docs/security.md``); set by the core, read-only for plugins.
+        classes: The class names of the loaded data (empty for modalities without classes); set
+            by the core after ``load_data``, so ``predict`` on unlabeled records knows them too.
+        engine: The engine that trained the task in this run, after the train stage (``None``
+            before it, and in runs without it).
+        stash: The modality's own per-run state under typed keys (:class:`Stash`); the core
+            never writes into it.
     """
 
     run_dir: Path
-    modality: Any
-    model: Any
-    data: Any
+    modality: ModalityConfigT
+    model: ModelConfigT
+    data: "DataConfig"
     seed: int
     plugins: "Plugins"
     config_yaml: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
+    allowed_targets: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    engine: "Engine | None" = None
+    stash: Stash = field(default_factory=Stash)
+    _legacy_extras: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """Deprecated: a string-keyed dict shared with the core. Use :attr:`stash` with a
+        :class:`StashKey`, and :attr:`classes`, :attr:`engine`, :attr:`allowed_targets` for what
+        the core provides (``docs/plugins.md``, "Migrating"). Kept working for one release."""
+        warnings.warn("RunContext.extras is deprecated: keep per-run state in ctx.stash under a StashKey, and read "
+                      "ctx.classes / ctx.engine / ctx.allowed_targets for what the core provides "
+                      "(docs/plugins.md, Migrating)", DeprecationWarning, stacklevel=2)
+        self._legacy_extras.update(classes=self.classes, allowed_targets=self.allowed_targets)
+        if self.engine is not None:
+            self._legacy_extras["engine"] = self.engine
+        return self._legacy_extras
 
     def path(self, *parts: str) -> Path:
         """A path inside the run dir, with its parent directories created."""
@@ -66,8 +164,11 @@ class RunContext:
         return target
 
 
-class Modality(abc.ABC):
+class Modality(abc.ABC, Generic[ModalityConfigT, ModelConfigT]):
     """Base class for a modality. Subclass it, set the class attributes, implement the methods.
+
+    Parametrise it with the config dataclasses of your ``sections`` so every method's ``ctx`` is
+    typed: ``class Vision(Modality[VisionConfig, VisionModelConfig])``.
 
     Class attributes:
         name: The name users select with ``+modality=NAME``; unique across installed plugins.
@@ -86,7 +187,7 @@ class Modality(abc.ABC):
     sections: ClassVar[Mapping[str, type]] = {}
 
     @abc.abstractmethod
-    def load_data(self, ctx: RunContext) -> DataBundle:
+    def load_data(self, ctx: RunContext[ModalityConfigT, ModelConfigT]) -> DataBundle:
         """Called once per run, before any stage; returns every split, read and validated.
 
         Read manifests with :mod:`framework.data` readers, resolve media paths, and quarantine
@@ -94,7 +195,7 @@ class Modality(abc.ABC):
         """
 
     @abc.abstractmethod
-    def build_task(self, ctx: RunContext, data: DataBundle) -> "torch.nn.Module":
+    def build_task(self, ctx: RunContext[ModalityConfigT, ModelConfigT], data: DataBundle) -> "torch.nn.Module":
         """Called once per run, after ``load_data``; returns the task: the model and its loss.
 
         The task's ``state_dict`` is what checkpoints hold, so everything trainable (and buffers
@@ -102,7 +203,8 @@ class Modality(abc.ABC):
         """
 
     @abc.abstractmethod
-    def train(self, ctx: RunContext, engine: "Engine", task: "torch.nn.Module", data: DataBundle) -> None:
+    def train(self, ctx: RunContext[ModalityConfigT, ModelConfigT], engine: "Engine", task: "torch.nn.Module",
+              data: DataBundle) -> None:
         """Called by the train stage; the modality's training loop, written on the engine.
 
         The loop owns forward, loss and ``engine.backward``; the engine owns device, precision,
@@ -111,7 +213,8 @@ class Modality(abc.ABC):
         """
 
     @abc.abstractmethod
-    def predict(self, ctx: RunContext, task: "torch.nn.Module", records: list[Record], split: str) -> Predictions:
+    def predict(self, ctx: RunContext[ModalityConfigT, ModelConfigT], task: "torch.nn.Module", records: list[Record],
+                split: str) -> Predictions:
         """Called by evaluation and pre-annotation; returns the task's outputs for ``records``.
 
         Must work for unlabeled records (targets ``None``), so that predictions can be exported as
@@ -119,14 +222,16 @@ class Modality(abc.ABC):
         """
 
     @abc.abstractmethod
-    def evaluate(self, ctx: RunContext, task: "torch.nn.Module", data: DataBundle, split: str) -> EvalReport:
+    def evaluate(self, ctx: RunContext[ModalityConfigT, ModelConfigT], task: "torch.nn.Module", data: DataBundle,
+                 split: str) -> EvalReport:
         """Called by the evaluate stage once per evaluated split; returns metrics and findings.
 
         Include per-class and per-slice figures where they mean something, and robustness results
         when the modality's config lists conditions. Plugin metrics are merged in by the core.
         """
 
-    def drift_features(self, ctx: RunContext, records: list[Record]) -> dict[str, list[Any]]:
+    def drift_features(self, ctx: RunContext[ModalityConfigT, ModelConfigT],
+                       records: list[Record]) -> dict[str, list[Any]]:
         """Called by the monitor (``python -m framework.monitoring``) on the training reference and
         on each new batch; returns the per-item input statistics drift is measured on.
 
@@ -139,7 +244,8 @@ class Modality(abc.ABC):
         """
         return {}
 
-    def export(self, ctx: RunContext, task: "torch.nn.Module", out_dir: Path) -> list[Path]:
+    def export(self, ctx: RunContext[ModalityConfigT, ModelConfigT], task: "torch.nn.Module",
+               out_dir: Path) -> list[Path]:
         """Called by the export stage; writes a deployable artifact into ``out_dir``.
 
         Returns the written files. The default writes the task's weights as safetensors with the

@@ -96,7 +96,7 @@ def load_trained(run_dir: Path, out_dir: Path, *, weights: Path | None = None,
     data = modality.load_data(ctx)
     task = modality.build_task(ctx, data)
     load_model_weights(task, source)
-    ctx.extras.setdefault("classes", data.classes)
+    ctx.classes = list(data.classes)
     log.info("monitor: loaded %s weights from %s", modality.name, source)
     return TrainedRun(modality, ctx, task, data, source)
 
