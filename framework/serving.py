@@ -12,10 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from framework.atomic import atomic_write_text
 from framework.errors import FrameworkError
+
+if TYPE_CHECKING:
+    from framework.stage import Run
 
 T = TypeVar("T", bound="ServingFile")
 
@@ -51,3 +54,31 @@ def find_serving_file(source: Path, name: str, modality: str) -> Path:
         f"{source} has no {name}: give an export directory (run_dir/export) or a checkpoint "
         f"directory (run_dir/checkpoints/step_...) of a run of the {modality} modality"
     )
+
+
+class Export:
+    """The export stage (``stages=[..., export]``, main process): ``modality.export`` into a
+    temporary directory, published whole as ``run_dir/export/``, so it is never half-written."""
+
+    name = "export"
+
+    def applies(self, run: "Run") -> bool:
+        return run.selected("export") and run.is_main
+
+    def __call__(self, run: "Run") -> None:
+        import logging
+        import os
+        import shutil
+
+        from framework.atomic import replace_dir
+
+        final = run.run_dir / "export"
+        tmp = run.run_dir / f".tmp-export-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            written = run.call("export", run.require(run.task, "task"), tmp)
+            replace_dir(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        logging.getLogger(__name__).info("exported %d file(s) to %s", len(written), final)

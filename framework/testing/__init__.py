@@ -96,8 +96,8 @@ def prepared(overrides: Sequence[str], run_dir: Path, *, plugins: Plugins | None
     cfg = compose(overrides)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    modality, ctx, _ = prepare(cfg, run_dir, plugins or load_plugins(), list(overrides))
-    return modality, ctx
+    job = prepare(cfg, run_dir, plugins or load_plugins(), list(overrides))
+    return job.modality, job.ctx
 
 
 def contract_problems(plugin: object) -> list[str]:

@@ -1,0 +1,276 @@
+"""One run as data: the typed :class:`Run` every stage reads and fills, and the :class:`Stage` contract.
+
+A run is a fixed pipeline of stage objects (:data:`framework.app.PIPELINE`); each one says whether
+it applies to this run (``stages=[...]`` in the config, and what earlier stages found) and does
+its one job on the :class:`Run`. The stages live in the package they belong to:
+``framework.data.stage`` (audit), ``framework.training.stage`` (train, or load trained weights),
+``framework.evaluation.stage`` (retention, evaluate, report), ``framework.annotation.stage``
+(pre-annotation), ``framework.serving`` (export); loading the data, building the task and the
+summary are the run's own (here).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, TypeVar
+
+from framework.atomic import atomic_write_json
+from framework.errors import FrameworkError, first_line
+from framework.evaluation import success
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from framework.config import FrameworkConfig
+    from framework.data.audit import AuditReport
+    from framework.data.records import DataBundle
+    from framework.evaluation.retention import Retention
+    from framework.evaluation.types import EvalReport
+    from framework.hookspecs import RunInfo
+    from framework.modality import Modality, RunContext
+    from framework.plugins import Plugins
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LOG_FILE = "run.log"  # the run's log (Hydra's job log); tracebacks of modality failures land here
+SUMMARY_JSON = "summary.json"
+
+
+class ModalityFailure(Exception):
+    """A modality method raised: framed as one line naming the modality, its package and the method.
+
+    ``python -m framework`` prints the message and exits 1; the full traceback is in the run's
+    ``run.log``. The original exception is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, method: str) -> None:
+        super().__init__(message)
+        self.method = method
+
+
+@dataclass
+class RunResult:
+    """What one run produced; also written as ``summary.json`` in the run dir.
+
+    Attributes:
+        status: ``completed``, ``failed``, ``refused`` (a data gate stopped it) or ``interrupted``.
+        metrics: Every evaluated figure, flattened (``val/accuracy``, ``retention/...``).
+        verdicts: One per ``success:`` criterion.
+        enforce_success: ``evaluation.enforce_success``: whether a failed criterion fails the command.
+    """
+
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    verdicts: list[success.Verdict] = field(default_factory=list)
+    enforce_success: bool = True
+
+    @property
+    def fit_to_ship(self) -> bool | None:
+        """``None`` without success criteria, else whether every criterion passed."""
+        return all(v.passed for v in self.verdicts) if self.verdicts else None
+
+
+@dataclass
+class Run:
+    """One job's typed state, built once from the composed config (``framework.app.prepare``).
+
+    The setup fields are fixed for the run; the later ones are filled by the stages in pipeline
+    order and read by the stages after them.
+
+    Attributes:
+        config: The whole typed config; ``config.modality`` / ``config.model`` are the modality's
+            own section dataclasses.
+        modality: The selected modality.
+        ctx: What the modality's methods receive.
+        info: The run's identity for hooks and the engine (rank, world size, run dir).
+        stages: The stage names the config selected (``stages=[...]``).
+        base_dir: The directory the user launched from (shared stores such as MLflow's live there).
+        overrides: The job's command-line overrides, recorded in ``summary.json``.
+        data: Every split, after the load stage.
+        audit: The audit report, after the audit stage.
+        task: The model with its loss, after the build stage.
+        retention: The retention set and its scores, when ``evaluation.retention`` is set.
+        reports: One report per evaluated split, after the evaluate stage.
+        result: What the run produced so far.
+    """
+
+    config: "FrameworkConfig"
+    modality: "Modality[Any, Any]"
+    ctx: "RunContext[Any, Any]"
+    info: "RunInfo"
+    stages: tuple[str, ...]
+    base_dir: Path = field(default_factory=Path.cwd)
+    overrides: list[str] = field(default_factory=list)
+    data: "DataBundle | None" = None
+    audit: "AuditReport | None" = None
+    task: "nn.Module | None" = None
+    retention: "Retention | None" = None
+    reports: list["EvalReport"] = field(default_factory=list)
+    result: RunResult = field(default_factory=lambda: RunResult(status="completed"))
+
+    @property
+    def run_dir(self) -> Path:
+        return self.ctx.run_dir
+
+    @property
+    def plugins(self) -> "Plugins":
+        return self.ctx.plugins
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0, the process that evaluates, exports and writes reports."""
+        return self.info.is_main
+
+    def selected(self, *names: str) -> bool:
+        """Whether the config selected any of the stages ``names``."""
+        return any(name in self.stages for name in names)
+
+    @property
+    def audit_needs_model(self) -> bool:
+        """Audit checks wait for the model (``needs_model``), and this run has one: it trains, or
+        loads ``checkpoint=``."""
+        return self.audit is not None and bool(self.audit.pending) and \
+            (self.selected("train") or bool(self.config.checkpoint))
+
+    def require(self, value: T | None, what: str) -> T:
+        """``value``, which an earlier stage must have set (a pipeline-order bug otherwise)."""
+        if value is None:
+            raise RuntimeError(f"run.{what} is not set: a stage that needs it runs before the one that makes it")
+        return value
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Call ``modality.<method>(ctx, *args)``, framing a crash as :class:`ModalityFailure`."""
+        function: Callable[..., Any] = getattr(self.modality, method)
+        with calling(self.modality, method, self.ctx):
+            return function(self.ctx, *args)
+
+    def seed(self) -> None:
+        """Seed every generator (``seed + rank``) so a modality method's randomness is the config's."""
+        from framework.training.seed import seed_everything
+
+        seed_everything(self.ctx.seed + self.info.rank)
+
+
+class Stage(Protocol):
+    """One step of a run. Stages are stateless objects; everything they share is on the :class:`Run`.
+
+    Attributes:
+        name: Shown in logs.
+    """
+
+    name: str
+
+    def applies(self, run: Run) -> bool:
+        """Called in pipeline order, just before the stage would run; True to run it."""
+
+    def __call__(self, run: Run) -> None:
+        """Do the stage's work on ``run`` (reading what earlier stages left, filling its own fields)."""
+
+
+@contextmanager
+def calling(modality: "Modality[Any, Any]", method: str, ctx: "RunContext[Any, Any]") -> Iterator[None]:
+    """Frame an exception raised inside a modality method (see :class:`ModalityFailure`).
+
+    Errors that are already explained pass through unchanged: a :class:`FrameworkError` (a problem
+    the user fixes), an interruption, a stopped training run, a failed gate, a full disk.
+    """
+    from framework.training import Interrupted, TrainingStopped
+
+    try:
+        yield
+    except (FrameworkError, Interrupted, TrainingStopped, ModalityFailure, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        from framework.atomic import no_space_left
+
+        if no_space_left(exc):
+            raise
+        package = _package_of(modality)
+        log_path = ctx.run_dir / LOG_FILE
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(f"modality {modality.name} (package {package}) failed in {method}:\n{traceback.format_exc()}\n")
+        first = first_line(exc)
+        raise ModalityFailure(
+            f"modality {modality.name} (package {package}) failed in {method}: {type(exc).__name__}"
+            f"{': ' + first if first else ''} (full traceback in {log_path})", method) from exc
+
+
+def _package_of(modality: "Modality[Any, Any]") -> str:
+    """The installed distribution that ships ``modality``'s class (its top-level module otherwise)."""
+    from importlib.metadata import packages_distributions
+
+    module = type(modality).__module__.split(".")[0]
+    return ", ".join(packages_distributions().get(module, [])) or module
+
+
+# --- the run's own stages ------------------------------------------------------------------------
+
+
+class LoadData:
+    """Every run: ``modality.load_data`` once, seeded; ``ctx.classes`` from what it read."""
+
+    name = "load"
+
+    def applies(self, run: Run) -> bool:
+        return True
+
+    def __call__(self, run: Run) -> None:
+        run.seed()
+        data: DataBundle = run.call("load_data")
+        run.data = data
+        run.ctx.classes = list(data.classes)
+        log.info("data: %s records per split, %d quarantined", data.counts(), len(data.quarantine))
+
+
+class BuildTask:
+    """``modality.build_task`` once, re-seeded so the initial weights depend on the seed alone;
+    skipped by a run that only audits (unless an audit check needs the trained model)."""
+
+    name = "build"
+
+    def applies(self, run: Run) -> bool:
+        return any(stage != "audit" for stage in run.stages) or run.audit_needs_model
+
+    def __call__(self, run: Run) -> None:
+        run.seed()
+        run.task = run.call("build_task", run.require(run.data, "data"))
+
+
+class Summary:
+    """Every run, last, whatever happened: ``summary.json`` (status, metrics, verdicts)."""
+
+    name = "summary"
+
+    def applies(self, run: Run) -> bool:
+        return True
+
+    def __call__(self, run: Run) -> None:
+        result = run.result
+        summary = {
+            "status": result.status,
+            "overrides": run.overrides,
+            "metrics": result.metrics,
+            "fit_to_ship": result.fit_to_ship,
+            "enforce_success": result.enforce_success,
+            "success": [{"metric": v.criterion.metric, "required": f"{v.criterion.op}{v.criterion.threshold:g}",
+                         "value": v.value, "passed": v.passed} for v in result.verdicts],
+        }
+        atomic_write_json(run.run_dir / SUMMARY_JSON, summary)
+
+
+def status_of(exc: BaseException) -> str:
+    """The ``summary.json`` status of a run that raised ``exc``."""
+    from framework.data.audit import GateFailure
+    from framework.training import Interrupted
+
+    if isinstance(exc, GateFailure):
+        return "refused"
+    if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+        return "interrupted"
+    return "failed"
