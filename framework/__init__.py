@@ -7,8 +7,15 @@ Everything a plugin needs is importable from here (``docs/plugins.md`` documents
                            CheckResult, Finding, check_settings,           # audit checks
                            Predictions, EvalReport, evaluation_report)     # evaluation
 
-``import framework`` stays light: names other than the contract load on first use. The contract
-test kit is :mod:`framework.testing`. See ``docs/architecture.md`` for the layout.
+``import framework`` stays light: names other than the contract load on first use. See
+``docs/architecture.md`` for the layout.
+
+Beside the names here, a few submodules are public, each with its own ``__all__`` (listed in
+``_PUBLIC_MODULES`` and documented in ``docs/plugins.md``): :mod:`framework.media` (image decoding
+and augmentation for plugins that read images), :mod:`framework.evaluation.classification` (the
+classification report and its parts) and the contract test kit :mod:`framework.testing` (with
+:mod:`framework.testing.ddp`), which only tests may import. Every other module is internal: its
+path and names may change without notice. A test holds ``plugins/`` and ``examples/`` to this.
 """
 
 from __future__ import annotations
@@ -35,22 +42,55 @@ _LAZY = {
     "get_field": "framework.data.readers",
     "probe_image": "framework.data.probes",
     "probe_audio": "framework.data.probes",
+    "ProbeResult": "framework.data.probes",
+    "IMAGE_EXTENSIONS": "framework.data.probes",
+    "AUDIO_EXTENSIONS": "framework.data.probes",
+    "render_chat": "framework.data.readers.text",
+    # what the audit's near-duplicate search compares (for a plugin's own checks or data generators)
+    "GATE_DEFAULTS": "framework.data.config",
+    "normalise_text": "framework.data.fingerprints",
+    "simhash": "framework.data.fingerprints",
+    "audio_signature": "framework.data.fingerprints",
+    "near_groups": "framework.data.dedup",
     # audit checks
     "QualityCheck": "framework.data.checks",
     "CheckContext": "framework.data.checks",
     "CheckResult": "framework.data.checks",
     "Finding": "framework.data.checks",
     "check_settings": "framework.data.checks",
+    # annotation
+    "Consensus": "framework.annotation.adjudication",
+    "export_review_tasks": "framework.annotation.review_tasks",
     # evaluation
     "Predictions": "framework.evaluation.types",
     "EvalReport": "framework.evaluation.types",
     "Metric": "framework.evaluation.types",
     "evaluation_report": "framework.evaluation.classification",
-    # training
+    # training and export
     "Engine": "framework.training",
+    "all_reduce_sum": "framework.training.distributed",
+    "export_weights": "framework.training.checkpoint",
+    "load_model_weights": "framework.training.checkpoint",
+    "ServingFile": "framework.serving",
+    "find_serving_file": "framework.serving",
+    # files and config
+    "atomic_write_text": "framework.atomic",
+    "jsonable": "framework.json_values",
+    "compose_config": "framework.compose",
+    "modality_sections": "framework.compose",
     # errors
     "FrameworkError": "framework.errors",
 }
+
+# Submodules that are public besides the names above: module -> what it is (docs/plugins.md).
+# Each defines ``__all__``; only those names are public. Test-kit modules are for tests only.
+_PUBLIC_MODULES = {
+    "framework.media": "image decoding, the decoded-image store and augmentation pipelines",
+    "framework.evaluation.classification": "the classification report and its parts",
+    "framework.testing": "the contract test kit (tests only)",
+    "framework.testing.ddp": "gloo DDP workers for tests on CPU (tests only)",
+}
+_TEST_KIT = ("framework.testing",)  # public modules (and their submodules) production code must not import
 
 __all__ = ["Modality", "RunContext", "Stash", "StashKey", "RunInfo", "hookimpl", "__version__", *_LAZY]
 

@@ -411,7 +411,7 @@ def _write_html(cfg: DictConfig, ctx: RunContext, modality: Modality, reports: l
 
 def _preannotate(ctx: RunContext, modality: Modality, task: Any, data: DataBundle) -> None:
     """Predict on ``data.unlabeled`` and write Label Studio pre-annotations for annotators to correct."""
-    from framework.annotation.review import export_preannotations
+    from framework.annotation.review_tasks import export_preannotations
     from framework.data.readers import read_manifest
 
     if not ctx.data.unlabeled:
