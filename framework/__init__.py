@@ -20,8 +20,9 @@ path and names may change without notice. A test holds ``plugins/`` and ``exampl
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from framework.hookspecs import RunInfo, hookimpl
 from framework.modality import Modality, RunContext, Stash, StashKey
@@ -95,13 +96,32 @@ _TEST_KIT = ("framework.testing",)  # public modules (and their submodules) prod
 __all__ = ["Modality", "RunContext", "Stash", "StashKey", "RunInfo", "hookimpl", "__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'framework' has no attribute {name!r}")
+def _lazy_exports(module: str, table: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """The ``__getattr__`` and ``__dir__`` of a package whose public names load on first use (PEP 562).
+
+    ``table`` maps each name to the module that defines it; a loaded name is kept in the package's
+    namespace, so ``__getattr__`` runs once per name. Used by ``framework`` and ``framework.media``.
+    """
+
+    def getattr_(name: str) -> Any:
+        if name in table:
+            value = getattr(import_module(table[name]), name)
+            setattr(sys.modules[module], name, value)
+            return value
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    def dir_() -> list[str]:
+        return sorted(sys.modules[module].__all__)
+
+    return getattr_, dir_
+
+
+_load, _names = _lazy_exports(__name__, _LAZY)
+
+
+def __getattr__(name: str) -> Any:  # a def, so type checkers see the module's lazy names as Any
+    return _load(name)
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return _names()

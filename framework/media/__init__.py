@@ -16,8 +16,9 @@ and load on first use; the submodules' other names are internal.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
+
+from framework import _lazy_exports
 
 # The public names (docs/plugins.md), loaded on first use: name -> module that defines it.
 _LAZY = {
@@ -35,15 +36,12 @@ _LAZY = {
 }
 
 __all__ = list(_LAZY)
+_load, _names = _lazy_exports(__name__, _LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'framework.media' has no attribute {name!r}")
+def __getattr__(name: str) -> Any:  # a def, so type checkers see the module's lazy names as Any
+    return _load(name)
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return _names()
