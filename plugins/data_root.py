@@ -1,28 +1,10 @@
-"""Where the built-in plugins' default data lives, shared by every built-in modality."""
+"""Deprecated: renamed :mod:`plugins._bundled` (this path is removed in the next release)."""
 
-from __future__ import annotations
+import sys
+import warnings
 
-import dataclasses
-from pathlib import Path
-from typing import Any
+from plugins import _bundled
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def resolve_root(root: str | Path) -> Path:
-    """``data.root`` as an absolute path: relative roots resolve against the working directory
-    when they exist there, else against the repository (so bundled defaults under ``examples/data``
-    work from any directory)."""
-    path = Path(root).expanduser()
-    if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
-        path = REPO_ROOT / path
-    return path.absolute()
-
-
-def with_root(data_cfg: Any, root: Path) -> Any:
-    """A copy of the ``data:`` node (dataclass or OmegaConf) with ``root`` replaced."""
-    if dataclasses.is_dataclass(data_cfg):
-        return dataclasses.replace(data_cfg, root=str(root))
-    copy = data_cfg.copy()
-    copy.root = str(root)
-    return copy
+warnings.warn("plugins.data_root is deprecated and will be removed in the next release: import plugins._bundled "
+              "instead (docs/plugins.md, Migrating)", DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = _bundled

@@ -23,7 +23,7 @@ from framework.annotation.agreement import (
 from framework.annotation.label_issues import LabelIssues, find_label_issues
 from framework.annotation.label_studio import import_label_studio, parse_result
 from framework.annotation.records import AnnotationRecord, by_item, from_mapping
-from framework.annotation.review import export_preannotations, export_review_tasks, items_needing_review
+from framework.annotation.review_tasks import export_preannotations, export_review_tasks, items_needing_review
 
 __all__ = [
     "AgreementReport",

@@ -54,7 +54,7 @@ class AnnotationSummary:
 def summarize(annotations: Sequence[AnnotationRecord], gold: Mapping[str, Hashable] | None = None, *,
               outlier_margin: float = 0.25) -> AnnotationSummary:
     """Agreement, gold accuracy, adjudication and the review queue of ``annotations``."""
-    from framework.annotation.review import items_needing_review
+    from framework.annotation.review_tasks import items_needing_review
     from framework.data.gates.accuracy import gold_accuracy
 
     labels = by_item(annotations)
@@ -80,7 +80,7 @@ def _value(x: Any) -> str:
 
 def render(summary: AnnotationSummary, source: str) -> str:
     """The report as Markdown (also what the command prints)."""
-    from framework.data.datacard import agreement_tables, table
+    from framework.data.audit_card import agreement_tables, table
 
     ag = summary.agreement
     lines = [f"# Annotation report: {source}", "",
@@ -133,9 +133,9 @@ def load_export(path: Path, *, gold_field: str | None = None) -> tuple[list[Anno
 def write_report(export: Path, out_dir: Path, *, gold_path: Path | None = None, gold_field: str | None = None,
                  outlier_margin: float = 0.25) -> tuple[str, list[Path]]:
     """Build the report of ``export`` and write its files into ``out_dir``; returns the text and the files."""
-    from framework.annotation.review import export_review_tasks
+    from framework.annotation.review_tasks import export_review_tasks
     from framework.atomic import atomic_write_text
-    from framework.data.datacard import jsonable
+    from framework.data.audit_card import jsonable
     from framework.data.loading import read_gold
 
     annotations, gold, item_data = load_export(export, gold_field=gold_field)

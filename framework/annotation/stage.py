@@ -20,7 +20,7 @@ class Preannotate:
         return run.selected("preannotate") and run.is_main
 
     def __call__(self, run: Run) -> None:
-        from framework.annotation.review import export_preannotations
+        from framework.annotation.review_tasks import export_preannotations
         from framework.data.readers import read_manifest
 
         cfg, data = run.ctx.data, run.require(run.data, "data")

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from framework.data.checks import CheckContext, CheckResult, QualityCheck, SettingsError, check_settings, needs_model
 from framework.data.config import DataConfig
-from framework.data.datacard import render_datacard, write_audit_json, write_quarantine
+from framework.data.audit_card import render_datacard, write_audit_json, write_quarantine
 from framework.data.gates import CORE_GATES, core_checks
 from framework.data.gates._base import gate_settings, plain
 from framework.data.records import DataBundle
@@ -213,7 +213,7 @@ def run_model_checks(report: AuditReport, data: DataBundle, cfg: DataConfig, *, 
 def write_review_queue(data: DataBundle, path: Path, *, label_type: str) -> Path | None:
     """Export the annotated items worth another look (disagreement, tie, low confidence, failed
     gold) as a Label Studio import file; ``None`` when there are none."""
-    from framework.annotation.review import export_review_tasks, items_needing_review
+    from framework.annotation.review_tasks import export_review_tasks, items_needing_review
 
     if not data.annotations:
         return None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 from framework.evaluation.report import load_reports_json
-from framework.evaluation.retention import lower_is_better
+from framework.evaluation.direction import lower_is_better
 
 Z = 2.0
 PER_CLASS_METRICS = ("recall", "f1")  # recall is marked (a proportion of the support), F1 shown

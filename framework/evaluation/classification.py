@@ -21,6 +21,10 @@ import numpy as np
 
 from framework.evaluation.types import EvalReport, Predictions
 
+# A public module (docs/plugins.md): these names are its API.
+__all__ = ["ClassificationResult", "classification_report", "confusion_markdown", "critical_classes", "evaluation_report",
+           "plot_confusion", "slice_accuracy", "top_k", "weakest_class", "weakest_class_note"]
+
 
 @dataclass
 class ClassificationResult:

@@ -7,13 +7,13 @@ set a run against a baseline per class. ``report.html`` is :mod:`framework.evalu
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from framework.evaluation import success
 from framework.evaluation.types import EvalReport
+from framework.json_values import jsonable
 
 if TYPE_CHECKING:
     from framework.evaluation.retention import Retention
@@ -76,20 +76,10 @@ def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[succ
     return "\n".join(out).rstrip() + "\n"
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return str(value) if isinstance(value, Path) else value
-
-
 def write_reports_json(reports: Sequence[EvalReport], path: Path) -> Path:
     """Write every split's report as ``{"splits": [EvalReport fields...]}`` (strict JSON)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"splits": [_jsonable(asdict(report)) for report in reports]}
+    payload = {"splits": [jsonable(asdict(report)) for report in reports]}
     from framework.atomic import atomic_write_text
 
     return atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=False))

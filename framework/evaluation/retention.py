@@ -22,6 +22,7 @@ from typing import Any
 
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
+from framework.evaluation.direction import lower_is_better
 from framework.evaluation.types import EvalReport
 
 SPLIT = "retention"  # the split name the retention records get in the run's DataBundle
@@ -29,13 +30,6 @@ START_SPLIT = "retention_start"  # the same records, scored with the starting we
 PREFIX = "retention/"
 
 log = logging.getLogger(__name__)
-
-
-def lower_is_better(name: str) -> bool:
-    """Whether a smaller value of metric ``name`` is better (losses, error rates), by its name."""
-    from framework.tracking.compare import lower_is_better as by_name
-
-    return by_name(name)
 
 
 @dataclass

@@ -9,5 +9,39 @@
   (:func:`~framework.media.augment.condition_pipelines`).
 
 These modules import Pillow and albumentations; nothing here is imported by the core's own
-modules, so a plugin that reads no images never loads them.
+modules, so a plugin that reads no images never loads them. The names in ``__all__`` are public
+(``from framework.media import ImageStore, build_pipeline``, documented in ``docs/plugins.md``)
+and load on first use; the submodules' other names are internal.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from framework import _lazy_exports
+
+# The public names (docs/plugins.md), loaded on first use: name -> module that defines it.
+_LAZY = {
+    "ImageSpec": "framework.media.images",
+    "ImageInfo": "framework.media.images",
+    "ImageStore": "framework.media.images",
+    "RESIZE_MODES": "framework.media.images",
+    "decode_image": "framework.media.images",
+    "resize_to": "framework.media.images",
+    "image_statistics": "framework.media.images",
+    "AugmentationError": "framework.media.augment",
+    "build_pipeline": "framework.media.augment",
+    "apply": "framework.media.augment",
+    "condition_pipelines": "framework.media.augment",
+}
+
+__all__ = list(_LAZY)
+_load, _names = _lazy_exports(__name__, _LAZY)
+
+
+def __getattr__(name: str) -> Any:  # a def, so type checkers see the module's lazy names as Any
+    return _load(name)
+
+
+def __dir__() -> list[str]:
+    return _names()

@@ -30,7 +30,7 @@ from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
 from framework.modality import Modality, RunContext
 from framework.monitoring.drift import DriftConfig, DriftReport, compare, model_signals
-from framework.monitoring.review import review_sample, write_review_queue
+from framework.monitoring.review_sample import review_sample, write_review_queue
 from framework.plugins import Plugins
 
 log = logging.getLogger(__name__)

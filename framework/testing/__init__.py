@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from omegaconf import DictConfig
 
 from framework.app import RunResult, prepare, run
-from framework.config import conf_dir, normalise_overrides, register_configs, typed_section
+from framework.compose import compose_config
+from framework.config import typed_section
 from framework.data.audit import AuditReport, GateFailure
 from framework.data.checks import QualityCheck
 from framework.evaluation.types import Metric
@@ -43,14 +44,9 @@ __all__ = ["FrameworkRun", "assert_plugin_contract", "compose", "contract_proble
 
 
 def compose(overrides: Sequence[str], *, run_dir: Path | None = None) -> DictConfig:
-    """Compose the framework config as ``python -m framework OVERRIDES`` would, without running."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=normalise_overrides(list(overrides)),
-                             return_hydra_config=False)
+    """Compose the framework config as ``python -m framework OVERRIDES`` would, without running
+    (:func:`framework.compose_config`, kept here for the test kit's users; ``run_dir`` is unused)."""
+    return compose_config(overrides)
 
 
 @dataclass

@@ -12,10 +12,9 @@ from typing import Any
 
 import yaml
 
+from framework.evaluation.baseline import compare_evaluations
+from framework.evaluation.direction import lower_is_better
 from framework.tracking.mlflow_tracker import flatten
-
-# Metrics where lower is better; everything else is taken as higher-is-better for "best".
-_LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "mae", "mse", "rmse", "ece")
 
 
 def load_run_config(run_dir: Path) -> dict[str, str]:
@@ -46,12 +45,6 @@ def load_metric_series(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return series
 
 
-def lower_is_better(name: str) -> bool:
-    """Whether a smaller value of metric ``name`` is better (by its name)."""
-    leaf = name.rsplit("/", 1)[-1].lower()
-    return any(word in leaf for word in _LOWER_IS_BETTER)
-
-
 def compare_runs(run_a: Path, run_b: Path) -> str:
     """A Markdown report: config keys that differ, then final and best value of each metric.
 
@@ -67,8 +60,6 @@ def compare_runs(run_a: Path, run_b: Path) -> str:
     lines.append("\n## Metrics\n")
     lines += _metric_table(load_metric_series(run_a), load_metric_series(run_b))
     if (run_a / "eval" / "reports.json").is_file() or (run_b / "eval" / "reports.json").is_file():
-        from framework.evaluation.baseline import compare_evaluations
-
         lines += ["\n## Evaluation against the baseline (A)\n", *compare_evaluations(run_a, run_b)]
     return "\n".join(lines) + "\n"
 

@@ -118,7 +118,7 @@ def load_encoder(source: Path, device: str | torch.device = "cpu") -> Any:
     (an export's own tokenizer is used when present)."""
     from framework.training.checkpoint import load_model_weights
     from plugins.alignment.config import AlignmentModelConfig
-    from plugins.alignment.modality import task_from_config
+    from plugins.alignment.task import task_from_config
 
     source = Path(source)
     info = ServingInfo.read(find_serving_info(source))

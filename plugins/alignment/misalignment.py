@@ -21,7 +21,7 @@ checkpoint=PATH``) and writes
 * ``audit/suspect_pairs.jsonl``: one line per suspect pair, most suspect first;
 * ``audit/misalignment_review.json``: the same pairs as a Label Studio import (image + caption,
   the reasons, and the caption the model finds closest to the image as a suggestion), written
-  with :func:`framework.annotation.review.export_review_tasks`;
+  with :func:`framework.annotation.review_tasks.export_review_tasks`;
 
 and reports the suspected rate in the data card. Settings: ``data.gates.plugins.misalignment``.
 """
@@ -35,8 +35,8 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from framework import jsonable
 from framework.data.checks import CheckContext, CheckResult, Finding, check_settings
-from framework.data.datacard import jsonable
 from framework.data.records import DataBundle, Record
 
 SUSPECTS_FILE = "suspect_pairs.jsonl"
@@ -203,7 +203,7 @@ def suspect_rows(records: Sequence[Record], captions: Sequence[Sequence[str]], o
 def write_suspects(rows: list[dict[str, Any]], records: Sequence[Record], out_dir: Path, root: Path) -> list[Path]:
     """``suspect_pairs.jsonl`` and the Label Studio review queue ``misalignment_review.json``."""
     from framework.annotation.adjudication import Consensus
-    from framework.annotation.review import export_review_tasks
+    from framework.annotation.review_tasks import export_review_tasks
     from framework.atomic import atomic_write_text
 
     out_dir = Path(out_dir)

@@ -28,9 +28,8 @@ from plugins.alignment.config import AlignmentConfig, AlignmentModelConfig
 from plugins.alignment.data import CaptionDataset, TokenCache, captions_of, check_captions
 from plugins.alignment.export import SERVING_INFO, export_model, serving_info
 from plugins.alignment.loop import train_alignment
-from plugins.alignment.model import build_towers
-from plugins.alignment.task import AlignmentTask
-from plugins.data_root import resolve_root, with_root
+from plugins.alignment.task import AlignmentTask, task_from_config
+from plugins._bundled import resolve_root, with_root
 
 if TYPE_CHECKING:
     from framework.training import Engine
@@ -39,13 +38,6 @@ log = logging.getLogger(__name__)
 
 STORE_KEY = "alignment.store"  # DataBundle/RunContext.extras key of the ImageStore filled while loading
 TRAIN_CAPTIONS_KEY = "alignment.train_captions"  # RunContext.extras: the caption pool of pre-annotation
-
-
-def task_from_config(cfg: AlignmentModelConfig, *, offline: bool = False) -> AlignmentTask:
-    """The dual encoder of the ``model:`` node, untrained (or with its pretrained towers)."""
-    towers = build_towers(cfg, offline=offline)
-    return AlignmentTask(towers, max_logit_scale=cfg.max_logit_scale, freeze_image=cfg.freeze_image,
-                         freeze_text=cfg.freeze_text, max_length=cfg.text.max_length)
 
 
 def store_for(task: Any, data: DataBundle) -> ImageStore:

@@ -17,7 +17,8 @@ from torch import nn
 
 from plugins.alignment.loss import contrastive_loss
 from framework.media.images import ImageSpec
-from plugins.alignment.model import Towers
+from plugins.alignment.config import AlignmentModelConfig
+from plugins.alignment.model import Towers, build_towers
 
 
 def _freeze(module: nn.Module) -> None:
@@ -144,3 +145,14 @@ class AlignmentTask(nn.Module):
             else:
                 pixels.append(decode_image(image, self.spec.size, resize)[0])
         return self.encode_pixels(pixels, batch_size)
+
+
+def task_from_config(cfg: AlignmentModelConfig, *, offline: bool = False) -> AlignmentTask:
+    """The dual encoder of the ``model:`` node, untrained (or with its pretrained towers).
+
+    Called by the modality's ``build_task`` and by :func:`plugins.alignment.export.load_encoder`
+    when it rebuilds an exported model (``offline=True``: nothing is downloaded).
+    """
+    towers = build_towers(cfg, offline=offline)
+    return AlignmentTask(towers, max_logit_scale=cfg.max_logit_scale, freeze_image=cfg.freeze_image,
+                         freeze_text=cfg.freeze_text, max_length=cfg.text.max_length)

@@ -19,7 +19,7 @@ from framework.data.records import DataBundle, Quarantined, Record
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
 from framework.modality import Modality, RunContext
-from plugins.data_root import resolve_root, with_root
+from plugins._bundled import resolve_root, with_root
 from plugins.speech import evaluate as speech_eval
 from plugins.speech.audio import AudioStore
 from plugins.speech.checks import AUDIO_INFO_KEY, WINDOW_KEY

@@ -25,7 +25,7 @@ from plugins.text import evaluate as text_eval
 from plugins.text.checks import ENCODING_KEY
 from plugins.text.config import DPO_LOSSES, METHODS, TextConfig, TextModelConfig
 from plugins.text.loop import train_text
-from plugins.data_root import resolve_root, with_root
+from plugins._bundled import resolve_root, with_root
 from plugins.text.model import is_peft, load_model, load_tokenizer
 from plugins.text.packing import Collator, PairCollator, PairDataset, SFTDataset
 from plugins.text.task import DPOTask, SFTTask

@@ -48,14 +48,12 @@ def preview(overrides: Sequence[str], out: Any = sys.stdout) -> None:
 
     from omegaconf import OmegaConf
 
-    from framework.config import typed_section
-    from framework.modality import RunContext
-    from framework.testing import compose
+    from framework import RunContext, compose_config, modality_sections
     from plugins.text.modality import TextModality
 
-    cfg = compose(list(overrides))
+    cfg = compose_config(list(overrides))
     modality = TextModality()
-    sections = {n: OmegaConf.to_object(typed_section(cfg, n, s)) for n, s in modality.sections.items()}
+    sections = modality_sections(cfg, modality)
     ctx = RunContext(run_dir=Path(tempfile.mkdtemp(prefix="text-preview-")), modality=sections["modality"],
                      model=sections["model"], data=OmegaConf.to_object(cfg.data), seed=int(cfg.seed), plugins=None)
     data = modality.load_data(ctx)
@@ -76,7 +74,7 @@ def preview(overrides: Sequence[str], out: Any = sys.stdout) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m plugins.text.preview``."""
-    from framework.errors import FrameworkError
+    from framework import FrameworkError
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not any(a.startswith("+modality=") for a in args):

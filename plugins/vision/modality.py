@@ -19,7 +19,7 @@ from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
 from framework.evaluation import classification as cls_eval
 from framework.modality import Modality, RunContext
-from plugins.data_root import resolve_root, with_root
+from plugins._bundled import resolve_root, with_root
 from plugins.vision import evaluate as vision_eval
 from framework.media.augment import build_pipeline
 from plugins.vision.checks import IMAGE_INFO_KEY

@@ -11,7 +11,7 @@ import numpy as np
 from framework.data.records import Record
 from framework.evaluation.types import Predictions
 from framework.monitoring import review_sample, write_review_queue
-from framework.monitoring.review import allocate, sample_size
+from framework.monitoring.review_sample import allocate, sample_size
 
 
 def _predictions(n_per_class: dict[str, int], seed: int = 3) -> Predictions:

@@ -1,0 +1,44 @@
+"""The config a run would get, for tools that work beside a run (a preview, a notebook, a test).
+
+:func:`compose_config` composes the core config with a user's overrides exactly as
+``python -m framework OVERRIDES`` does, and :func:`modality_sections` binds a modality's config
+nodes to its ``sections`` dataclasses the way the run does before calling the modality. Neither
+runs a stage or creates a run directory.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from framework.config import conf_dir, normalise_overrides, register_configs, typed_section
+
+if TYPE_CHECKING:
+    from framework.modality import Modality
+
+__all__ = ["compose_config", "modality_sections"]
+
+
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    """Compose the framework config as ``python -m framework OVERRIDES`` would, without running.
+
+    ``overrides`` are written as a user types them (``+modality=text``, ``'+success.accuracy=>=0.9'``);
+    every installed plugin's config folder is on the search path. Returns the composed, unresolved
+    config; Hydra's own errors (an unknown group option, a malformed override) propagate.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=normalise_overrides(list(overrides)),
+                             return_hydra_config=False)
+
+
+def modality_sections(cfg: DictConfig, modality: Modality) -> dict[str, Any]:
+    """Each of ``modality.sections`` (``{"modality": MyConfig, "model": MyModelConfig}``) read from
+    the composed ``cfg`` as an instance of its dataclass: what ``ctx.modality`` and ``ctx.model``
+    hold in a run. Raises :class:`~framework.errors.FrameworkError` naming the valid keys when a
+    node holds a key its dataclass lacks."""
+    return {name: OmegaConf.to_object(typed_section(cfg, name, schema)) for name, schema in modality.sections.items()}
