@@ -88,7 +88,8 @@ class Plugins:
     pm: pluggy.PluginManager
     failures: list[PluginFailure] = field(default_factory=list)
     packages: dict[str, tuple[str, str]] = field(default_factory=dict)  # plugin name -> (dist, version)
-    trace: bool = field(default_factory=lambda: bool(os.environ.get(TRACE_ENV)))  # log every hook call
+    # Log every hook call (pluggy's hook-call monitoring, installed when the facade is built).
+    trace: bool = field(default_factory=lambda: bool(os.environ.get(TRACE_ENV)))
 
     _readers: "ReaderRegistry | None" = field(default=None, init=False, repr=False)
 

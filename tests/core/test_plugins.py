@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint
 
 import pytest
@@ -140,6 +141,24 @@ def test_failing_observer_does_not_stop_the_others(tmp_path, caplog: pytest.LogC
     assert wrapper.wrapped == 2  # around the first call, and around the call for those not yet called
     assert "observer bug" in caplog.text
     assert "plugin '_FailingObserver' failed in framework_run_start" in caplog.text
+
+
+@dataclass
+class _UnhashableFailingObserver:  # a dataclass instance (eq without frozen) has no hash
+    label: str = "x"
+
+    @hookimpl
+    def framework_run_start(self, run):  # type: ignore[no-untyped-def]
+        raise RuntimeError("dataclass observer bug")
+
+
+def test_a_failing_unhashable_observer_is_reported_not_raised(tmp_path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    from framework.hookspecs import RunInfo
+
+    plugins = load_plugins(extra=[_UnhashableFailingObserver()])
+    with caplog.at_level(logging.ERROR):
+        plugins.run_start(RunInfo(run_dir=tmp_path, modality="tabular", name="t", config_yaml=""))
+    assert "plugin '_UnhashableFailingObserver' failed in framework_run_start" in caplog.text
 
 
 class _Metric:
