@@ -38,6 +38,7 @@ _LAZY = {
     "DataError": "framework.data.errors",
     "load_bundle": "framework.data.loading",
     "register_reader": "framework.data.readers",
+    "ReaderRegistry": "framework.data.readers",
     "ReadOptions": "framework.data.readers",
     "Collector": "framework.data.readers",
     "get_field": "framework.data.readers",

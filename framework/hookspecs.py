@@ -11,6 +11,7 @@ the spec lists. Specs only ever grow by new arguments, never by changing existin
 Calling conventions, chosen per hook:
 
 * *contribution* hooks return a list; the core concatenates the lists of every plugin;
+* *registration* hooks receive a typed registry and add to it (tox's ``tox_register_tox_env``);
 * *event* hooks return nothing; every implementation is called, in registration order
   (built-ins last), and an exception in one is reported and does not stop the run.
 """
@@ -25,6 +26,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from framework.data.checks import QualityCheck
+    from framework.data.readers.registry import ReaderRegistry
     from framework.evaluation.types import Metric
     from framework.modality import Modality
 
@@ -87,6 +89,21 @@ def framework_config_search_path() -> list[str]:
 
 
 # --- data ------------------------------------------------------------------------------------
+
+
+@hookspec
+def framework_register_readers(registry: "ReaderRegistry") -> None:
+    """Add this plugin's data formats to ``registry``.
+
+    Called once when the plugin manager is built, after every plugin is registered and before
+    any data is read; ``registry`` already holds the built-in formats (``jsonl``, ``csv``,
+    ``image_folder``, ``chat``, ``preference``, ``nemo_audio``, ``label_studio``). Call
+    ``registry.add(name, reader, detect=None, replace=False)`` for each format; ``reader(path,
+    opts)`` returns ``(records, quarantined)``, and ``detect(path) -> bool`` lets ``format=auto``
+    choose it. Returns nothing. A name already taken is an error unless ``replace=True``; the
+    registry is frozen once every plugin has registered. The formats are then available as
+    ``data.format=name`` and to ``load_bundle(ctx.data, format=name, readers=ctx.plugins.readers)``.
+    """
 
 
 @hookspec

@@ -1,27 +1,32 @@
 """The plugin manager and the typed facade the core calls instead of ``pm.hook``.
 
 Every plugin, built-in or third-party, is found through the ``framework.plugins`` entry-point
-group. The manager is built by :func:`load_plugins`, never at import time.
+group. The manager is built by :func:`load_plugins`, never at import time. The facade calls every
+hook through ``pm.hook``, so pluggy's calling conventions hold for plugins: ``tryfirst`` and
+``trylast``, and ``wrapper=True`` implementations around the others.
 
 Environment switches:
 
 * ``FRAMEWORK_DISABLE_PLUGINS=name1,name2`` blocks the named entry points (by entry-point name or
   distribution name) so a misbehaving plugin can be switched off without uninstalling it;
-* ``FRAMEWORK_TRACE_PLUGINS=1`` logs every hook call: which plugin, with which arguments, and
-  what it returned (logger ``framework.plugins``, level INFO).
+* ``FRAMEWORK_TRACE_PLUGINS=1`` logs every hook call through pluggy's hook-call monitoring: the
+  arguments, the plugins called, and what the call returned or raised (logger
+  ``framework.plugins``, level INFO).
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 import logging
 import os
-import traceback
+import re
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from types import CodeType
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import pluggy
 
@@ -30,6 +35,7 @@ from framework.errors import FrameworkError
 
 if TYPE_CHECKING:
     from framework.data.checks import QualityCheck
+    from framework.data.readers.registry import ReaderRegistry
     from framework.evaluation.types import Metric
     from framework.modality import Modality
 
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 
 DISABLE_ENV = "FRAMEWORK_DISABLE_PLUGINS"
 TRACE_ENV = "FRAMEWORK_TRACE_PLUGINS"
+BUILTIN_DISTRIBUTION = "framework"  # the distribution whose entry points are the built-in plugins
 
 
 @dataclass(frozen=True)
@@ -81,42 +88,99 @@ class Plugins:
     pm: pluggy.PluginManager
     failures: list[PluginFailure] = field(default_factory=list)
     packages: dict[str, tuple[str, str]] = field(default_factory=dict)  # plugin name -> (dist, version)
-    trace: bool = field(default_factory=lambda: bool(os.environ.get(TRACE_ENV)))  # log every hook call
+    # Log every hook call (pluggy's hook-call monitoring, installed when the facade is built).
+    trace: bool = field(default_factory=lambda: bool(os.environ.get(TRACE_ENV)))
+
+    _readers: "ReaderRegistry | None" = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.trace:
+            self.pm.add_hookcall_monitoring(_ignore, self._log_call)
 
     @classmethod
     def from_manager(cls, pm: pluggy.PluginManager) -> "Plugins":
-        """Wrap an already-populated plugin manager (used by tests and the contract kit)."""
+        """Wrap an already-populated plugin manager (used by tests and the contract kit); its
+        plugins' readers are registered at once, as :func:`load_plugins` does."""
         pm.check_pending()
-        return cls(pm=pm)
+        plugins = cls(pm=pm)
+        plugins._readers = _register_readers(plugins, strict=True)
+        return plugins
+
+    @property
+    def readers(self) -> "ReaderRegistry":
+        """The data formats of this manager: the built-ins plus every plugin's
+        ``framework_register_readers``, frozen. Built with the manager; pass it to
+        ``load_bundle(..., readers=ctx.plugins.readers)``."""
+        if self._readers is None:
+            self._readers = _register_readers(self, strict=True)
+        return self._readers
 
     def _call(self, hook_name: str, **kwargs: Any) -> list[Any]:
-        """Every implementation's result, in pluggy's calling order (last registered first)."""
-        return [self._traced(impl, hook_name, kwargs) for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls())]
+        """The hook's results through ``pm.hook`` (pluggy's order: last registered first, wrappers
+        around them). An exception leaves with a note naming the plugin that raised it."""
+        try:
+            return getattr(self.pm.hook, hook_name)(**kwargs)  # type: ignore[no-any-return]
+        except Exception as exc:
+            culprit = self._culprit(exc, hook_name)
+            if culprit is not None:
+                exc.add_note(f"raised in {hook_name} by {self._describe(culprit)}")
+            raise
 
-    def _traced(self, impl: Any, hook_name: str, kwargs: Mapping[str, Any]) -> Any:
-        accepted = {k: v for k, v in kwargs.items() if k in impl.argnames}
-        result = impl.function(**accepted)
-        if self.trace:
-            args = ", ".join(f"{k}={_short(v)}" for k, v in accepted.items())
-            log.info("hook %s(%s) in %s -> %s", hook_name, args, self._describe(impl.plugin_name), _short(result))
-        return result
+    def _culprit(self, exc: BaseException, hook_name: str) -> str | None:
+        """The name of the plugin whose implementation of ``hook_name`` raised ``exc``: the deepest
+        frame of the traceback that is one of the hook's implementations."""
+        owners: dict[CodeType, str] = {}
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            code = _code_of(impl.function)
+            if code is not None:
+                owners[code] = impl.plugin_name
+        found = None
+        tb = exc.__traceback__
+        while tb is not None:
+            found = owners.get(tb.tb_frame.f_code, found)
+            tb = tb.tb_next
+        return found
+
+    def _alone(self, hook_name: str, plugin: object) -> Callable[..., list[Any]]:
+        """``hook_name`` through pluggy with only ``plugin``'s implementations (its own wrappers
+        included), for results that must be told apart by plugin."""
+        others = [impl.plugin for impl in getattr(self.pm.hook, hook_name).get_hookimpls() if impl.plugin is not plugin]
+        return self.pm.subset_hook_caller(hook_name, remove_plugins=others)  # type: ignore[return-value]
+
+    def _separable(self, hook_name: str) -> bool:
+        """Whether pluggy can call a subset of the hook's plugins (it keeps them in a set, so a
+        plugin object that is not hashable, a dataclass instance say, prevents it)."""
+        return all(_hashable(impl.plugin) for impl in getattr(self.pm.hook, hook_name).get_hookimpls())
 
     # --- registration -------------------------------------------------------------------
 
     def modalities(self) -> dict[str, "Modality"]:
-        """Every installed modality by name; two plugins claiming one name is an error."""
-        found: dict[str, tuple[str, Modality]] = {}
-        for impl in self.pm.hook.framework_modalities.get_hookimpls():
-            for modality in self._traced(impl, "framework_modalities", {}) or []:
-                owner = self._describe(impl.plugin_name)
-                if modality.name in found:
-                    other = found[modality.name][0]
-                    raise FrameworkError(
-                        f"modality {modality.name!r} is registered twice: by {other} and by {owner}. "
-                        f"Uninstall one, or block it with {DISABLE_ENV}=<plugin name>."
-                    )
-                found[modality.name] = (owner, modality)
-        return {name: pair[1] for name, pair in sorted(found.items())}
+        """Every installed modality by name; two plugins claiming one name is an error naming both."""
+        found: dict[str, Modality] = {}
+        for modality in _flatten(self._call("framework_modalities")):
+            if modality.name in found:
+                owners = self._owners_of_modality(modality.name)
+                raise FrameworkError(
+                    f"modality {modality.name!r} is registered twice: by {' and by '.join(owners)}. "
+                    f"Uninstall one, or block it with {DISABLE_ENV}=<plugin name>."
+                )
+            found[modality.name] = modality
+        return dict(sorted(found.items()))
+
+    def _owners_of_modality(self, name: str) -> list[str]:
+        owners = [self._describe(plugin_name) for plugin_name, modalities in self._modalities_by_plugin().items()
+                  for m in modalities if m.name == name]
+        return owners + ["a plugin that could not be told apart"] * (2 - len(owners))
+
+    def _modalities_by_plugin(self) -> dict[str, list["Modality"]]:
+        """Plugin name -> the modalities its own ``framework_modalities`` returns, in calling order."""
+        found: dict[str, list[Modality]] = {}
+        if not self._separable("framework_modalities"):
+            return found
+        for impl in reversed(self.pm.hook.framework_modalities.get_hookimpls()):
+            if impl.plugin_name not in found:
+                found[impl.plugin_name] = _flatten(self._alone("framework_modalities", impl.plugin)())
+        return found
 
     def modality(self, name: str) -> "Modality":
         """The modality called ``name``; an unknown name lists the installed ones."""
@@ -171,21 +235,30 @@ class Plugins:
         self._notify("framework_run_end", run=run, status=status, metrics=metrics)
 
     def _notify(self, hook_name: str, **kwargs: Any) -> None:
-        # An observer's bug must not end a training run: report it and carry on with the others.
-        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+        """Call an event hook through ``pm.hook``. An observer's bug must not end a training run:
+        when one raises, it is reported by name and the observers not yet called still are."""
+        caller = getattr(self.pm.hook, hook_name)
+        called: list[object] = []  # plugins called (or failed) before a failure
+        while True:
             try:
-                self._traced(impl, hook_name, kwargs)
-            except Exception:  # noqa: BLE001 - deliberately broad, see above
-                log.error("plugin %s failed in %s:\n%s", self._describe(impl.plugin_name), hook_name,
-                          traceback.format_exc())
+                caller(**kwargs)
+                return
+            except Exception as exc:  # noqa: BLE001 - deliberately broad, see above
+                culprit = self._culprit(exc, hook_name)
+                log.error("%s failed in %s", self._describe(culprit) if culprit else "a plugin", hook_name, exc_info=exc)
+                order = [i.plugin for i in reversed(caller.get_hookimpls()) if not (i.wrapper or i.hookwrapper)]
+                failed = self.pm.get_plugin(culprit) if culprit else None
+                position = next((n for n, plugin in enumerate(order) if plugin is failed), None)
+                if position is None or not self._separable(hook_name):
+                    return  # a wrapper failed (it wraps every call), or the plugins cannot be told apart
+                called += order[: position + 1]
+                caller = self.pm.subset_hook_caller(hook_name, remove_plugins=called)
 
     # --- description --------------------------------------------------------------------
 
     def describe(self) -> list[PluginInfo]:
         """Loaded plugins with their package and the modalities each provides."""
-        per_plugin: dict[str, list[Any]] = {}
-        for impl in self.pm.hook.framework_modalities.get_hookimpls():
-            per_plugin[impl.plugin_name] = list(self._traced(impl, "framework_modalities", {}) or [])
+        per_plugin = self._modalities_by_plugin()
         infos = []
         for name, plugin in self.pm.list_name_plugin():
             if plugin is None or name.startswith("_"):
@@ -216,6 +289,34 @@ class Plugins:
         # Plugins registered without a name (tests, notebooks) are named by pluggy after id().
         label = getattr(plugin, "__name__", None) or type(plugin).__qualname__
         return f"plugin {label!r}"
+
+    def _log_call(self, outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl],
+                  kwargs: Mapping[str, Any]) -> None:
+        """Pluggy's hook-call monitor when tracing: one INFO line per hook call."""
+        args = ", ".join(f"{k}={_short(v)}" for k, v in kwargs.items())
+        called = ", ".join(self._describe(i.plugin_name) for i in reversed(impls)) or "no plugin"
+        if outcome.exception is not None:
+            log.info("hook %s(%s) in %s raised %s", hook_name, args, called, _short(outcome.exception))
+        else:
+            log.info("hook %s(%s) in %s -> %s", hook_name, args, called, _short(outcome.get_result()))
+
+
+def _ignore(*_: Any) -> None:
+    """The ``before`` half of the hook-call monitor: the call is logged once it returns."""
+
+
+def _code_of(function: Callable[..., Any]) -> CodeType | None:
+    unwrapped = inspect.unwrap(getattr(function, "__func__", function))
+    return getattr(unwrapped, "__code__", None)
+
+
+def _hashable(obj: object) -> bool:
+    # pluggy's subset callers keep plugins in a set.
+    try:
+        hash(obj)
+    except TypeError:
+        return False
+    return True
 
 
 def _short(value: Any, limit: int = 200) -> str:
@@ -251,7 +352,8 @@ def load_plugins(extra: Iterable[object] = (), *, strict: bool = True) -> Plugin
     others still load. Hook implementations are validated at once, so a misspelled hook name
     (with the hook it was probably meant to be) or an unknown argument raises here, naming the
     plugin; with ``strict=False`` (``--plugins``) such a plugin is recorded as a failure and
-    skipped instead. ``extra`` registers plugin objects directly (tests, notebooks).
+    skipped instead. ``extra`` registers plugin objects directly (tests, notebooks). Last, every
+    plugin's ``framework_register_readers`` fills :attr:`Plugins.readers`.
     """
     pm = new_manager()
     blocked = _blocked_names()
@@ -277,13 +379,50 @@ def load_plugins(extra: Iterable[object] = (), *, strict: bool = True) -> Plugin
     for obj in extra:
         _register(pm, obj, None, plugins, strict)
     _check_hooks(pm, plugins, strict)
+    plugins._readers = _register_readers(plugins, strict)
     return plugins
+
+
+def _register_readers(plugins: Plugins, strict: bool) -> "ReaderRegistry":
+    """The built-in formats plus every plugin's ``framework_register_readers``, frozen.
+
+    A plugin whose registration raises (a name another plugin holds, say) is an error naming it;
+    with ``strict=False`` it is recorded as a failure, unregistered, and the others register again.
+    """
+    from framework.data.readers.registry import builtin_readers
+
+    while True:
+        registry = builtin_readers()
+        try:
+            plugins.pm.hook.framework_register_readers(registry=registry)
+        except Exception as exc:  # noqa: BLE001 - reported naming the plugin
+            name = plugins._culprit(exc, "framework_register_readers")
+            owner = plugins._describe(name) if name is not None else "a plugin"
+            message = (f"{owner} failed in framework_register_readers: {type(exc).__name__}: {exc}. "
+                       f"Fix the plugin, or block it with {DISABLE_ENV}=<plugin name>.")
+            if strict or name is None:
+                raise FrameworkError(message) from exc
+            plugins.failures.append(PluginFailure(name, plugins.packages.pop(name, ("", ""))[0], message))
+            plugins.pm.unregister(name=name)
+            continue
+        registry.freeze()
+        return registry
+
+
+def is_builtin(ep: EntryPoint) -> bool:
+    """Whether ``ep`` is one of the framework's own plugins: shipped by the ``framework``
+    distribution (names compared as the packaging standard normalises them)."""
+    return ep.dist is not None and _normalise(ep.dist.name) == BUILTIN_DISTRIBUTION
+
+
+def _normalise(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 def _builtins_last(ep: EntryPoint) -> tuple[int, str]:
     # pluggy calls later registrations first, so registering built-ins first makes them run last:
     # an outside plugin can then override a built-in's first-result hooks.
-    return (0 if ep.value.startswith("plugins.") else 1, ep.name)
+    return (0 if is_builtin(ep) else 1, ep.name)
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, name: str | None, plugins: Plugins, strict: bool) -> None:

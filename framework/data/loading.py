@@ -21,7 +21,7 @@ from framework.data.config import DataConfig
 from framework.data.dataset_card import read_dataset_card
 from framework.data.errors import DataError
 from framework.data.probes import Probe, probe_media
-from framework.data.readers import detect_format, read_manifest
+from framework.data.readers import ReaderRegistry, detect_format, read_manifest
 from framework.data.readers._common import LineErrors, get_field, iter_jsonl
 from framework.data.records import DataBundle, Record
 
@@ -36,6 +36,7 @@ def load_bundle(
     format: str | None = None,
     decoder_check: Probe | None = None,
     label_type: str = "auto",
+    readers: ReaderRegistry | None = None,
 ) -> DataBundle:
     """Read every configured split, plus annotations and gold answers, into one bundle.
 
@@ -47,6 +48,8 @@ def load_bundle(
             When ``None`` and ``cfg.probe_media`` is true, files are probed by extension.
         label_type: ``"class"`` builds ``classes`` from the labels, ``"text"``/``"none"`` do not;
             ``"auto"`` decides from the format.
+        readers: The formats to read with: ``ctx.plugins.readers`` in a run (built-ins plus every
+            plugin's ``framework_register_readers``); the installed plugins' when omitted.
 
     Returns:
         The bundle; ``extras["gold"]`` holds known answers (item id -> label) when there are any,
@@ -71,12 +74,12 @@ def load_bundle(
         if not rel:
             continue
         path = _under_root(rel, root)
-        name = detect_format(path) if chosen == "auto" and path.exists() else chosen
+        name = detect_format(path, readers) if chosen == "auto" and path.exists() else chosen
         used_formats.add(name)
         if name == "label_studio":
             exports.append(path)
         records, quarantined = read_manifest(path, root=root, split=split, format=chosen, slices=cfg.slices,
-                                             allow_outside_root=cfg.allow_outside_root, probe=probe)
+                                             allow_outside_root=cfg.allow_outside_root, probe=probe, readers=readers)
         bundle.splits[split] = records
         bundle.quarantine.extend(quarantined)
     card = read_dataset_card(root)

@@ -88,9 +88,9 @@ class _Observer:
 def test_trace_logs_every_hook_call(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                     caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("FRAMEWORK_TRACE_PLUGINS", "1")
-    plugins = load_plugins(extra=[_Observer()])
     run = RunInfo(run_dir=tmp_path, modality="tabular", name="t", config_yaml="")
     with caplog.at_level(logging.INFO, logger="framework.plugins"):
+        plugins = load_plugins(extra=[_Observer()])  # framework_register_readers is called here
         plugins.modalities()
         plugins.config_search_path()
         plugins.quality_checks("tabular")
@@ -103,7 +103,9 @@ def test_trace_logs_every_hook_call(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     every = [n for n, fn in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("framework_")]
     logged = {n for n in every if f"hook {n}(" in caplog.text}
     assert logged == set(every)
-    assert "hook framework_quality_checks(modality='tabular') in plugin 'tabular' (package 'framework-tabular') -> [" in caplog.text
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("hook framework_quality_checks("))
+    assert line.startswith("hook framework_quality_checks(modality='tabular') in plugin 'tabular' (package 'framework-tabular'), ")
+    assert "plugin 'vision' (package 'framework')" in line and "ConstantFeatureCheck" in line.split(" -> ")[1]
 
 
 def test_run_framework_returns_refused_instead_of_raising(tmp_path: Path) -> None:

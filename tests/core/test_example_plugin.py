@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,20 @@ def test_prepared_gives_the_typed_sections_a_run_would_and_checks_the_config(tmp
     assert len(modality.load_data(ctx).records("train")) > 0
     with pytest.raises(FrameworkError, match="unknown stage"):  # a run's checks, before any stage
         prepared(["+modality=tabular", "stages=[trian]"], tmp_path / "other")
+
+
+def test_registers_its_format_through_the_hook_and_keeps_state_in_the_typed_context(tmp_path: Path) -> None:
+    modality, ctx = prepared(["+modality=tabular", "model.hidden=[8]"], tmp_path / "run")
+    entry = next(e for e in ctx.plugins.readers.entries() if e.name == "tabular_csv")
+    assert entry.origin == "framework_tabular.data.read_tabular_csv"
+    with warnings.catch_warnings():  # neither register_reader nor ctx.extras any more
+        warnings.filterwarnings("error", category=DeprecationWarning, module=r"framework_tabular\.")
+        data = modality.load_data(ctx)
+        ctx.classes = list(data.classes)  # what the core does after load_data
+        task = modality.build_task(ctx, data)
+        predictions = modality.predict(ctx, task, data.records("val"), "val")
+    assert ctx.stash[framework_tabular.plugin.FEATURES] == data.extras["features"] and len(data.extras["features"]) == 13
+    assert predictions.classes == data.classes and len(predictions.outputs) == len(data.records("val"))
 
 
 @pytest.mark.slow

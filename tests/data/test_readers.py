@@ -205,15 +205,24 @@ def test_detect_format(tmp_path: Path) -> None:
         detect_format(tmp_path / "g.parquet")
 
 
-def test_register_third_party_reader(tmp_path: Path) -> None:
+def test_deprecated_register_reader_still_registers_a_third_party_reader(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import framework.data.readers as readers_module
+    from framework.data.readers import ReaderRegistry
+
+    monkeypatch.setattr(readers_module, "_LEGACY", ReaderRegistry())  # this process's other tests never see it
+
     def read_lines(path: Path, opts: ReadOptions) -> tuple[list[Record], list]:
         lines = path.read_text().splitlines()
         return [Record(id=str(i), split=opts.split, source=f"{path}:{i + 1}", text=t) for i, t in enumerate(lines)], []
 
-    register_reader("plain_lines_test", read_lines, detect=lambda p: p.suffix == ".lines")
+    with pytest.warns(DeprecationWarning, match=r"framework_register_readers\(registry\)"):
+        register_reader("plain_lines_test", read_lines, detect=lambda p: p.suffix == ".lines")
     assert "plain_lines_test" in list_readers()
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(ValueError, match="already registered"), pytest.warns(DeprecationWarning):
         register_reader("plain_lines_test", read_lines)
+    with pytest.raises(ValueError, match="already registered"), pytest.warns(DeprecationWarning):
+        register_reader("csv", read_lines)  # a built-in name, as before
     (tmp_path / "x.lines").write_text("a\nb\n")
     records, _ = read_manifest(tmp_path / "x.lines", root=tmp_path, split="train")
     assert [r.text for r in records] == ["a", "b"]

@@ -10,7 +10,7 @@ from typing import Iterable
 import torch
 from torch.utils.data import Dataset
 
-from framework import Collector, DataError, Quarantined, ReadOptions, Record, register_reader
+from framework import Collector, DataError, Quarantined, ReadOptions, Record
 
 FORMAT = "tabular_csv"
 RESERVED = ("id", "label")
@@ -47,11 +47,6 @@ def _numeric_fields(row: dict[str, str], opts: ReadOptions, where: str) -> dict[
         if not math.isfinite(fields[key]):
             raise DataError(where, f"column {key!r} is {value}", "Impute or drop the row.")
     return fields
-
-
-def register_format() -> None:
-    """Make ``data.format=tabular_csv`` available (idempotent)."""
-    register_reader(FORMAT, read_tabular_csv, replace=True)
 
 
 def feature_columns(records: Iterable[Record], slices: Iterable[str] = ()) -> list[str]:

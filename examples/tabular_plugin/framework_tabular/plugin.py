@@ -2,8 +2,8 @@
 
 This package touches nothing inside the framework. It registers through the entry point in its
 ``pyproject.toml``, ships its own config groups (``modality/tabular.yaml``, ``model/mlp.yaml``),
-adds a data format (``tabular_csv``) and an audit check, and writes its training loop on the
-framework's engine. After ``pip install``::
+adds a data format (``tabular_csv``, through ``framework_register_readers``) and an audit check,
+and writes its training loop on the framework's engine. After ``pip install``::
 
     python -m framework +modality=tabular
 """
@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from framework import (CheckContext, CheckResult, DataBundle, EvalReport, Finding, Modality, Predictions, Record,
-                       RunContext, evaluation_report, hookimpl, load_bundle)
+from framework import (CheckContext, CheckResult, DataBundle, EvalReport, Finding, Modality, Predictions, ReaderRegistry,
+                       Record, RunContext, StashKey, evaluation_report, hookimpl, load_bundle)
 
-from framework_tabular.data import FORMAT, TabularDataset, feature_columns, register_format
+from framework_tabular.data import FORMAT, TabularDataset, feature_columns, read_tabular_csv
 
 
 @dataclass
@@ -66,7 +66,12 @@ class TabularTask(nn.Module):
         return {"loss": loss, "acc": acc.detach()}
 
 
-class TabularModality(Modality):
+FEATURES = StashKey[list[str]]("tabular.features")  # the feature columns of this run, set by load_data
+
+Ctx = RunContext[TabularConfig, MLPConfig]
+
+
+class TabularModality(Modality[TabularConfig, MLPConfig]):
     """Tabular classification: CSV rows of numeric features and a ``label`` column."""
 
     name = "tabular"
@@ -74,19 +79,19 @@ class TabularModality(Modality):
     label_type = "class"
     sections = {"modality": TabularConfig, "model": MLPConfig}
 
-    def load_data(self, ctx: RunContext) -> DataBundle:
-        register_format()
-        bundle = load_bundle(ctx.data, format=FORMAT)
-        bundle.extras["features"] = ctx.modality.features or feature_columns(bundle.records("train"), ctx.data.slices)
-        ctx.extras.update(features=bundle.extras["features"], classes=bundle.classes)
+    def load_data(self, ctx: Ctx) -> DataBundle:
+        bundle = load_bundle(ctx.data, format=FORMAT, readers=ctx.plugins.readers)
+        features = ctx.modality.features or feature_columns(bundle.records("train"), ctx.data.slices)
+        ctx.stash[FEATURES] = features
+        bundle.extras["features"] = features  # for the audit check, which sees the bundle only
         return bundle
 
-    def build_task(self, ctx: RunContext, data: DataBundle) -> TabularTask:
+    def build_task(self, ctx: Ctx, data: DataBundle) -> TabularTask:
         train = TabularDataset(data.records("train"), data.extras["features"], data.classes)
         mean, std = train.x.mean(0), train.x.std(0).clamp_min(1e-6)
         return TabularTask(train.x.shape[1], len(data.classes), ctx.model, mean, std)
 
-    def train(self, ctx: RunContext, engine: Any, task: TabularTask, data: DataBundle) -> None:
+    def train(self, ctx: Ctx, engine: Any, task: TabularTask, data: DataBundle) -> None:
         features, classes = data.extras["features"], data.classes
         model = engine.setup(task)
         loader = engine.dataloader(TabularDataset(data.records("train"), features, classes), shuffle=True)
@@ -101,9 +106,9 @@ class TabularModality(Modality):
                 out = model(batch)
             engine.backward(out["loss"], out)
 
-    def predict(self, ctx: RunContext, task: TabularTask, records: list[Record], split: str) -> Predictions:
-        classes = ctx.extras["classes"]
-        dataset = TabularDataset(records, ctx.extras["features"], classes, labeled=False)
+    def predict(self, ctx: Ctx, task: TabularTask, records: list[Record], split: str) -> Predictions:
+        classes = ctx.classes  # set by the core after load_data, so unlabeled records work too
+        dataset = TabularDataset(records, ctx.stash[FEATURES], classes, labeled=False)
         task.eval()
         with torch.no_grad():
             probs = torch.softmax(task.logits(dataset.x.to(task.mean.device)), -1).cpu()
@@ -113,7 +118,7 @@ class TabularModality(Modality):
             classes=list(classes), slices=[dict(r.slices) for r in records],
         )
 
-    def evaluate(self, ctx: RunContext, task: TabularTask, data: DataBundle, split: str) -> EvalReport:
+    def evaluate(self, ctx: Ctx, task: TabularTask, data: DataBundle, split: str) -> EvalReport:
         predictions = self.predict(ctx, task, data.records(split), split)
         return evaluation_report(predictions, run_dir=ctx.run_dir, out_dir=ctx.run_dir / "eval")
 
@@ -146,6 +151,12 @@ def framework_modalities() -> list[Modality]:
 def framework_config_search_path() -> list[str]:
     """Our config groups: modality/tabular.yaml and model/mlp.yaml."""
     return ["pkg://framework_tabular.conf"]
+
+
+@hookimpl
+def framework_register_readers(registry: ReaderRegistry) -> None:
+    """Our data format: ``data.format=tabular_csv``, which ``load_data`` reads with."""
+    registry.add(FORMAT, read_tabular_csv)
 
 
 @hookimpl

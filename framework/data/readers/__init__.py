@@ -1,20 +1,24 @@
-"""The reader registry: modalities name a format (``"nemo_audio"``) instead of importing a function.
+"""Readers: modalities name a format (``"nemo_audio"``) instead of importing a function.
 
 Built-in formats: ``jsonl``, ``csv``, ``image_folder``, ``chat``, ``preference``, ``nemo_audio``,
-``label_studio``; ``auto`` picks one from the path (see :func:`detect_format`). A plugin adds its
-own with :func:`register_reader`, optionally with a detector so ``auto`` finds it::
+``label_studio``; ``auto`` picks one from the path (see :meth:`ReaderRegistry.detect`). A plugin
+adds its own in the ``framework_register_readers`` hook, optionally with a detector so ``auto``
+finds it::
 
-    register_reader("parquet_table", read_parquet, detect=lambda p: p.suffix == ".parquet")
+    @hookimpl
+    def framework_register_readers(registry):
+        registry.add("parquet_table", read_parquet, detect=lambda p: p.suffix == ".parquet")
 
 A reader is ``reader(path, opts) -> (records, quarantined)`` with
-:class:`~framework.data.readers._common.ReadOptions`.
+:class:`~framework.data.readers._common.ReadOptions`. The functions below take the registry to
+use (``readers=ctx.plugins.readers`` in a run); without one they use :func:`installed_readers`.
 """
 
 from __future__ import annotations
 
-import json
+import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from framework.data.errors import DataError
 from framework.data.probes import Probe
@@ -27,104 +31,77 @@ from framework.data.readers._common import (
     iter_jsonl,
     parse_json_line,
 )
-from framework.data.readers.audio import read_nemo_audio
-from framework.data.readers.folder import read_image_folder
-from framework.data.readers.label_studio import read_label_studio
-from framework.data.readers.manifest import read_csv, read_jsonl
-from framework.data.readers.text import read_chat, read_preference
+from framework.data.readers.registry import Detector, Reader, ReaderRegistry, builtin_readers
 from framework.data.records import Quarantined, Record
 
-Reader = Callable[[Path, ReadOptions], tuple[list[Record], list[Quarantined]]]
-Detector = Callable[[Path], bool]
-
-_READERS: dict[str, Reader] = {
-    "jsonl": read_jsonl,
-    "csv": read_csv,
-    "image_folder": read_image_folder,
-    "chat": read_chat,
-    "preference": read_preference,
-    "nemo_audio": read_nemo_audio,
-    "label_studio": read_label_studio,
-}
-_DETECTORS: list[tuple[str, Detector]] = []  # plugin detectors, tried before the built-in rules
+# Formats added through the deprecated register_reader: process-wide, consulted before any
+# registry so that code written against it keeps its behaviour for one release.
+_LEGACY = ReaderRegistry()
 
 
 def register_reader(name: str, reader: Reader, *, detect: Detector | None = None, replace: bool = False) -> None:
-    """Make ``reader`` available as ``data.format=name``.
+    """Deprecated: register formats in the ``framework_register_readers(registry)`` hook instead.
+
+    Makes ``reader`` available as ``data.format=name`` in every registry of this process, ahead of
+    the formats registered through the hook. Kept working for one release.
 
     Args:
         name: The format name users write in config.
         reader: ``reader(path, opts) -> (records, quarantined)``.
-        detect: Optional ``detect(path) -> bool`` so that ``format=auto`` chooses this reader;
-            plugin detectors are tried before the built-in rules, most recent first.
+        detect: Optional ``detect(path) -> bool`` so that ``format=auto`` chooses this reader.
         replace: Allow replacing an existing reader of that name.
 
     Raises:
         ValueError: when ``name`` is taken and ``replace`` is false.
     """
-    if name in _READERS and not replace:
-        raise ValueError(f"a reader named {name!r} is already registered; pass replace=True to override it")
-    _READERS[name] = reader
-    if detect is not None:
-        _DETECTORS.insert(0, (name, detect))
+    warnings.warn("framework.register_reader is deprecated: register the format in the "
+                  "framework_register_readers(registry) hook with registry.add(name, reader, detect=...) "
+                  "(docs/plugins.md, Migrating)", DeprecationWarning, stacklevel=2)
+    if name in builtin_readers() and not replace:
+        raise ValueError(f"a reader named {name!r} is already registered (built-in); pass replace=True to override it")
+    _LEGACY.add(name, reader, detect=detect, replace=replace)
 
 
-def list_readers() -> list[str]:
-    """Names of every registered format."""
-    return sorted(_READERS)
+def installed_readers() -> ReaderRegistry:
+    """The registry of this process's installed plugins: the built-in formats plus every plugin's
+    ``framework_register_readers``, built with the plugin manager on first use."""
+    from framework.plugins import default_plugins  # the plugin manager owns the registry
+
+    return default_plugins().readers
 
 
-def get_reader(name: str) -> Reader:
-    """The reader registered as ``name``.
+def _registry(readers: ReaderRegistry | None) -> ReaderRegistry:
+    registry = readers if readers is not None else installed_readers()
+    if not len(_LEGACY):
+        return registry
+    merged = registry.copy()
+    for entry in _LEGACY.entries():
+        merged.add(entry.name, entry.reader, detect=entry.detect, replace=True)
+    return merged
+
+
+def list_readers(readers: ReaderRegistry | None = None) -> list[str]:
+    """Names of every registered format (of ``readers``, default :func:`installed_readers`)."""
+    return _registry(readers).names()
+
+
+def get_reader(name: str, readers: ReaderRegistry | None = None) -> Reader:
+    """The reader registered as ``name`` (in ``readers``, default :func:`installed_readers`).
 
     Raises:
         ValueError: naming the known formats when ``name`` is unknown.
     """
-    if name not in _READERS:
-        raise ValueError(f"unknown data format {name!r}; known formats: {', '.join(list_readers())} (or 'auto')")
-    return _READERS[name]
+    return _registry(readers).get(name)
 
 
-def _first_object(path: Path) -> dict | None:
-    with path.open(encoding="utf-8", errors="replace") as fh:  # the reader reports bad bytes
-        for line in fh:
-            if line.strip():
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    return None
-                return obj if isinstance(obj, dict) else None
-    return None
-
-
-def detect_format(path: Path) -> str:
-    """Choose a format from the path: folder, extension, then the keys of the first JSON line.
+def detect_format(path: Path, readers: ReaderRegistry | None = None) -> str:
+    """Choose a format from the path: registered detectors, then folder, extension and the keys
+    of the first JSON line (see :meth:`ReaderRegistry.detect`).
 
     Raises:
         DataError: when no rule matches, naming the formats to choose from.
     """
-    path = Path(path)
-    for name, detect in _DETECTORS:
-        if detect(path):
-            return name
-    if path.is_dir():
-        return "image_folder"
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix == ".json":
-        return "label_studio"
-    if suffix in {".jsonl", ".ndjson"}:
-        first = _first_object(path) or {}
-        if "messages" in first:
-            return "chat"
-        if {"prompt", "chosen", "rejected"} <= set(first):
-            return "preference"
-        if "audio_filepath" in first:
-            return "nemo_audio"
-        return "jsonl"
-    raise DataError(str(path), "cannot tell the data format from the path",
-                    f"Set data.format to one of: {', '.join(list_readers())}.")
+    return _registry(readers).detect(Path(path))
 
 
 def read_manifest(
@@ -136,6 +113,7 @@ def read_manifest(
     slices: Sequence[str] = (),
     allow_outside_root: bool = False,
     probe: Probe | None = None,
+    readers: ReaderRegistry | None = None,
 ) -> tuple[list[Record], list[Quarantined]]:
     """Read one manifest, folder or export into records and quarantined items.
 
@@ -148,6 +126,7 @@ def read_manifest(
         allow_outside_root: Accept media outside ``root``.
         probe: A decoding check (:func:`framework.data.probe_image`...) run on every media file;
             files that fail are quarantined.
+        readers: The registry to find ``format`` in; default :func:`installed_readers`.
 
     Returns:
         ``(records, quarantined)``; missing or undecodable media are in ``quarantined``.
@@ -159,11 +138,13 @@ def read_manifest(
     path = Path(path)
     if not path.exists():
         raise DataError(str(path), "file or folder not found", "Check data.root and the split paths.")
-    name = detect_format(path) if format == "auto" else format
+    registry = _registry(readers)
+    name = registry.detect(path) if format == "auto" else format
     opts = ReadOptions(root=Path(root), split=split, slices=tuple(slices),
                        allow_outside_root=allow_outside_root, probe=probe)
-    return get_reader(name)(path, opts)
+    return registry.get(name)(path, opts)
 
 
-__all__ = ["Collector", "Detector", "LineErrors", "MAX_LINE_ERRORS", "ReadOptions", "Reader", "detect_format", "get_field",
-           "get_reader", "iter_jsonl", "list_readers", "parse_json_line", "read_manifest", "register_reader"]
+__all__ = ["Collector", "Detector", "LineErrors", "MAX_LINE_ERRORS", "ReadOptions", "Reader", "ReaderRegistry",
+           "builtin_readers", "detect_format", "get_field", "get_reader", "installed_readers", "iter_jsonl", "list_readers",
+           "parse_json_line", "read_manifest", "register_reader"]
