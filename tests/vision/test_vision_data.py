@@ -41,7 +41,7 @@ def test_grayscale_and_cmyk_decode_to_rgb_and_corrupt_is_quarantined(messy_root,
     assert bad.reason == "undecodable" and bad.record_id == "train/green/broken.png"
     assert "re-export or remove it" in bad.detail
 
-    store: ImageStore = ctx.extras[STORE_KEY]
+    store: ImageStore = ctx.stash[STORE_KEY]
     gray = next(r for r in data.records("train") if r.id == "train/red/gray.png")
     pixels = store.get(gray)
     assert pixels.shape == (16, 16, 3) and pixels.dtype == np.uint8
