@@ -305,7 +305,7 @@ def _model_audit(cfg: DictConfig, ctx: RunContext, modality: Modality, data: Dat
     from framework.data.audit import enforce, run_model_checks
 
     names = [c.name for c in audit.pending]
-    run_model_checks(audit, data, ctx.data, modality=modality.name, model=task, out_dir=ctx.run_dir / "audit")
+    run_model_checks(audit, data, ctx.data, modality=modality.name, model=task, out_dir=ctx.run_dir / "audit", run=ctx)
     for name in names:
         log.info("audit %s: %s", name, audit.result(name).summary)
     enforce(audit, enforce=bool(cfg.data.gates.enforce))
