@@ -26,7 +26,7 @@ from plugins.text import evaluate as text_eval
 from plugins.text.config import TextConfig
 from plugins.text.loop import train_text
 from plugins.text.model import is_peft
-from plugins.text.packing import Collator, PairCollator, PairDataset, SFTDataset
+from plugins.text.packing import Collator, PairCollator, PairDataset
 from plugins.text.task import DPOTask, SFTTask
 
 if TYPE_CHECKING:
