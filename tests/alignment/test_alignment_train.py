@@ -173,6 +173,7 @@ def test_a_whole_run_audits_with_the_trained_model_then_evaluates_and_exports(tm
     audit = json.loads((run / "audit" / "audit.json").read_text())
     row = next(r for r in audit["results"] if r["name"] == "misalignment")
     assert row["measured"]["pairs"] == 4 * 24  # scored after training, not pending
+    assert "hard to learn in training" in row["summary"]  # the margins training left in the run's stash
     assert (run / "audit" / "suspect_pairs.jsonl").is_file() and (run / "audit" / "misalignment_review.json").is_file()
     assert "(see audit/datacard.md)" in (run / "report.md").read_text()  # the audit line, after the model checks
     encoder = load_encoder(run / "export")
