@@ -53,7 +53,7 @@ def pairs(ctx: RunContext, task, data) -> CaptionDataset:
     records = data.records("train")
     tokens = TokenCache(task.tokenize, [c for r in records for c in captions_of(r)])
     augment = build_pipeline(ctx.modality.augment, task.spec.size, "modality.augment")
-    return CaptionDataset(records, store_for(task, data), tokens, augment, sample=True)
+    return CaptionDataset(records, store_for(ctx, task), tokens, augment, sample=True)
 
 
 def plugin_round(ctx: RunContext, modality: AlignmentModality, data, args: argparse.Namespace, run_dir: Path) -> float:

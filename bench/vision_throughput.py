@@ -54,7 +54,7 @@ def plugin_round(ctx: RunContext, modality: VisionModality, data, args: argparse
                  run_dir: Path) -> list[float]:
     """Per-step images/s of the plugin's loop over the second half of ``2 * steps`` steps."""
     task = modality.build_task(ctx, data)
-    store = ctx.extras[STORE_KEY]
+    store = ctx.stash[STORE_KEY]
     train_set = ImageDataset(data.records("train"), store, task.classes,
                              build_pipeline(ctx.modality.augment, task.spec.size, "modality.augment"))
     cfg = TrainerConfig(max_steps=2 * args.steps, batch_size=args.batch_size, lr=3e-3, warmup_ratio=0.1,
@@ -72,7 +72,7 @@ def plain_round(ctx: RunContext, modality: VisionModality, data, args: argparse.
     task = modality.build_task(ctx, data)
     device = resolve_device(args.device)
     precision = resolve_precision("auto", device)
-    store = ctx.extras[STORE_KEY]
+    store = ctx.stash[STORE_KEY]
     train_set = ImageDataset(data.records("train"), store, task.classes,
                              build_pipeline(ctx.modality.augment, task.spec.size, "modality.augment"))
     loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,

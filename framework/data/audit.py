@@ -15,7 +15,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from framework.data.checks import CheckContext, CheckResult, QualityCheck, SettingsError, check_settings, needs_model
 from framework.data.config import DataConfig
@@ -24,6 +24,9 @@ from framework.data.gates import CORE_GATES, core_checks
 from framework.data.gates._base import gate_settings, plain
 from framework.data.records import DataBundle
 from framework.errors import FrameworkError
+
+if TYPE_CHECKING:
+    from framework.modality import RunContext
 
 CORE_CHECKS = (*CORE_GATES, "label_issues")
 DATASET_CARD_KEY = "dataset_card"  # DataBundle.extras: the data's own card, read by load_bundle
@@ -190,9 +193,10 @@ def _pending(check: QualityCheck) -> CheckResult:
 
 
 def run_model_checks(report: AuditReport, data: DataBundle, cfg: DataConfig, *, modality: str, model: Any,
-                     out_dir: Path) -> AuditReport:
+                     out_dir: Path, run: RunContext[Any, Any] | None = None) -> AuditReport:
     """Run the report's pending checks (``needs_model``) with the trained ``model`` and rewrite
-    ``audit.json`` and ``datacard.md`` with their results in place of the pending lines.
+    ``audit.json`` and ``datacard.md`` with their results in place of the pending lines. ``run``,
+    the run's context, reaches the checks as ``CheckContext.run`` (the modality's stash).
 
     Called by the audit stage after training, or after loading ``checkpoint=PATH``. Returns
     ``report``, updated; call :func:`enforce` on it as before training.
@@ -200,7 +204,7 @@ def run_model_checks(report: AuditReport, data: DataBundle, cfg: DataConfig, *, 
     out_dir = Path(out_dir)
     slices = tuple(plain(cfg.slices) or ())
     for check in report.pending:
-        ctx = CheckContext(modality, _settings(cfg, check), slices, out_dir, model=model)
+        ctx = CheckContext(modality, _settings(cfg, check), slices, out_dir, model=model, run=run)
         result = _run_one(check, data, ctx, core=False)
         report.results = [result if r.name == check.name else r for r in report.results]
     report.pending = []

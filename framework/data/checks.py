@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
 from framework.data.records import DataBundle
 from framework.errors import FrameworkError
+
+if TYPE_CHECKING:
+    from framework.modality import RunContext
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class CheckContext:
             whether every record needs a ``label``.
         model: The trained task, for checks that score the data with it (``needs_model``);
             ``None`` for every other check.
+        run: The run's :class:`~framework.modality.RunContext`, for checks that score the data
+            with the model (``needs_model``): its typed config and the modality's ``stash``, where
+            ``train`` leaves what such a check reads (training dynamics, decoded-media caches).
+            ``None`` for every other check, and when the audit runs outside a run.
     """
 
     modality: str
@@ -78,6 +85,7 @@ class CheckContext:
     out_dir: Path
     label_type: str = "class"
     model: Any = None
+    run: RunContext[Any, Any] | None = None
 
 
 class SettingsError(FrameworkError, ValueError):
@@ -122,7 +130,8 @@ class QualityCheck(Protocol):
     A check that scores the data with the trained model (caption/image misalignment, loss-based
     label noise) sets the class attribute ``needs_model = True``. The audit before training lists
     it as pending; it runs after the train stage, or with ``stages=[audit] checkpoint=PATH`` once
-    those weights are loaded, with the task in ``ctx.model``, and its result joins the same
+    those weights are loaded, with the task in ``ctx.model`` and the run's context in ``ctx.run``,
+    and its result joins the same
     ``audit.json`` and data card (:func:`framework.data.audit.run_model_checks`).
     """
 

@@ -45,7 +45,7 @@ class ModelAudit:
         audit = run.require(run.audit, "audit")
         names = [c.name for c in audit.pending]
         run_model_checks(audit, run.require(run.data, "data"), run.ctx.data, modality=run.modality.name,
-                         model=run.require(run.task, "task"), out_dir=run.run_dir / "audit")
+                         model=run.require(run.task, "task"), out_dir=run.run_dir / "audit", run=run.ctx)
         for name in names:
             log.info("audit %s: %s", name, audit.result(name).summary)
         enforce(audit, enforce=run.config.data.gates.enforce)

@@ -16,6 +16,8 @@ An export directory holds:
 :func:`load_encoder` rebuilds the task from an export or from a checkpoint directory of a run
 (``alignment.json`` is written into the run dir when the task is built), never downloading;
 its ``encode_images`` / ``encode_texts`` return L2-normalised embeddings for retrieval.
+:func:`load_serving` also returns the :class:`ServingInfo`, whose ``resize`` is the policy to
+pass to ``encode_images``.
 """
 
 from __future__ import annotations
@@ -115,7 +117,14 @@ def find_serving_info(source: Path) -> Path:
 def load_encoder(source: Path, device: str | torch.device = "cpu") -> Any:
     """Rebuild a trained :class:`~plugins.alignment.task.AlignmentTask` from an export or checkpoint
     directory, weights loaded, in eval mode. Never downloads: towers are rebuilt from their configs
-    (an export's own tokenizer is used when present)."""
+    (an export's own tokenizer is used when present). To resize images as the run did, use
+    :func:`load_serving`, which also returns the ``resize`` policy for ``encode_images``."""
+    return load_serving(source, device)[0]
+
+
+def load_serving(source: Path, device: str | torch.device = "cpu") -> tuple[Any, ServingInfo]:
+    """The trained task of :func:`load_encoder` and the :class:`ServingInfo` it was exported with:
+    pass ``info.resize`` to ``task.encode_images`` so images reach the tower resized as in training."""
     from framework.training.checkpoint import load_model_weights
     from plugins.alignment.config import AlignmentModelConfig
     from plugins.alignment.task import task_from_config
@@ -133,9 +142,8 @@ def load_encoder(source: Path, device: str | torch.device = "cpu") -> Any:
         raw["text"]["name"] = str(source / "text_tower")
     cfg = _model_config(AlignmentModelConfig, raw)
     task = task_from_config(cfg, offline=True)
-    task.resize = info.resize
     load_model_weights(task, source)
-    return task.to(device).eval()
+    return task.to(device).eval(), info
 
 
 def _model_config(schema: type, raw: dict[str, Any]) -> Any:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def train_alignment(engine: "Engine", task: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
-                    eval_batch_size: int = 256, num_pairs: int = 0) -> nn.Module:
+                    eval_batch_size: int = 256, num_pairs: int = 0) -> np.ndarray:
     """Train ``task`` (an :class:`~plugins.alignment.task.AlignmentTask`) on ``train_set``.
 
     Args:
@@ -30,12 +30,12 @@ def train_alignment(engine: "Engine", task: nn.Module, train_set: Dataset, val_s
         val_set: Items of the same shape, not augmented; ``None`` skips validation.
         eval_batch_size: Batch size of validation (its in-batch negatives: the loss depends on it).
         num_pairs: With ``> 0``, each pair's margin over its hardest in-batch negative is averaged
-            over every step that drew it (summed on the device, then over DDP ranks) and left in
-            ``task.pair_margins`` (``(num_pairs,)`` float, NaN for pairs never drawn, indexed like
-            the dataset's ``pair``): the training dynamics the misalignment audit reads.
+            over every step that drew it (summed on the device, then over DDP ranks): the training
+            dynamics the misalignment audit reads.
 
     Returns:
-        The module that was trained (possibly compiled or DDP-wrapped).
+        The pair margins, ``(num_pairs,)`` float64 indexed like the dataset's ``pair``, NaN for
+        pairs never drawn (empty when ``num_pairs`` is 0). The task is trained in place.
     """
     model = engine.setup(task)
     loader = engine.dataloader(train_set, shuffle=True, drop_last=engine.world_size > 1)
@@ -55,13 +55,13 @@ def train_alignment(engine: "Engine", task: nn.Module, train_set: Dataset, val_s
             sums[0].index_add_(0, pairs, out["pair_margin"].float())
             sums[1].index_add_(0, pairs, torch.ones_like(pairs, dtype=sums.dtype))
         engine.backward(out["loss"], out)
-    if num_pairs > 0:
-        from framework.training.distributed import all_reduce_sum
+    if num_pairs <= 0:
+        return np.zeros(0, dtype=np.float64)
+    from framework.training.distributed import all_reduce_sum
 
-        total, draws = all_reduce_sum(sums).cpu().double().numpy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            task.pair_margins = np.where(draws > 0, total / draws, np.nan)  # type: ignore[assignment]
-    return model
+    total, draws = all_reduce_sum(sums).cpu().double().numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(draws > 0, total / draws, np.nan)
 
 
 def validation_metrics(engine: "Engine", model: nn.Module, loader: DataLoader) -> dict[str, float]:

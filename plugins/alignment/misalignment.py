@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -125,21 +125,23 @@ class MisalignmentCheck:
 
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         s = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
-        task = ctx.model
+        task, run = ctx.model, ctx.run
         records = [r for split in s["splits"] for r in data.records(split)]
-        if task is None or not records:
-            why = "no trained model" if task is None else f"no records in {s['splits']}"
+        if task is None or run is None or not records:
+            why = ("no trained model" if task is None
+                   else "no run context (run_model_checks(..., run=ctx))" if run is None
+                   else f"no records in {s['splits']}")
             return CheckResult(self.name, True, bool(s["gate"]), f"not applicable: {why}")
         from plugins.alignment.data import CaptionDataset, TokenCache, captions_of
         from plugins.alignment.evaluate import embed
-        from plugins.alignment.modality import store_for
+        from plugins.alignment.modality import TRAINING_MARGINS_KEY, store_for
 
         captions = [c for r in records for c in captions_of(r)]
-        dataset = CaptionDataset(records, store_for(ctx.model, data), TokenCache(task.tokenize, captions), None,
+        dataset = CaptionDataset(records, store_for(run, task), TokenCache(task.tokenize, captions), None,
                                  sample=False)
         emb = embed(task, dataset, int(s["batch_size"]))
         scores = score_pairs(emb.images, emb.texts, emb.owner)
-        margins = training_margins(task, records, dataset.captions)
+        margins = training_margins(run.stash.get(TRAINING_MARGINS_KEY), records, dataset.captions)
         use_training = s["training_mads"] is not None and np.isfinite(margins).any()
         flagged = suspects(scores, outlier_mads=float(s["outlier_mads"]), better_margin=float(s["better_margin"]),
                            training_z=robust_z(margins) if use_training else None,
@@ -167,11 +169,13 @@ class MisalignmentCheck:
         )
 
 
-def training_margins(task: Any, records: Sequence[Record], captions: Sequence[Sequence[str]]) -> np.ndarray:
-    """``(M,)`` each audited pair's mean margin during training (``task.training_margins``, set by
-    the modality's ``train``), NaN for pairs not trained on or when the task was not trained in
-    this process (``stages=[audit] checkpoint=...``)."""
-    known = getattr(task, "training_margins", None) or {}
+def training_margins(known: Mapping[tuple[str, int], float] | None, records: Sequence[Record],
+                     captions: Sequence[Sequence[str]]) -> np.ndarray:
+    """``(M,)`` each audited pair's mean margin during training, from ``known`` (what the
+    modality's ``train`` left in the run's stash, keyed by (record id, caption index)), NaN for
+    pairs not trained on or when the task was not trained in this process (``known`` is ``None``:
+    ``stages=[audit] checkpoint=...``)."""
+    known = known or {}
     return np.array([known.get((r.id, k), np.nan) for r, caps in zip(records, captions) for k in range(len(caps))],
                     dtype=np.float64)
 

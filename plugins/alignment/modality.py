@@ -22,7 +22,7 @@ from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
 from framework.media.augment import apply, build_pipeline
 from framework.media.images import ImageStore
-from framework.modality import Modality, RunContext
+from framework.modality import Modality, RunContext, StashKey
 from plugins.alignment import evaluate as align_eval
 from plugins.alignment.config import AlignmentConfig, AlignmentModelConfig
 from plugins.alignment.data import CaptionDataset, TokenCache, captions_of, check_captions
@@ -36,20 +36,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STORE_KEY = "alignment.store"  # DataBundle/RunContext.extras key of the ImageStore filled while loading
-TRAIN_CAPTIONS_KEY = "alignment.train_captions"  # RunContext.extras: the caption pool of pre-annotation
+STORE_KEY = StashKey[ImageStore]("alignment.store")  # the run's decoded-image cache, filled while loading
+TRAIN_CAPTIONS_KEY = StashKey[list[str]]("alignment.train_captions")  # the caption pool of pre-annotation
+# Each trained pair's mean margin over its hardest in-batch negative, keyed by (record id, caption
+# index): left by ``train`` for the misalignment audit (``hard_to_learn``) that runs after it.
+TRAINING_MARGINS_KEY = StashKey[dict[tuple[str, int], float]]("alignment.training_margins")
+Ctx = RunContext[AlignmentConfig, AlignmentModelConfig]
 
 
-def store_for(task: Any, data: DataBundle) -> ImageStore:
-    """The bundle's decoded-image store when it matches ``task``'s input size, else a new one."""
-    store = data.extras.get(STORE_KEY)
+def store_for(ctx: Ctx, task: Any) -> ImageStore:
+    """The run's decoded-image store (``ctx.stash[STORE_KEY]``) when it matches ``task``'s input
+    size, else a new one with the run's ``modality.resize`` policy, kept in the stash from then on."""
+    store = ctx.stash.get(STORE_KEY)
     if store is None or tuple(store.size) != tuple(task.spec.size):
-        store = ImageStore(tuple(task.spec.size), getattr(task, "resize", "stretch"), 2048)
-        data.extras[STORE_KEY] = store
+        store = ImageStore(tuple(task.spec.size), ctx.modality.resize, ctx.modality.cache_limit_mb)
+        ctx.stash[STORE_KEY] = store
     return store
 
 
-class AlignmentModality(Modality):
+class AlignmentModality(Modality[AlignmentConfig, AlignmentModelConfig]):
     """Image-text alignment: a timm image tower and a transformers text tower trained with a
     symmetric InfoNCE loss; retrieval recall, zero-shot accuracy, per-slice and robustness
     figures; an audit of misaligned pairs with the trained model."""
@@ -61,7 +66,7 @@ class AlignmentModality(Modality):
 
     # --- data --------------------------------------------------------------------------------
 
-    def load_data(self, ctx: RunContext) -> DataBundle:
+    def load_data(self, ctx: Ctx) -> DataBundle:
         """Read image-caption manifests with the core readers, decoding each image once.
 
         Images are decoded at the image tower's input size (known from its config, before the
@@ -69,36 +74,35 @@ class AlignmentModality(Modality):
         """
         from framework.data.loading import load_bundle
 
-        cfg: AlignmentConfig = ctx.modality
+        cfg = ctx.modality
         spec = self._input_spec(ctx)
         store = ImageStore(spec, cfg.resize, cfg.cache_limit_mb)
         root = resolve_root(ctx.data.root)
         data_cfg = with_root(ctx.data, root)
         probe = store.probe if getattr(data_cfg, "probe_media", True) else None
         bundle = load_bundle(data_cfg, decoder_check=probe, label_type="class")
-        bundle.extras[STORE_KEY] = ctx.extras[STORE_KEY] = store
+        ctx.stash[STORE_KEY] = store
         captions = check_captions(bundle.records())
-        ctx.extras[TRAIN_CAPTIONS_KEY] = sorted({c for r in bundle.records("train") for c in captions_of(r)})
+        ctx.stash[TRAIN_CAPTIONS_KEY] = sorted({c for r in bundle.records("train") for c in captions_of(r)})
         log.info("%d images with %d captions; decoded to RGB %s (%s), %.1f MB cached",
                  len(bundle.records()), captions, store.size, cfg.resize, store.cached_bytes / 2**20)
         return bundle
 
     @staticmethod
-    def _input_spec(ctx: RunContext) -> tuple[int, int]:
+    def _input_spec(ctx: Ctx) -> tuple[int, int]:
         """The image tower's input size without building the towers (a CLIP's from its processor)."""
         from plugins.alignment.model import clip_image_spec, image_tower
 
-        model: AlignmentModelConfig = ctx.model
+        model = ctx.model
         if model.clip:
             return clip_image_spec(model.clip).size
         return image_tower(model.image, offline=True)[1].size
 
     # --- task --------------------------------------------------------------------------------
 
-    def build_task(self, ctx: RunContext, data: DataBundle) -> nn.Module:
+    def build_task(self, ctx: Ctx, data: DataBundle) -> nn.Module:
         """The dual encoder of ``model:``, its tokenizer and image normalisation."""
         task = task_from_config(ctx.model)
-        task.resize = ctx.modality.resize
         trainable = sum(p.numel() for p in task.parameters() if p.requires_grad)
         log.info("dual encoder: %d parameters, %d trainable; image input %s, embeddings %d wide",
                  sum(p.numel() for p in task.parameters()), trainable, task.spec.size, task.image_proj.out_features)
@@ -106,50 +110,47 @@ class AlignmentModality(Modality):
         serving_info(task, ctx.model, ctx.modality.resize).write(ctx.path(SERVING_INFO))
         return task
 
-    def _dataset(self, task: AlignmentTask, data: DataBundle, records: list[Record], pipeline: Any,
+    def _dataset(self, ctx: Ctx, task: AlignmentTask, records: list[Record], pipeline: Any,
                  sample: bool) -> CaptionDataset:
         captions = [c for r in records for c in captions_of(r)]
-        return CaptionDataset(records, store_for(task, data), TokenCache(task.tokenize, captions), pipeline, sample)
+        return CaptionDataset(records, store_for(ctx, task), TokenCache(task.tokenize, captions), pipeline, sample)
 
     # --- training ----------------------------------------------------------------------------
 
-    def train(self, ctx: RunContext, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
+    def train(self, ctx: Ctx, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
         """Train on ``train`` with ``modality.augment`` (one caption per image per epoch), validating
         the contrastive loss on ``val``."""
-        cfg: AlignmentConfig = ctx.modality
+        cfg = ctx.modality
         augment = build_pipeline(cfg.augment, task.spec.size, "modality.augment")
         plain = build_pipeline(cfg.eval_augment, task.spec.size, "modality.eval_augment")
         train_records = data.records("train")
         if len(train_records) < 2:
             raise FrameworkError(f"contrastive training needs at least 2 image-caption pairs in train; "
                                  f"got {len(train_records)} (check data.train)")
-        train_set = self._dataset(task, data, train_records, augment, sample=True)
+        train_set = self._dataset(ctx, task, train_records, augment, sample=True)
         val_records = data.records("val")
-        val_set = self._dataset(task, data, val_records, plain, sample=False) if len(val_records) > 1 else None
-        train_alignment(engine, task, train_set, val_set, eval_batch_size=cfg.eval_batch_size,
-                        num_pairs=train_set.num_pairs)
-        # Keyed by (record id, caption index), for the misalignment audit that runs after training.
-        task.training_margins = {  # type: ignore[assignment]
-            (record.id, k): float(task.pair_margins[train_set.offsets[i] + k])
+        val_set = self._dataset(ctx, task, val_records, plain, sample=False) if len(val_records) > 1 else None
+        margins = train_alignment(engine, task, train_set, val_set, eval_batch_size=cfg.eval_batch_size,
+                                  num_pairs=train_set.num_pairs)
+        ctx.stash[TRAINING_MARGINS_KEY] = {
+            (record.id, k): float(margins[train_set.offsets[i] + k])
             for i, record in enumerate(train_records) for k in range(len(train_set.captions[i]))
         }
 
     # --- prediction and evaluation -----------------------------------------------------------
 
-    def predict(self, ctx: RunContext, task: nn.Module, records: list[Record], split: str) -> Predictions:
+    def predict(self, ctx: Ctx, task: nn.Module, records: list[Record], split: str) -> Predictions:
         """For each image, the caption the model ranks first (``outputs``) among the captions of
         ``records``, or of the train split when ``records`` have none (pre-annotating new images);
         ``targets`` is an image's own first caption (``None`` without one) and
         ``extras["confidence"]`` the cosine similarity of the chosen caption."""
-        cfg: AlignmentConfig = ctx.modality
+        cfg = ctx.modality
         plain = build_pipeline(cfg.eval_augment, task.spec.size, "modality.eval_augment")
         own = [_maybe_captions(r) for r in records]
-        pool = [c for caps in own for c in caps] or list(ctx.extras.get(TRAIN_CAPTIONS_KEY, []))
+        pool = [c for caps in own for c in caps] or list(ctx.stash.get(TRAIN_CAPTIONS_KEY, []))
         if not pool:
             raise FrameworkError(f"split {split!r}: no captions to rank (the records and the train split have none)")
-        store = ctx.extras.get(STORE_KEY)
-        if store is None or tuple(store.size) != tuple(task.spec.size):
-            store = ctx.extras[STORE_KEY] = ImageStore(tuple(task.spec.size), cfg.resize, cfg.cache_limit_mb)
+        store = store_for(ctx, task)
         images = task.encode_pixels([apply(plain, store.get(r)) for r in records], cfg.eval_batch_size)
         sims = images @ task.encode_texts(pool, cfg.eval_batch_size).T  # (N, M)
         best = sims.argmax(axis=1)
@@ -157,23 +158,23 @@ class AlignmentModality(Modality):
                            outputs=[pool[j] for j in best], slices=[dict(r.slices) for r in records],
                            extras={"confidence": sims[np.arange(len(records)), best].tolist()})
 
-    def evaluate(self, ctx: RunContext, task: nn.Module, data: DataBundle, split: str) -> EvalReport:
+    def evaluate(self, ctx: Ctx, task: nn.Module, data: DataBundle, split: str) -> EvalReport:
         """Image-to-text and text-to-image recall@K and mean rank, zero-shot accuracy per class
         from ``modality.prompts`` (when every image has a label), per-slice recall@1 and recall
         under ``modality.robustness`` conditions."""
-        cfg: AlignmentConfig = ctx.modality
+        cfg = ctx.modality
         records = data.records(split)
         if len(records) < 2:
             raise FrameworkError(f"split {split!r} has {len(records)} image(s); retrieval needs at least 2")
         plain = build_pipeline(cfg.eval_augment, task.spec.size, "modality.eval_augment")
-        dataset = self._dataset(task, data, records, plain, sample=False)
+        dataset = self._dataset(ctx, task, records, plain, sample=False)
         return align_eval.evaluation_report(task, dataset, split, ks=cfg.recall_at, prompts=cfg.prompts,
                                             classes=data.classes, conditions=cfg.robustness,
                                             batch_size=cfg.eval_batch_size, seed=ctx.seed)
 
     # --- monitoring --------------------------------------------------------------------------
 
-    def drift_features(self, ctx: RunContext, records: list[Record]) -> dict[str, list[Any]]:
+    def drift_features(self, ctx: Ctx, records: list[Record]) -> dict[str, list[Any]]:
         """Per image: ``brightness``, ``contrast``, ``width``, ``height`` and ``mode`` of the file
         (:func:`framework.media.images.image_statistics`), and ``caption_words``, the length of its
         first caption (``None`` for images without one)."""
@@ -186,7 +187,7 @@ class AlignmentModality(Modality):
 
     # --- export ------------------------------------------------------------------------------
 
-    def export(self, ctx: RunContext, task: nn.Module, out_dir: Path) -> list[Path]:
+    def export(self, ctx: Ctx, task: nn.Module, out_dir: Path) -> list[Path]:
         """Weights + config, ``alignment.json``, the tokenizer, both towers in their libraries'
         formats and the projection heads (see :mod:`plugins.alignment.export`)."""
         return export_model(task, serving_info(task, ctx.model, ctx.modality.resize), out_dir, ctx.config_yaml)

@@ -18,7 +18,7 @@ from torch import nn
 from framework.data.records import DataBundle, Quarantined, Record
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
-from framework.modality import Modality, RunContext
+from framework.modality import Modality, RunContext, StashKey
 from plugins._bundled import resolve_root, with_root
 from plugins.speech import evaluate as speech_eval
 from plugins.speech.audio import AudioStore
@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STORE_KEY = "speech.store"  # RunContext.extras key of the AudioStore shared by the methods
+STORE_KEY = StashKey[AudioStore]("speech.store")  # the run's audio cache, shared by the methods
+Ctx = RunContext[SpeechConfig, SpeechModelConfig]
 
 
 def _labeled(records: list[Record]) -> list[Record]:
@@ -96,7 +97,7 @@ def quarantine_duration_mismatches(bundle: DataBundle, store: AudioStore, tolera
     return moved
 
 
-class SpeechModality(Modality):
+class SpeechModality(Modality[SpeechConfig, SpeechModelConfig]):
     """Speech recognition: decode once to 16 kHz mono, train Whisper on the engine with the
     utterance's language token, report WER/CER per language, at switch points, per slice and in noise."""
 
@@ -107,7 +108,7 @@ class SpeechModality(Modality):
 
     # --- data --------------------------------------------------------------------------------
 
-    def load_data(self, ctx: RunContext) -> DataBundle:
+    def load_data(self, ctx: Ctx) -> DataBundle:
         """Read NeMo manifests with the core reader, decoding every file once to 16 kHz.
 
         The reader's decoding check is this plugin's decoder: the decode that proves a file usable
@@ -117,7 +118,7 @@ class SpeechModality(Modality):
         """
         from framework.data.loading import load_bundle
 
-        cfg: SpeechConfig = ctx.modality
+        cfg = ctx.modality
         language_code(cfg.language)  # an unknown default language fails before any decoding
         store = AudioStore(cfg.audio.normalize, cfg.audio.cache_limit_mb, cfg.audio.loudness_dbfs)
         data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
@@ -128,28 +129,28 @@ class SpeechModality(Modality):
         mismatched = quarantine_duration_mismatches(bundle, store, cfg.audio.duration_tolerance)
         bundle.extras[AUDIO_INFO_KEY] = store.info
         bundle.extras[WINDOW_KEY] = window
-        ctx.extras[STORE_KEY] = store
+        ctx.stash[STORE_KEY] = store
         rates = Counter(info.samplerate for info in store.info.values())
         log.info("decoded %d audio files to 16 kHz mono (source rates %s), %.1f MB cached; %d long recordings "
                  "segmented, %d duration mismatches quarantined", len(store.info), dict(rates),
                  store.cached_bytes / 2**20, segmented, mismatched)
         return bundle
 
-    def _store(self, ctx: RunContext) -> AudioStore:
-        store = ctx.extras.get(STORE_KEY)
+    def _store(self, ctx: Ctx) -> AudioStore:
+        store = ctx.stash.get(STORE_KEY)
         if store is None:
             audio = ctx.modality.audio
             store = AudioStore(audio.normalize, audio.cache_limit_mb, audio.loudness_dbfs)
-            ctx.extras[STORE_KEY] = store
+            ctx.stash[STORE_KEY] = store
         return store
 
     # --- task --------------------------------------------------------------------------------
 
-    def build_task(self, ctx: RunContext, data: DataBundle) -> nn.Module:
+    def build_task(self, ctx: Ctx, data: DataBundle) -> nn.Module:
         """Whisper (released, local or from dims), trainable per ``model.finetune``, with its
         features, SpecAugment and loss."""
-        cfg: SpeechConfig = ctx.modality
-        mcfg: SpeechModelConfig = ctx.model
+        cfg = ctx.modality
+        mcfg = ctx.model
         whisper_model = build_whisper(mcfg)
         module = configure_training(whisper_model, mcfg.finetune, mcfg.freeze_encoder_blocks, mcfg.lora)
         sa = cfg.spec_augment
@@ -159,17 +160,17 @@ class SpeechModality(Modality):
         serving_info(task, mcfg, cfg).write(ctx.path(SERVING_INFO))
         return task
 
-    def _dataset(self, ctx: RunContext, task: SpeechRecognitionTask, records: list[Record],
+    def _dataset(self, ctx: Ctx, task: SpeechRecognitionTask, records: list[Record],
                  augment: WaveAugment | None = None) -> SpeechDataset:
         return SpeechDataset(records, self._store(ctx), task.window, ctx.modality.language, augment,
                              task.timestamps, task.num_languages)
 
     # --- training ----------------------------------------------------------------------------
 
-    def train(self, ctx: RunContext, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
+    def train(self, ctx: Ctx, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
         """Teacher forcing on ``train`` (SpecAugment and waveform augmentation as configured),
         validating on ``val`` (loss, token accuracy, and WER when ``modality.val_wer_every``)."""
-        cfg: SpeechConfig = ctx.modality
+        cfg = ctx.modality
         aug = cfg.augment
         augment = WaveAugment(tuple(aug.speed), aug.speed_prob, tuple(aug.noise_snr_db), aug.noise_prob)
         train_records = _labeled(data.records("train"))
@@ -188,10 +189,10 @@ class SpeechModality(Modality):
 
     # --- prediction and evaluation -----------------------------------------------------------
 
-    def predict(self, ctx: RunContext, task: nn.Module, records: list[Record], split: str) -> Predictions:
+    def predict(self, ctx: Ctx, task: nn.Module, records: list[Record], split: str) -> Predictions:
         """Transcripts (``outputs``) of ``records``, each decoded with its language token;
         references are optional."""
-        cfg: SpeechConfig = ctx.modality
+        cfg = ctx.modality
         hyps = speech_eval.hypotheses(task, records, self._store(ctx), cfg)
         return Predictions(
             split=split, ids=[r.id for r in records],
@@ -200,10 +201,10 @@ class SpeechModality(Modality):
             extras={"languages": [record_language(r, cfg.language) for r in records]},
         )
 
-    def evaluate(self, ctx: RunContext, task: nn.Module, data: DataBundle, split: str) -> EvalReport:
+    def evaluate(self, ctx: Ctx, task: nn.Module, data: DataBundle, split: str) -> EvalReport:
         """WER and CER; WER per language, on code-switched utterances and at switch points; per
         slice; under noise at ``modality.robustness_snr_db``. Writes ``eval/hypotheses_<split>.csv``."""
-        cfg: SpeechConfig = ctx.modality
+        cfg = ctx.modality
         records = _labeled(data.records(split))
         if not records:
             raise FrameworkError(f"split {split!r} has no transcribed utterances to evaluate")
@@ -213,7 +214,7 @@ class SpeechModality(Modality):
 
     # --- monitoring --------------------------------------------------------------------------
 
-    def drift_features(self, ctx: RunContext, records: list[Record]) -> dict[str, list[Any]]:
+    def drift_features(self, ctx: Ctx, records: list[Record]) -> dict[str, list[Any]]:
         """Per utterance: ``duration`` (s) and RMS ``level_dbfs`` of the utterance (its
         ``offset``/``duration`` within the file), ``silence`` at the file's edges (s), the file's
         ``sample_rate`` and ``channels``, and the primary ``language``. Files that cannot be read
@@ -248,6 +249,6 @@ class SpeechModality(Modality):
 
     # --- export ------------------------------------------------------------------------------
 
-    def export(self, ctx: RunContext, task: nn.Module, out_dir: Path) -> list[Path]:
+    def export(self, ctx: Ctx, task: nn.Module, out_dir: Path) -> list[Path]:
         """``model.pt`` (``whisper.load_model`` loads it), weights (safetensors), config and ``speech.json``."""
         return export_model(task, serving_info(task, ctx.model, ctx.modality), out_dir, ctx.config_yaml)

@@ -30,7 +30,8 @@ def train_text(engine: "Engine", task: nn.Module, train_set: Dataset, collate: C
                   if val_set is not None and len(val_set) else None)
 
     def validate() -> Mapping[str, float]:
-        return validation_metrics(engine, model, val_loader)
+        # The engine calls this under eval() and no_grad; EMA weights when trainer.ema_decay is set.
+        return validation_metrics(engine, engine.eval_model(model), val_loader)
 
     for batch in engine.steps(loader, validate=validate if val_loader is not None else None):
         with engine.autocast():

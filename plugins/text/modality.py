@@ -13,30 +13,29 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-import torch
 from torch import nn
 
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
-from framework.modality import Modality, RunContext
+from framework.modality import Modality, RunContext, StashKey
 from plugins.text import chat
 from plugins.text import evaluate as text_eval
 from plugins.text.checks import ENCODING_KEY
-from plugins.text.config import DPO_LOSSES, METHODS, TextConfig, TextModelConfig
-from plugins.text.loop import train_text
+from plugins.text.config import DPO_LOSSES, TextConfig, TextModelConfig
 from plugins._bundled import resolve_root, with_root
-from plugins.text.model import is_peft, load_model, load_tokenizer
-from plugins.text.packing import Collator, PairCollator, PairDataset, SFTDataset
-from plugins.text.task import DPOTask, SFTTask
+from plugins.text.model import load_model, load_tokenizer
+from plugins.text.packing import PairDataset, SFTDataset
+from plugins.text.recipes import TextRecipe, recipe_for
 
 if TYPE_CHECKING:
     from framework.training import Engine
 
 log = logging.getLogger(__name__)
 
-TOKENIZER_KEY = "text.tokenizer"  # RunContext.extras: the tokenizer shared by the methods
-FORMATS = {"sft": "chat", "dpo": "preference"}
+TOKENIZER_KEY = StashKey[Any]("text.tokenizer")  # the run's tokenizer, shared by the methods
+RECIPE_KEY = StashKey[TextRecipe]("text.recipe")  # the run's recipe (SFT or DPO), chosen once
+Ctx = RunContext[TextConfig, TextModelConfig]
 
 
 def reference_answer(record: Record) -> str:
@@ -75,18 +74,12 @@ def prompt_of(record: Record) -> list[dict[str, str]]:
     return chat.prompt_messages(record.fields.get("prompt", record.text or ""))
 
 
-def pair_kind(record: Record) -> str | None:
-    """``trap`` for sycophancy traps, ``gold`` for gold pairs, else ``None``."""
-    if record.fields.get("trap"):
-        return "trap"
-    if record.fields.get("gold"):
-        return "gold"
-    return None
-
-
-class TextModality(Modality):
+class TextModality(Modality[TextConfig, TextModelConfig]):
     """Causal-LM fine-tuning: chat SFT with assistant-only loss and packing, or DPO (sigmoid, IPO,
-    hinge) against the adapters-disabled or precomputed reference; LoRA, full fine-tuning, FSDP2."""
+    hinge) against the adapters-disabled or precomputed reference; LoRA, full fine-tuning, FSDP2.
+
+    What differs between SFT and DPO lives in their recipes (:mod:`plugins.text.recipes`), one of
+    which ``modality.method`` selects once per run (:meth:`recipe`)."""
 
     name: ClassVar[str] = "text"
     description: ClassVar[str] = "causal LM fine-tuning: chat SFT and DPO (transformers + peft LoRA, FSDP2)"
@@ -95,75 +88,59 @@ class TextModality(Modality):
 
     # --- data --------------------------------------------------------------------------------
 
-    def load_data(self, ctx: RunContext) -> DataBundle:
+    def load_data(self, ctx: Ctx) -> DataBundle:
         """Read chats (SFT) or preference pairs (DPO) with the core readers and tokenize every
         example once with the chat template, so the audit sees token counts, truncation and
         loss masks (``extras["text_encoding"]``)."""
         from framework.data.loading import load_bundle
 
-        cfg: TextConfig = ctx.modality
-        if cfg.method not in METHODS:
-            raise FrameworkError(f"modality.method={cfg.method!r} is unknown; use one of {', '.join(METHODS)}")
+        cfg = ctx.modality
+        recipe = self.recipe(ctx)
         if cfg.dpo.loss not in DPO_LOSSES:
             raise FrameworkError(f"modality.dpo.loss={cfg.dpo.loss!r} is unknown; use one of {', '.join(DPO_LOSSES)}")
         data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
-        bundle = load_bundle(data_cfg, format=FORMATS[cfg.method], label_type="text")
-        if cfg.method == "dpo":
-            bundle.label_type = "preference"  # pairs keep their answers in chosen/rejected
-        tokenizer = load_tokenizer(ctx.model)
-        ctx.extras[TOKENIZER_KEY] = tokenizer
-        self._check_records(cfg, bundle)
+        bundle = load_bundle(data_cfg, format=recipe.data_format, label_type="text")
+        bundle.label_type = recipe.label_type
+        ctx.stash[TOKENIZER_KEY] = load_tokenizer(ctx.model)
+        recipe.check_records(bundle)
         bundle.extras[ENCODING_KEY] = self.encode(ctx, bundle)
         return bundle
 
-    def _check_records(self, cfg: TextConfig, bundle: DataBundle) -> None:
-        wants = "messages" if cfg.method == "sft" else "chosen"
-        for record in bundle.records():
-            if wants not in record.fields:
-                other = "+modality=text_dpo (or data.format=preference)" if cfg.method == "dpo" else "+modality=text"
-                raise FrameworkError(
-                    f"{record.source}: modality.method={cfg.method} needs "
-                    f"{'chat messages' if wants == 'messages' else 'preference pairs (prompt/chosen/rejected)'}; "
-                    f"this data has none. Use {other} with matching data.train/val/test")
+    def recipe(self, ctx: Ctx) -> TextRecipe:
+        """The run's recipe, chosen by ``modality.method`` on first use and kept in the stash."""
+        recipe = ctx.stash.get(RECIPE_KEY)
+        if recipe is None:
+            recipe = ctx.stash[RECIPE_KEY] = recipe_for(ctx.modality.method)
+        return recipe
 
-    def template(self, ctx: RunContext) -> str:
+    def template(self, ctx: Ctx) -> str:
         """The chat template of this run (see :func:`plugins.text.chat.resolve_template`)."""
         return chat.resolve_template(self.tokenizer(ctx), ctx.modality.chat_template)
 
-    def tokenizer(self, ctx: RunContext) -> Any:
+    def tokenizer(self, ctx: Ctx) -> Any:
         """The run's tokenizer, loaded once."""
-        if TOKENIZER_KEY not in ctx.extras:
-            ctx.extras[TOKENIZER_KEY] = load_tokenizer(ctx.model)
-        return ctx.extras[TOKENIZER_KEY]
+        if TOKENIZER_KEY not in ctx.stash:
+            ctx.stash[TOKENIZER_KEY] = load_tokenizer(ctx.model)
+        return ctx.stash[TOKENIZER_KEY]
 
-    def encode(self, ctx: RunContext, bundle: DataBundle) -> dict[str, Any]:
+    def encode(self, ctx: Ctx, bundle: DataBundle) -> dict[str, Any]:
         """Tokenized examples per split: ``{"max_length", "method", "splits": {split: {id: Encoded
         or (chosen, rejected)}}}``."""
-        cfg: TextConfig = ctx.modality
+        cfg, recipe = ctx.modality, self.recipe(ctx)
         tok, template = self.tokenizer(ctx), self.template(ctx)
-        splits: dict[str, dict[str, Any]] = {}
-        for split, records in bundle.splits.items():
-            if cfg.method == "sft":
-                splits[split] = {r.id: chat.encode_chat(tok, r.fields["messages"], template, cfg.max_length,
-                                                        assistant_only=cfg.sft.assistant_only,
-                                                        mask_source=cfg.sft.mask_source) for r in records}
-            else:
-                splits[split] = {r.id: (chat.encode_pair_side(tok, r.fields["prompt"], r.fields["chosen"], template,
-                                                              cfg.max_length),
-                                        chat.encode_pair_side(tok, r.fields["prompt"], r.fields["rejected"], template,
-                                                              cfg.max_length)) for r in records}
-        return {"max_length": cfg.max_length, "method": cfg.method, "splits": splits}
+        splits = {split: recipe.encode(tok, template, records, cfg) for split, records in bundle.splits.items()}
+        return {"max_length": cfg.max_length, "method": recipe.method, "splits": splits}
 
-    def _encoded(self, ctx: RunContext, data: DataBundle, split: str) -> list[Any]:
+    def _encoded(self, ctx: Ctx, data: DataBundle, split: str) -> list[Any]:
         enc = data.extras.get(ENCODING_KEY) or self.encode(ctx, data)
         data.extras[ENCODING_KEY] = enc
         return [enc["splits"][split][r.id] for r in data.records(split)]
 
-    def sft_dataset(self, ctx: RunContext, data: DataBundle, split: str, packing: bool) -> SFTDataset:
+    def sft_dataset(self, ctx: Ctx, data: DataBundle, split: str, packing: bool) -> SFTDataset:
         """SFT rows of ``split`` (packed when ``packing``)."""
         return SFTDataset(self._encoded(ctx, data, split), ctx.modality.max_length, packing)
 
-    def pair_dataset(self, ctx: RunContext, data: DataBundle, split: str,
+    def pair_dataset(self, ctx: Ctx, data: DataBundle, split: str,
                      reference: list[tuple[float, float]] | None = None) -> PairDataset:
         """DPO pairs of ``split``."""
         pairs = self._encoded(ctx, data, split)
@@ -171,75 +148,26 @@ class TextModality(Modality):
 
     # --- task --------------------------------------------------------------------------------
 
-    def build_task(self, ctx: RunContext, data: DataBundle) -> nn.Module:
+    def build_task(self, ctx: Ctx, data: DataBundle) -> nn.Module:
         """The causal LM (LoRA-wrapped when ``model.lora.rank > 0``) with its SFT or DPO loss."""
-        cfg: TextConfig = ctx.modality
-        model = load_model(ctx.model)
-        if cfg.method == "sft":
-            return SFTTask(model)
-        reference = cfg.dpo.reference
-        if reference == "auto":
-            reference = "adapters_off" if is_peft(model) else "precomputed"
-        if reference == "adapters_off" and not is_peft(model):
-            raise FrameworkError("modality.dpo.reference=adapters_off needs LoRA (model.lora.rank > 0); "
-                                 "use modality.dpo.reference=precomputed for full fine-tuning")
-        if reference not in ("adapters_off", "precomputed"):
-            raise FrameworkError(f"modality.dpo.reference={reference!r} is unknown; use auto, adapters_off or precomputed")
-        return DPOTask(model, beta=cfg.dpo.beta, loss_type=cfg.dpo.loss, label_smoothing=cfg.dpo.label_smoothing,
-                       reference=reference)
+        return self.recipe(ctx).build_task(load_model(ctx.model), ctx.modality)
 
     # --- training ----------------------------------------------------------------------------
 
-    def train(self, ctx: RunContext, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
+    def train(self, ctx: Ctx, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
         """SFT on packed chats, or DPO on pairs; validation loss (and reward accuracy) on ``val``."""
-        cfg: TextConfig = ctx.modality
-        pad = self.tokenizer(ctx).pad_token_id
-        has_val = bool(data.records("val"))
-        if cfg.method == "sft":
-            train_set = self.sft_dataset(ctx, data, "train", cfg.sft.packing)
-            val_set = self.sft_dataset(ctx, data, "val", packing=False) if has_val else None
-            log.info("SFT: %d examples in %d rows of up to %d tokens (packing %s)", len(data.records("train")),
-                     len(train_set), cfg.max_length, "on" if cfg.sft.packing else "off")
-            train_text(engine, task, train_set, Collator(pad), val_set, eval_batch_size=cfg.eval_batch_size)
-            return
-        train_ref = val_ref = None
-        if task.reference == "precomputed":
-            train_ref = self.precompute_reference(task, self.pair_dataset(ctx, data, "train"), pad, engine.device,
-                                                  cfg.eval_batch_size)
-            if has_val:
-                val_ref = self.precompute_reference(task, self.pair_dataset(ctx, data, "val"), pad, engine.device,
-                                                    cfg.eval_batch_size)
-        train_set = self.pair_dataset(ctx, data, "train", train_ref)
-        val_set = self.pair_dataset(ctx, data, "val", val_ref) if has_val else None
-        log.info("DPO (%s, beta %g, reference %s): %d pairs", cfg.dpo.loss, cfg.dpo.beta, task.reference, len(train_set))
-        train_text(engine, task, train_set, PairCollator(pad), val_set, eval_batch_size=cfg.eval_batch_size)
-
-    @staticmethod
-    def precompute_reference(task: DPOTask, pairs: PairDataset, pad_id: int, device: torch.device,
-                             batch_size: int) -> list[tuple[float, float]]:
-        """The starting model's scores of every pair, computed once (no second model is kept)."""
-        from torch.utils.data import DataLoader
-
-        task.to(device)
-        out: list[tuple[float, float]] = []
-        with text_eval.evaluating(task):
-            for batch in DataLoader(pairs, batch_size=batch_size, collate_fn=PairCollator(pad_id)):
-                batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-                scores = task.side_logps(task.model, batch)
-                n = scores.shape[0] // 2
-                out += list(zip(scores[:n].tolist(), scores[n:].tolist()))
-        return out
+        self.recipe(ctx).train(self, ctx, engine, task, data)
 
     # --- prediction and evaluation -----------------------------------------------------------
 
-    def answer(self, ctx: RunContext, task: nn.Module, prompts: list[list[dict[str, str]]]) -> list[str]:
+    def answer(self, ctx: Ctx, task: nn.Module, prompts: list[list[dict[str, str]]]) -> list[str]:
         """Greedy answers of the model to conversations (each ending before the assistant turn)."""
         tok, template = self.tokenizer(ctx), self.template(ctx)
         ids = [chat.generation_prompt(tok, p, template) for p in prompts]
         return text_eval.generate(task.model, tok, ids, max_new_tokens=ctx.modality.max_new_tokens,
                                   batch_size=ctx.modality.eval_batch_size)
 
-    def predict(self, ctx: RunContext, task: nn.Module, records: list[Record], split: str) -> Predictions:
+    def predict(self, ctx: Ctx, task: nn.Module, records: list[Record], split: str) -> Predictions:
         """Generated answers (``outputs``) to each record's prompt; ``targets`` are the reference
         answers (``None`` for unlabeled records)."""
         outputs = self.answer(ctx, task, [prompt_of(r) for r in records]) if records else []
@@ -247,14 +175,14 @@ class TextModality(Modality):
         return Predictions(split=split, ids=[r.id for r in records], targets=targets, outputs=outputs,
                            slices=[dict(r.slices) for r in records])
 
-    def evaluate(self, ctx: RunContext, task: nn.Module, data: DataBundle, split: str) -> EvalReport:
+    def evaluate(self, ctx: Ctx, task: nn.Module, data: DataBundle, split: str) -> EvalReport:
         """Loss and perplexity (SFT), preference accuracy and margin with traps and gold pairs
         apart (DPO), generation exact match, per-slice exact match and the probe suite; with
         ``modality.baseline`` the same figures of the starting model as ``baseline/<metric>``.
 
         Writes ``eval/generations_<split>.jsonl`` and ``eval/probes_<split>.jsonl``.
         """
-        cfg: TextConfig = ctx.modality
+        cfg = ctx.modality
         report = EvalReport(split=split)
         report.metrics.update(self._measure(ctx, task, data, split, report, write=True))
         if cfg.baseline:
@@ -267,23 +195,11 @@ class TextModality(Modality):
                                         f"{report.metrics[key]:.3f} after training")
         return report
 
-    def _measure(self, ctx: RunContext, task: nn.Module, data: DataBundle, split: str,
+    def _measure(self, ctx: Ctx, task: nn.Module, data: DataBundle, split: str,
                  report: EvalReport | None, write: bool) -> dict[str, float]:
-        cfg: TextConfig = ctx.modality
-        pad = self.tokenizer(ctx).pad_token_id
+        cfg = ctx.modality
         records = data.records(split)
-        metrics: dict[str, float] = {}
-        if cfg.method == "sft":
-            metrics.update(text_eval.loss_and_perplexity(task.model, self.sft_dataset(ctx, data, split, False),
-                                                         Collator(pad), cfg.eval_batch_size))
-        else:
-            chosen, rejected = text_eval.preference_scores(task.model, self.pair_dataset(ctx, data, split),
-                                                           PairCollator(pad), cfg.eval_batch_size)
-            metrics.update(text_eval.preference_metrics(chosen, rejected))
-            for kind in ("trap", "gold"):
-                idx = [i for i, r in enumerate(records) if pair_kind(r) == kind]
-                part = text_eval.preference_metrics([chosen[i] for i in idx], [rejected[i] for i in idx])
-                metrics.update({f"{kind}/{k}": v for k, v in part.items()})
+        metrics = self.recipe(ctx).loss_metrics(self, ctx, task, data, split)
         sample = records[: cfg.generation_limit] if cfg.generation_limit > 0 else records
         preds = self.predict(ctx, task, sample, split)
         metrics["exact_match"] = text_eval.exact_match(preds.outputs, preds.targets)
@@ -314,7 +230,7 @@ class TextModality(Modality):
 
     # --- monitoring --------------------------------------------------------------------------
 
-    def drift_features(self, ctx: RunContext, records: list[Record]) -> dict[str, list[Any]]:
+    def drift_features(self, ctx: Ctx, records: list[Record]) -> dict[str, list[Any]]:
         """Per example, of the prompt the model answers (a chat's turns before its last assistant
         turn, or a preference pair's prompt): ``prompt_chars``, ``prompt_words``, ``turns`` and the
         dominant ``script`` of its letters (a Unicode script name such as ``LATIN`` or
@@ -331,7 +247,7 @@ class TextModality(Modality):
 
     # --- export ------------------------------------------------------------------------------
 
-    def export(self, ctx: RunContext, task: nn.Module, out_dir: Path) -> list[Path]:
+    def export(self, ctx: Ctx, task: nn.Module, out_dir: Path) -> list[Path]:
         """The LoRA adapter (``adapter/``, peft ``save_pretrained``) and the merged model with its
         tokenizer (``merged/``, safetensors, loadable by ``AutoModelForCausalLM.from_pretrained``)."""
         from plugins.text.export import export_model

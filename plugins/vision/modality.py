@@ -18,7 +18,7 @@ from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
 from framework.evaluation import classification as cls_eval
-from framework.modality import Modality, RunContext
+from framework.modality import Modality, RunContext, StashKey
 from plugins._bundled import resolve_root, with_root
 from plugins.vision import evaluate as vision_eval
 from framework.media.augment import build_pipeline
@@ -36,14 +36,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STORE_KEY = "vision.store"  # RunContext.extras key of the ImageStore shared by the methods
+STORE_KEY = StashKey[ImageStore]("vision.store")  # the run's decoded-image cache, shared by the methods
+Ctx = RunContext[VisionConfig, VisionModelConfig]
 
 
 def _labeled(records: list[Record]) -> list[Record]:
     return [r for r in records if r.label is not None]
 
 
-class VisionModality(Modality):
+class VisionModality(Modality[VisionConfig, VisionModelConfig]):
     """Image classification: decode once to RGB at the model's input size, train with
     albumentations + mixup on the engine, report per class, per slice and under perturbations."""
 
@@ -54,7 +55,7 @@ class VisionModality(Modality):
 
     # --- data --------------------------------------------------------------------------------
 
-    def load_data(self, ctx: RunContext) -> DataBundle:
+    def load_data(self, ctx: Ctx) -> DataBundle:
         """Read image folders or CSV/JSONL manifests with the core readers, decoding each image once.
 
         The readers' decoding check is this plugin's decoder, so the decode that proves a file
@@ -64,32 +65,32 @@ class VisionModality(Modality):
         """
         from framework.data.loading import load_bundle
 
-        cfg: VisionConfig = ctx.modality
+        cfg = ctx.modality
         store = ImageStore(input_spec(ctx.model).size, cfg.resize, cfg.cache_limit_mb)
         data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
         probe = store.probe if getattr(data_cfg, "probe_media", True) else None
         bundle = load_bundle(data_cfg, decoder_check=probe, label_type="class")
         bundle.extras[IMAGE_INFO_KEY] = store.info
-        ctx.extras[STORE_KEY] = store
+        ctx.stash[STORE_KEY] = store
         modes = Counter(info.mode for info in store.info.values())
         log.info("decoded %d images to RGB %s (%s; source modes %s), %.1f MB cached",
                  len(store.info), store.size, cfg.resize, dict(modes), store.cached_bytes / 2**20)
         return bundle
 
-    def _store(self, ctx: RunContext, spec_size: tuple[int, int]) -> ImageStore:
-        store = ctx.extras.get(STORE_KEY)
+    def _store(self, ctx: Ctx, spec_size: tuple[int, int]) -> ImageStore:
+        store = ctx.stash.get(STORE_KEY)
         if store is None or store.size != tuple(spec_size):
             store = ImageStore(tuple(spec_size), ctx.modality.resize, ctx.modality.cache_limit_mb)
-            ctx.extras[STORE_KEY] = store
+            ctx.stash[STORE_KEY] = store
         return store
 
     # --- task --------------------------------------------------------------------------------
 
-    def build_task(self, ctx: RunContext, data: DataBundle) -> nn.Module:
+    def build_task(self, ctx: Ctx, data: DataBundle) -> nn.Module:
         """A timm classifier sized to ``data.classes``, with its normalisation and loss."""
         from timm.data import Mixup
 
-        cfg: VisionConfig = ctx.modality
+        cfg = ctx.modality
         if len(data.classes) < 2:
             raise FrameworkError(
                 f"image classification needs at least 2 classes; the data has {data.classes or 'none'} "
@@ -110,9 +111,9 @@ class VisionModality(Modality):
 
     # --- training ----------------------------------------------------------------------------
 
-    def train(self, ctx: RunContext, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
+    def train(self, ctx: Ctx, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
         """Train on ``train`` with ``modality.augment``, validating on ``val`` (loss and accuracy)."""
-        cfg: VisionConfig = ctx.modality
+        cfg = ctx.modality
         store = self._store(ctx, task.spec.size)
         augment = build_pipeline(cfg.augment, task.spec.size, "modality.augment")
         plain = build_pipeline(cfg.eval_augment, task.spec.size, "modality.eval_augment")
@@ -130,22 +131,22 @@ class VisionModality(Modality):
 
     # --- prediction and evaluation -----------------------------------------------------------
 
-    def predict(self, ctx: RunContext, task: nn.Module, records: list[Record], split: str) -> Predictions:
+    def predict(self, ctx: Ctx, task: nn.Module, records: list[Record], split: str) -> Predictions:
         """Class names (``outputs``) and softmax probabilities ``(N, C)`` (``scores``) of ``records``;
         labels are optional."""
-        cfg: VisionConfig = ctx.modality
+        cfg = ctx.modality
         store = self._store(ctx, task.spec.size)
         plain = build_pipeline(cfg.eval_augment, task.spec.size, "modality.eval_augment")
         probs = vision_eval.predict_probs(task, ImageDataset(records, store, task.classes, plain), cfg.eval_batch_size)
         return vision_eval.to_predictions(records, probs, task.classes, split)
 
-    def evaluate(self, ctx: RunContext, task: nn.Module, data: DataBundle, split: str) -> EvalReport:
+    def evaluate(self, ctx: Ctx, task: nn.Module, data: DataBundle, split: str) -> EvalReport:
         """Accuracy, per-class precision/recall/F1, macro/weighted averages, ``min_class_recall``,
         confusion matrix (PNG + Markdown), critical classes, per-slice accuracy and robustness.
 
         Also writes ``eval/predictions_<split>.csv`` (one row per item, top-k classes).
         """
-        cfg: VisionConfig = ctx.modality
+        cfg = ctx.modality
         records = _labeled(data.records(split))
         if not records:
             raise FrameworkError(f"split {split!r} has no labeled images to evaluate")
@@ -172,7 +173,7 @@ class VisionModality(Modality):
 
     # --- monitoring --------------------------------------------------------------------------
 
-    def drift_features(self, ctx: RunContext, records: list[Record]) -> dict[str, list[Any]]:
+    def drift_features(self, ctx: Ctx, records: list[Record]) -> dict[str, list[Any]]:
         """Brightness, contrast, width, height and colour mode of each image file."""
         from framework.media.images import image_statistics
 
@@ -180,8 +181,8 @@ class VisionModality(Modality):
 
     # --- export ------------------------------------------------------------------------------
 
-    def export(self, ctx: RunContext, task: nn.Module, out_dir: Path) -> list[Path]:
+    def export(self, ctx: Ctx, task: nn.Module, out_dir: Path) -> list[Path]:
         """Weights (safetensors) + config, ``vision.json`` for serving, and a ``torch.export`` program."""
-        cfg: VisionConfig = ctx.modality
+        cfg = ctx.modality
         info = serving_info(task, ctx.model, cfg.resize, cfg.top_k)
         return export_model(task, info, out_dir, ctx.config_yaml)

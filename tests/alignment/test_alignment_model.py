@@ -144,3 +144,20 @@ def test_export_reloads_to_the_same_embeddings_and_the_towers_load_alone(tmp_pat
 def test_load_encoder_without_serving_info_says_what_to_give(tmp_path: Path) -> None:
     with pytest.raises(FrameworkError, match="alignment.json"):
         load_encoder(tmp_path)
+
+
+def test_the_export_keeps_the_resize_policy_and_load_serving_returns_it(tmp_path: Path) -> None:
+    from plugins.alignment.export import load_serving
+
+    wide = tmp_path / "wide.png"
+    pixels = np.zeros((16, 48, 3), dtype=np.uint8)
+    pixels[:, :16, 0] = pixels[:, 16:32, 1] = pixels[:, 32:, 2] = 255  # red | green | blue
+    Image.fromarray(pixels).save(wide)
+    cfg = model_config()
+    task = task_from_config(cfg)
+    export_model(task, serving_info(task, cfg, "crop"), tmp_path / "export", "seed: 0\n")
+    reloaded, info = load_serving(tmp_path / "export")
+    assert info.resize == "crop" and ServingInfo.read(tmp_path / "export" / "alignment.json").resize == "crop"
+    cropped = task.encode_images([wide], resize="crop")
+    assert np.allclose(reloaded.encode_images([wide], resize=info.resize), cropped, atol=1e-5)
+    assert not np.allclose(task.encode_images([wide], resize="stretch"), cropped, atol=1e-3)

@@ -135,7 +135,7 @@ def test_csv_manifest_with_several_captions_per_image(make_ctx, tmp_path: Path) 
     import random
 
     from plugins.alignment.data import CaptionDataset, TokenCache, captions_of
-    from plugins.alignment.modality import task_from_config
+    from plugins.alignment.modality import STORE_KEY, task_from_config
 
     root = subset(tmp_path / "shapes", {"train": 2})
     rows = [json.loads(line) for line in (root / "train.jsonl").read_text().splitlines()]
@@ -148,7 +148,7 @@ def test_csv_manifest_with_several_captions_per_image(make_ctx, tmp_path: Path) 
     records = data.records("train")
     assert [captions_of(r) for r in records] == [r["captions"] for r in rows]
     task = task_from_config(ctx.model)
-    dataset = CaptionDataset(records, data.extras["alignment.store"], TokenCache(task.tokenize, rows[0]["captions"] +
+    dataset = CaptionDataset(records, ctx.stash[STORE_KEY], TokenCache(task.tokenize, rows[0]["captions"] +
                                                                                   rows[1]["captions"]))
     seen = set()
     for epoch in range(8):  # the engine seeds Python's RNG per (seed, epoch, item)
@@ -173,6 +173,7 @@ def test_a_whole_run_audits_with_the_trained_model_then_evaluates_and_exports(tm
     audit = json.loads((run / "audit" / "audit.json").read_text())
     row = next(r for r in audit["results"] if r["name"] == "misalignment")
     assert row["measured"]["pairs"] == 4 * 24  # scored after training, not pending
+    assert "hard to learn in training" in row["summary"]  # the margins training left in the run's stash
     assert (run / "audit" / "suspect_pairs.jsonl").is_file() and (run / "audit" / "misalignment_review.json").is_file()
     assert "(see audit/datacard.md)" in (run / "report.md").read_text()  # the audit line, after the model checks
     encoder = load_encoder(run / "export")
@@ -193,3 +194,26 @@ def test_cuda_training_in_bf16_evaluates_and_encodes_on_the_device(make_ctx, tmp
     assert report.metrics["images"] == 16
     embedding = task.encode_texts(["a small red circle in the centre"])  # float32 on the host, from bf16 weights
     assert embedding.dtype.name == "float32" and abs(float((embedding ** 2).sum()) - 1.0) < 1e-3
+
+
+def test_training_leaves_pair_margins_in_the_stash_for_the_misalignment_audit(trained, tmp_path: Path) -> None:
+    import dataclasses
+
+    from framework.data.checks import CheckContext
+    from framework.modality import Stash
+    from plugins.alignment.misalignment import MisalignmentCheck
+    from plugins.alignment.modality import TRAINING_MARGINS_KEY
+
+    ctx, data, _, task, _, _ = trained
+    margins = ctx.stash[TRAINING_MARGINS_KEY]
+    pairs = {(r.id, k) for r in data.records("train") for k in range(len(r.fields["captions"]))}
+    drawn = [m for m in margins.values() if m == m]  # NaN for a caption no epoch drew
+    assert set(margins) == pairs and len(drawn) > len(pairs) / 2 and all(abs(m) <= 2.0 for m in drawn)  # cosines
+    check = MisalignmentCheck()
+    scored = check.run(data, CheckContext("alignment", {}, (), tmp_path / "a", model=task, run=ctx))
+    assert scored.measured["pairs"] == len(pairs) and "hard to learn in training" in scored.summary
+    fresh = dataclasses.replace(ctx, stash=Stash())  # a run that did not train (stages=[audit] checkpoint=...)
+    untrained = check.run(data, CheckContext("alignment", {}, (), tmp_path / "b", model=task, run=fresh))
+    assert "no training dynamics" in untrained.summary and untrained.measured["hard_to_learn"] == 0
+    outside = check.run(data, CheckContext("alignment", {}, (), tmp_path / "c", model=task))
+    assert outside.summary.startswith("not applicable: no run context")

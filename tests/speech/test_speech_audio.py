@@ -13,7 +13,7 @@ import torch
 from framework.data.readers import read_manifest
 from plugins.speech.audio import AudioStore, load_audio
 from plugins.speech.features import SpecAugment
-from plugins.speech.modality import SpeechModality
+from plugins.speech.modality import STORE_KEY, SpeechModality
 from plugins.speech.segments import Cue, group_cues, parse_cues
 from speech_fixtures import tone, write_manifest, write_tone
 
@@ -130,7 +130,7 @@ def test_long_recording_with_sidecar_srt_becomes_utterances(tmp_path: Path, make
     records = data.records("train")
     assert [r.id for r in records] == ["talk.wav#000", "talk.wav#001", "talk.wav#002", "short.wav"]
     assert [(r.fields["offset"], r.fields["duration"]) for r in records[:3]] == [(0.5, 24.5), (26.0, 14.0), (41.0, 39.0)]
-    store = ctx.extras["speech.store"]
+    store = ctx.stash[STORE_KEY]
     assert store.get(records[1]).size == 14 * 16000
     assert store.get(records[3]).size == 2 * 16000
 

@@ -17,7 +17,7 @@ from plugins.speech import decode as decode_module
 from plugins.speech.dataset import SpeechDataset
 from plugins.speech.decode import transcribe
 from plugins.speech.model import configure_training
-from plugins.speech.modality import SpeechModality
+from plugins.speech.modality import STORE_KEY, SpeechModality
 from plugins.speech.tokens import tokenizer_for
 from plugins.speech.transcribe import transcribe_folder
 from speech_fixtures import copy_corpus, trainer_config, write_tone
@@ -63,7 +63,7 @@ def test_tiny_model_loss_falls_on_a_handful_of_utterances(trained) -> None:
 
 def test_decoder_prompt_carries_each_utterances_language_token(trained, monkeypatch) -> None:
     ctx, data, modality, task, _ = trained
-    store = ctx.extras["speech.store"]
+    store = ctx.stash[STORE_KEY]
     records = data.records("train")
     dataset = SpeechDataset(records, store, task.window, "en")
     for i, record in enumerate(records):
@@ -122,7 +122,7 @@ def test_export_reloads_with_whisper_load_model_and_transcribes_the_same(trained
     written = modality.export(ctx, task, tmp_path / "export")
     assert sorted(p.name for p in written) == ["config.yaml", "model.pt", "model.safetensors", "speech.json"]
     reloaded = whisper.load_model(str(tmp_path / "export" / "model.pt"), device="cpu")
-    store = ctx.extras["speech.store"]
+    store = ctx.stash[STORE_KEY]
     records = data.records("val") + data.records("test")
     audio, langs = [store.get(r) for r in records], [r.fields["language"] for r in records]
     before = transcribe(task.whisper(), audio, langs, sample_len=12)
@@ -176,7 +176,7 @@ def test_lora_training_exports_merged_weights(make_ctx, corpus, tmp_path) -> Non
     modality, task = _train(ctx, data, max_steps=3, lr=1e-2)
     modality.export(ctx, task, tmp_path / "export")
     reloaded = whisper.load_model(str(tmp_path / "export" / "model.pt"), device="cpu")
-    store = ctx.extras["speech.store"]
+    store = ctx.stash[STORE_KEY]
     records = data.records("val")
     audio, langs = [store.get(r) for r in records], [r.fields["language"] for r in records]
     assert transcribe(reloaded, audio, langs, sample_len=8) == transcribe(task.whisper(), audio, langs, sample_len=8)
@@ -197,14 +197,14 @@ def test_bucketed_batches_and_timestamps_train(make_ctx, corpus) -> None:
     modality, task = _train(ctx, data, max_steps=4)
     rows = _metrics(ctx.run_dir, "train")
     assert len(rows) == 4 and all(np.isfinite(r["loss"]) for r in rows)
-    seq = SpeechDataset(data.records("train"), ctx.extras["speech.store"], task.window, "hi", timestamps=True)[0]["sequence"]
+    seq = SpeechDataset(data.records("train"), ctx.stash[STORE_KEY], task.window, "hi", timestamps=True)[0]["sequence"]
     tok = tokenizer_for("hi")
     assert seq[3] == tok.timestamp_begin and seq[-2] > tok.timestamp_begin and tok.no_timestamps not in seq
 
 
 def test_beam_search_runs_through_whispers_decoder_and_decodes_every_utterance_in_its_language(trained, monkeypatch) -> None:
     ctx, data, _, task, _ = trained
-    store = ctx.extras["speech.store"]
+    store = ctx.stash[STORE_KEY]
     records = data.records("train")
     langs = [r.fields["language"] for r in records]
     audio = [store.get(r) for r in records]

@@ -38,3 +38,20 @@ def test_model_errors_are_clear() -> None:
         load_model(TextModelConfig(dtype="float8"))
     with pytest.raises(FrameworkError, match="bitsandbytes|CUDA"):
         quantization_config("4bit")
+
+
+def test_the_method_picks_one_recipe_per_run(chat_root, pair_root, make_ctx) -> None:
+    from plugins.text.modality import TextModality
+    from plugins.text.recipes import DPORecipe, SFTRecipe, recipe_for
+    from plugins.text.task import DPOTask, SFTTask
+
+    modality = TextModality()
+    runs = {"sft": (make_ctx(chat_root), SFTRecipe, SFTTask, "text"),
+            "dpo": (make_ctx(pair_root, modality={"method": "dpo"}), DPORecipe, DPOTask, "preference")}
+    for ctx, recipe, task, label_type in runs.values():
+        assert type(modality.recipe(ctx)) is recipe and modality.recipe(ctx) is modality.recipe(ctx)  # chosen once
+        data = modality.load_data(ctx)
+        assert data.label_type == label_type and type(modality.build_task(ctx, data)) is task
+    assert compose(["+modality=text", "modality.method=dpo"]).modality.method == "dpo"
+    with pytest.raises(FrameworkError, match="modality.method='ppo' is unknown; use one of sft, dpo"):
+        recipe_for("ppo")

@@ -37,6 +37,27 @@ def _train(ctx, **trainer):
     return modality, data, task
 
 
+def test_validation_scores_the_ema_weights_when_trainer_ema_decay_is_set(chat_root, make_ctx, tmp_path) -> None:
+    """A decay this close to 1 keeps the EMA at the starting weights: validation must report the
+    starting model's loss although training moved the live weights (it does without EMA)."""
+    from plugins.text import evaluate as text_eval
+    from plugins.text.packing import Collator
+
+    def val_loss(run: str, **trainer) -> float:
+        ctx = make_ctx(chat_root, run_dir=tmp_path / run)
+        _train(ctx, max_steps=3, eval_every=3, lr=3e-2, warmup_ratio=0.0, **trainer)
+        return _metrics(ctx.run_dir, "val")[-1]["metrics"]["val_loss"]
+
+    ctx = make_ctx(chat_root, run_dir=tmp_path / "start")
+    modality = TextModality()
+    data = modality.load_data(ctx)
+    start = text_eval.loss_and_perplexity(modality.build_task(ctx, data).model,
+                                          modality.sft_dataset(ctx, data, "val", packing=False),
+                                          Collator(modality.tokenizer(ctx).pad_token_id), 64)["loss"]
+    assert abs(val_loss("live") - start) > 0.05  # the live weights moved
+    assert val_loss("ema", ema_decay=1 - 1e-9) == pytest.approx(start, abs=1e-3)
+
+
 @pytest.mark.slow
 def test_sft_trains_evaluates_and_the_merged_export_generates_the_same_tokens(chat_root, make_ctx, tmp_path) -> None:
     ctx = make_ctx(chat_root, modality={"baseline": True})

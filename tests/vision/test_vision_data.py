@@ -41,7 +41,7 @@ def test_grayscale_and_cmyk_decode_to_rgb_and_corrupt_is_quarantined(messy_root,
     assert bad.reason == "undecodable" and bad.record_id == "train/green/broken.png"
     assert "re-export or remove it" in bad.detail
 
-    store: ImageStore = ctx.extras[STORE_KEY]
+    store: ImageStore = ctx.stash[STORE_KEY]
     gray = next(r for r in data.records("train") if r.id == "train/red/gray.png")
     pixels = store.get(gray)
     assert pixels.shape == (16, 16, 3) and pixels.dtype == np.uint8
@@ -92,16 +92,30 @@ def test_checks_read_headers_when_the_bundle_has_no_decode_info(image_root, make
     assert ImageModeCheck().run(data, _check_ctx(tmp_path)).measured["modes"] == {"RGB": 72}
 
 
-@pytest.mark.parametrize(("mode", "expected"), [("stretch", (8, 24)), ("pad", (8, 24)), ("crop", (8, 24))])
-def test_resize_policies_reach_the_input_size(tmp_path, mode, expected) -> None:
+def _tone(value: float) -> str:
+    return "white" if value > 200 else "black" if value < 50 else "gray" if 90 < value < 170 else f"unclear {value:.0f}"
+
+
+# What each policy makes of a 120x30 image (4:1) brought to 24x8 (3:1): whether the white band on
+# its left edge and the black band on its right edge survive, and what the top row is.
+RESIZED = {
+    "stretch": ("white", "black", "gray"),  # squeezed whole: both bands stay, content to the top
+    "pad": ("white", "black", "black"),  # aspect kept, 24x6 letterboxed: both bands stay, black bars
+    "crop": ("gray", "gray", "gray"),  # aspect kept, 32x8 centre-cropped: both bands cut off, no bars
+}
+
+
+@pytest.mark.parametrize("mode", sorted(RESIZED))
+def test_resize_policies_reach_the_input_size_each_its_own_way(tmp_path, mode) -> None:
     path = tmp_path / "wide.png"
-    pixels = np.zeros((10, 40, 3), np.uint8)
-    pixels[:, :20] = 255  # left half white
+    pixels = np.full((30, 120, 3), 128, np.uint8)
+    pixels[:, :10] = 255  # white band on the left edge
+    pixels[:, -10:] = 0  # black band on the right edge
     Image.fromarray(pixels).save(path)
-    out, info = decode_image(path, expected, mode)
-    assert out.shape == (*expected, 3) and (info.width, info.height) == (40, 10)
-    if mode == "pad":  # aspect kept: 40x10 -> 24x6, padded top and bottom with black
-        assert out[0].max() == 0 and out[4, 2].min() > 200
+    out, info = decode_image(path, (8, 24), mode)
+    assert out.shape == (8, 24, 3) and (info.width, info.height) == (120, 30)
+    left, right, top = out[2:6, 0].mean(), out[2:6, -1].mean(), out[0, 8:16].mean()
+    assert (_tone(left), _tone(right), _tone(top)) == RESIZED[mode]
 
 
 def test_transparent_pixels_become_white(tmp_path) -> None:

@@ -14,7 +14,7 @@ from framework.data.records import Record
 from framework.hookspecs import RunInfo
 from framework.training import Engine
 from plugins.vision.export import load_task
-from plugins.vision.modality import VisionModality
+from plugins.vision.modality import STORE_KEY, VisionModality
 from plugins.vision.predict import predict_folder
 from vision_fixtures import COLOURS, trainer_config, write_image
 
@@ -110,7 +110,7 @@ def test_export_reloads_to_the_same_outputs(trained, tmp_path) -> None:
     ctx, data, modality, task, _ = trained
     written = modality.export(ctx, task, tmp_path / "export")
     assert sorted(p.name for p in written) == ["config.yaml", "model.pt2", "model.safetensors", "vision.json"]
-    images = torch.stack([torch.from_numpy(ctx.extras["vision.store"].get(r)).permute(2, 0, 1)
+    images = torch.stack([torch.from_numpy(ctx.stash[STORE_KEY].get(r)).permute(2, 0, 1)
                           for r in data.records("test")])  # (12, 3, 16, 16) uint8
     task.eval()
     with torch.no_grad():
