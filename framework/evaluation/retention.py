@@ -18,12 +18,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
 from framework.evaluation.direction import lower_is_better
 from framework.evaluation.types import EvalReport
+
+if TYPE_CHECKING:
+    from framework.config import EvaluationConfig
+    from framework.data.config import DataConfig
 
 SPLIT = "retention"  # the split name the retention records get in the run's DataBundle
 START_SPLIT = "retention_start"  # the same records, scored with the starting weights
@@ -92,7 +96,7 @@ def _num(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}"
 
 
-def load_retention(evaluation: Any, data: DataBundle, data_cfg: Any) -> Retention | None:
+def load_retention(evaluation: "EvaluationConfig", data: DataBundle, data_cfg: "DataConfig") -> Retention | None:
     """Read ``evaluation.retention`` into ``data`` as the :data:`SPLIT` and :data:`START_SPLIT` splits.
 
     A relative path resolves against ``data.root``; a set outside it resolves its media paths
@@ -111,7 +115,7 @@ def load_retention(evaluation: Any, data: DataBundle, data_cfg: Any) -> Retentio
     """
     from framework.data.readers import read_manifest
 
-    if not evaluation.get("retention"):
+    if not evaluation.retention:
         return None
     source = Path(evaluation.retention)
     source = source if source.is_absolute() else Path(data.root) / source
