@@ -105,6 +105,12 @@ def outcome(error: BaseException | None = None, fit: Sequence[bool] = ()) -> Out
     return Outcome(ExitCode.USAGE, message) if message is not None else None
 
 
+def _one_line(exc: BaseException) -> tuple[str, int] | None:
+    """``(message, exit status)`` for an error reported without a traceback, else None (see :func:`outcome`)."""
+    ended = outcome(exc)
+    return None if ended is None else (ended.message or "", int(ended.code))
+
+
 def _list_plugins() -> int:
     from framework.plugins import load_plugins
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from framework.data.errors import DataError
@@ -34,7 +34,7 @@ class Cue:
     start: float
     end: float
     text: str
-    line: int = 0  #: the timing line's number in its file (1-based), for messages
+    line: int = field(default=0, compare=False)  #: its timing line in the file (1-based), for messages
 
 
 def _seconds(hours: str | None, minutes: str, seconds: str, millis: str) -> float:
