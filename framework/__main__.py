@@ -6,20 +6,24 @@
     python -m framework --plugins                              # installed plugins and modalities
     python -m framework --compare RUN_DIR_A RUN_DIR_B          # config and metric differences
 
-Exit code 3: evaluated but not fit to ship (a ``success:`` criterion failed; for a sweep, no job met
-its criteria), after writing everything; ``evaluation.enforce_success=false`` reports without failing.
+Exit codes (:class:`ExitCode`, decided in :func:`outcome` alone): 0 done (or interrupted after a
+checkpoint), 1 a failure, 2 a config or command-line error, 3 evaluated but not fit to ship (a
+``success:`` criterion failed; for a sweep, no job met its criteria), after writing everything;
+``evaluation.enforce_success=false`` reports without failing.
 
 Under ``torchrun`` every rank runs the same command and agrees on one run dir.
 """
 
 from __future__ import annotations
 
-import contextlib
+import argparse
+import enum
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Sequence
 
 log = logging.getLogger("framework")
 
@@ -41,15 +45,17 @@ def _task(cfg) -> float | None:  # type: ignore[no-untyped-def]
     from hydra.utils import get_original_cwd
 
     from framework.app import run
+    from framework.instantiate import check_hydra_config, trusted_targets
     from framework.plugins import default_plugins
     from framework.sweep import objective
 
     hydra_cfg = HydraConfig.get()
     try:
+        check_hydra_config(hydra_cfg, trusted_targets(sys.argv[1:]))  # vetted before Hydra ran: a second look
         result = run(cfg, Path(hydra_cfg.runtime.output_dir), plugins=default_plugins(),
                      base_dir=Path(get_original_cwd()), overrides=list(hydra_cfg.overrides.task))
     except Exception as exc:  # noqa: BLE001 - classified by main(); genuine bugs keep their traceback
-        if _one_line(exc) is not None:
+        if outcome(exc) is not None:
             raise _JobStopped(exc) from exc
         raise
     if result.enforce_success and result.fit_to_ship is not None:
@@ -57,22 +63,52 @@ def _task(cfg) -> float | None:  # type: ignore[no-untyped-def]
     return objective(cfg, result.metrics)
 
 
-def _one_line(exc: BaseException) -> tuple[str, int] | None:
-    """``(message, exit status)`` for an error reported without a traceback, else None."""
+class ExitCode(enum.IntEnum):
+    """The process exit codes of ``python -m framework`` (single runs and sweeps alike)."""
+
+    OK = 0  #: done, or interrupted (SIGTERM) after a checkpoint
+    FAILED = 1  #: a modality or training failed, or the disk is full
+    USAGE = 2  #: a config or command-line error the user can fix
+    NOT_FIT = 3  #: evaluated, but no run met its enforced success criteria
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ends: its exit code and the one line reported (``None``: nothing to say)."""
+
+    code: ExitCode
+    message: str | None = None
+
+
+def outcome(error: BaseException | None = None, fit: Sequence[bool] = ()) -> Outcome | None:
+    """The one place exit codes are decided, for a single run and a sweep.
+
+    Called by the job function (to classify an error) and by :func:`main` at the end. ``fit`` holds,
+    for each job with enforced success criteria, whether it is fit to ship: no job fit is
+    :attr:`ExitCode.NOT_FIT`. Returns ``None`` for an error that is a genuine bug (its traceback is kept).
+    """
     from framework.app import ModalityFailure
     from framework.atomic import no_space_left
     from framework.training import Interrupted, TrainingStopped
 
-    if isinstance(exc, Interrupted):
-        return str(exc), 0
-    if no_space_left(exc):
-        where = getattr(exc, "filename", None)
-        return (f"no space left on device{f' writing {where}' if where else ''}: free some space (or point "
-                "hydra.run.dir at another disk) and rerun; earlier checkpoints are intact"), 1
-    if isinstance(exc, (ModalityFailure, TrainingStopped)):
-        return str(exc), 1
-    message = _friendly(exc)
-    return (message, 2) if message is not None else None
+    if error is None:
+        return Outcome(ExitCode.NOT_FIT if fit and not any(fit) else ExitCode.OK)
+    if isinstance(error, Interrupted):
+        return Outcome(ExitCode.OK, str(error))
+    if no_space_left(error):
+        where = getattr(error, "filename", None)
+        return Outcome(ExitCode.FAILED, f"no space left on device{f' writing {where}' if where else ''}: free some "
+                       "space (or point hydra.run.dir at another disk) and rerun; earlier checkpoints are intact")
+    if isinstance(error, (ModalityFailure, TrainingStopped)):
+        return Outcome(ExitCode.FAILED, str(error))
+    message = _friendly(error)
+    return Outcome(ExitCode.USAGE, message) if message is not None else None
+
+
+def _one_line(exc: BaseException) -> tuple[str, int] | None:
+    """``(message, exit status)`` for an error reported without a traceback, else None (see :func:`outcome`)."""
+    ended = outcome(exc)
+    return None if ended is None else (ended.message or "", int(ended.code))
 
 
 def _list_plugins() -> int:
@@ -124,55 +160,143 @@ def _hydra_main() -> None:
     from framework.config import conf_dir, register_configs
 
     register_configs()
-    with _guarded_hydra_callbacks():
-        hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(_task)()
-
-
-@contextlib.contextmanager
-def _guarded_hydra_callbacks() -> Iterator[None]:
-    """Check ``hydra.callbacks`` before Hydra builds them, and lock a single run's dir early.
-
-    Hydra instantiates ``hydra.callbacks`` itself, before the job function runs, so the
-    ``_target_`` policy (docs/security.md) is applied at that point: only Hydra ``Callback``
-    classes from the core, the installed plugins, or packages in ``allowed_targets`` given on the
-    command line. A single run's dir is locked there too, before Hydra writes ``.hydra/`` into it.
-    """
-    from hydra._internal import callbacks as hydra_callbacks
-    from omegaconf import OmegaConf
-
-    from framework.instantiate import check_hydra_callbacks, trusted_targets
-
-    original = hydra_callbacks.Callbacks.__init__
-    held = []
-
-    def guarded(self, config=None, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if config is not None:
-            nodes = OmegaConf.select(config, "hydra.callbacks")
-            if nodes:
-                check_hydra_callbacks(nodes, trusted_targets(sys.argv[1:]))
-            held.extend(_lock_single_run(config))
-        original(self, config, *args, **kwargs)
-
-    hydra_callbacks.Callbacks.__init__ = guarded  # type: ignore[method-assign]
+    held = _vet_before_hydra(sys.argv[1:])
     try:
-        yield
+        hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(_task)()
     finally:
-        hydra_callbacks.Callbacks.__init__ = original  # type: ignore[method-assign]
         for lock in held:
             lock.release()
 
 
-def _lock_single_run(config) -> list:  # type: ignore[no-untyped-def]
+def _hydra_args(argv: list[str]) -> argparse.Namespace:
+    """The command line as ``hydra.main`` reads it: its flags, and the overrides."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flags in (("-h", "--help"), ("--hydra-help",), ("--version",), ("--resolve",), ("-r", "--run"),
+                  ("-m", "--multirun"), ("-sc", "--shell-completion")):
+        parser.add_argument(*flags, action="store_true")
+    for flags in (("-c", "--cfg"), ("-p", "--package"), ("-cp", "--config-path"), ("-cn", "--config-name"),
+                  ("-cd", "--config-dir"), ("--experimental-rerun",)):
+        parser.add_argument(*flags)
+    parser.add_argument("-i", "--info", nargs="?", const="all")
+    parser.add_argument("overrides", nargs="*")
+    return parser.parse_args(argv)
+
+
+#: Sweeps with more jobs than this are vetted one swept value at a time (others at their first value).
+MAX_VETTED_JOBS = 64
+
+
+def _vet_before_hydra(argv: list[str]) -> list:  # type: ignore[type-arg]
+    """Compose the run's config (every job's, for a sweep) and vet its ``hydra`` node; lock a run dir.
+
+    Hydra builds ``hydra.callbacks``, the launcher and the sweeper and configures logging from
+    ``hydra.hydra_logging``/``hydra.job_logging`` before the job function runs, so the ``_target_``
+    policy (docs/security.md) is applied here, on the config composed with Hydra's public compose
+    API from the same command line, before ``hydra.main`` is called. A single run's dir is locked
+    here too, before Hydra writes ``.hydra/`` into it. Returns the locks to release at the end.
+
+    Raises:
+        FrameworkError: A refused value (one line), or ``--experimental-rerun`` (it unpickles a file).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from framework.config import conf_dir
+    from framework.errors import FrameworkError
+    from framework.instantiate import check_remote_code, trusted_targets
+
+    args = _hydra_args(argv)
+    if args.experimental_rerun:
+        raise FrameworkError("--experimental-rerun is refused: it unpickles a file, which can run code "
+                             "(docs/security.md); rerun with the overrides in the run's .hydra/overrides.yaml")
+    if args.version or args.shell_completion:
+        return []  # nothing is composed
+    primary = Path(args.config_path) if args.config_path else conf_dir()
+    if not primary.is_absolute():
+        raise FrameworkError(f"--config-path {args.config_path} must be an absolute path (or add a directory "
+                             "with --config-dir)")
+    trusted = trusted_targets(argv)
+    overrides = list(args.overrides)
+    if args.config_dir:
+        found = OmegaConf.from_dotlist([o for o in overrides if o.startswith("hydra.searchpath=")])
+        extra = list(OmegaConf.select(found, "hydra.searchpath") or [])
+        overrides = [o for o in overrides if not o.startswith("hydra.searchpath=")]
+        paths = [f"file://{Path(args.config_dir).resolve()}", *map(str, extra)]
+        overrides.append("hydra.searchpath=[" + ",".join("'" + p.replace("'", "\\'") + "'" for p in paths) + "]")
+    name = args.config_name or "config"
+    parser = OverridesParser.create()
+    with initialize_config_dir(config_dir=str(primary), version_base="1.3"):
+        parsed = parser.parse_overrides(overrides)
+        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+        swept = [o for o in parsed if o.is_sweep_override()]
+        base = compose(name, overrides=fixed, return_hydra_config=True)
+        multirun = args.multirun or OmegaConf.select(base, "hydra.mode") == RunMode.MULTIRUN
+        if multirun:
+            params = OmegaConf.select(base, "hydra.sweeper.params") or {}
+            swept += [o for o in parser.parse_overrides([f"{k}={v}" for k, v in params.items()])
+                      if o.is_sweep_override()]
+        jobs = _sweep_jobs(fixed, swept, GlobalHydra.instance().config_loader()) if multirun and swept else [fixed]
+        for job in jobs:
+            cfg = base if job is fixed else compose(name, overrides=job, return_hydra_config=True)
+            _vet_hydra_node(cfg, trusted)
+            check_remote_code(cfg, argv)
+        if multirun or int(os.environ.get("RANK", "0")) != 0:
+            return []
+        return _lock_single_run(base)
+
+
+def _sweep_jobs(fixed: list[str], swept: list, loader) -> list[list[str]]:  # type: ignore[no-untyped-def,type-arg]
+    """The override lists of a sweep's jobs (each swept value once if there are too many jobs)."""
+    import itertools
+
+    from hydra.core.override_parser.types import ValueType
+
+    choices: list[list[str]] = []
+    for override in swept:
+        key = override.input_line.split("=", 1)[0]
+        if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
+            group = override.key_or_group.lstrip("+~")
+            values = list(override.value().filter(loader.get_group_options(group)))
+        elif override.value_type == ValueType.INTERVAL_SWEEP:
+            continue  # numbers drawn by the sweeper: they cannot choose a config file
+        else:
+            values = list(override.sweep_string_iterator())
+        choices.append([f"{key}={v}" for v in values])
+    total = 1
+    for values in choices:
+        total *= len(values)
+    if total <= MAX_VETTED_JOBS:
+        return [[*fixed, *combo] for combo in itertools.product(*choices)]
+    first = [values[0] for values in choices]
+    return [[*fixed, *first[:i], value, *first[i + 1:]] for i, values in enumerate(choices) for value in values]
+
+
+def _vet_hydra_node(cfg, trusted: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Apply the policy to a composed config's ``hydra`` node (its runtime paths filled in first)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    from framework.instantiate import check_hydra_config
+
+    hydra = cfg.hydra
+    with read_write(hydra), open_dict(hydra):
+        if OmegaConf.is_missing(hydra.runtime, "output_dir"):
+            hydra.runtime.output_dir = "<run dir>"  # a log file's place is judged by its name
+    HydraConfig.instance().set_config(cfg)  # so that ${hydra:...} resolves as it will in the job
+    check_hydra_config(hydra, trusted)
+
+
+def _lock_single_run(config) -> list:  # type: ignore[no-untyped-def,type-arg]
     from omegaconf import OmegaConf
 
     from framework.training.rundir import check_run_dir, lock_run_dir
 
-    if OmegaConf.select(config, "hydra.mode") != RunMode.RUN or int(os.environ.get("RANK", "0")) != 0:
-        return []
     try:
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
-    except Exception:  # noqa: BLE001 - e.g. ${hydra:...} before Hydra sets its runtime: app.run locks it
+    except Exception:  # noqa: BLE001 - e.g. ${hydra:...} it cannot resolve yet: app.run locks it
         return []
     check_run_dir(run_dir)
     return [lock_run_dir(run_dir)]
@@ -188,6 +312,9 @@ def _friendly(exc: BaseException) -> str | None:
 
     if isinstance(exc, FrameworkError):
         return str(exc)
+    malformed = _yaml_error(exc)
+    if malformed is not None:
+        return malformed
     if isinstance(exc, OverrideParseException):
         return override_parse_message(exc)
     if isinstance(exc, MissingConfigException) and missing_option_message(exc):
@@ -201,6 +328,23 @@ def _friendly(exc: BaseException) -> str | None:
     if isinstance(exc, (ConfigCompositionException, OmegaConfBaseException)):
         return explain(exc, sections=_modality_sections())
     return None
+
+
+def _yaml_error(exc: BaseException) -> str | None:
+    """A malformed YAML config file (anywhere in ``exc``'s chain) as one line naming file:line:column."""
+    import yaml
+
+    from framework.errors import first_line
+
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, yaml.YAMLError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    mark = getattr(seen, "problem_mark", None)
+    where = f"{mark.name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else "a config file"
+    problem = getattr(seen, "problem", None) or first_line(seen)
+    return f"{where}: malformed YAML ({problem}); fix the file (a YAML checker shows the line)"
 
 
 def _modality_sections() -> dict[str, type]:
@@ -231,23 +375,17 @@ def main() -> None:
         _agree_on_run_dir()
         _hydra_main()
         _leave_process_group()
-        if _FIT and not any(_FIT):
-            from framework.evaluation.success import NOT_FIT_EXIT_CODE
-
-            sys.exit(NOT_FIT_EXIT_CODE)
+        ended = outcome(None, _FIT)
     except (Exception, _JobStopped) as caught:  # noqa: BLE001 - classify, then re-raise genuine bugs
-        exc = caught.error if isinstance(caught, _JobStopped) else caught
-        reported = _one_line(exc)
-        if reported is None:
+        ended = outcome(caught.error if isinstance(caught, _JobStopped) else caught)
+        if ended is None:
             raise
-        message, status = reported
-        if status == 0:  # interrupted: a checkpoint was saved; every rank stopped at the same step
-            log.warning("%s", message)
+        if ended.code == ExitCode.OK:  # interrupted: a checkpoint was saved; every rank stopped at the same step
+            log.warning("%s", ended.message)
             _leave_process_group()
-            sys.exit(0)
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(status)
-
+    if ended.message and ended.code != ExitCode.OK:
+        print(f"error: {ended.message}", file=sys.stderr)
+    sys.exit(int(ended.code))
 
 if __name__ == "__main__":
     main()

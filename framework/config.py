@@ -243,6 +243,9 @@ def explain(exc: BaseException, prefix: str = "", sections: Mapping[str, type] |
     elif not full_key and is_key_error:
         match = re.search(r"Key '([^']+)' (?:not in|is not in)", text)
         full_key = match.group(1) if match else None
+    typed = _type_message(exc, prefix)
+    if typed is not None:
+        return typed
     if not full_key:
         return _with_reason(text, exc)
     full_key = f"{prefix}.{full_key}" if prefix and not full_key.startswith(prefix + ".") else full_key
@@ -252,6 +255,35 @@ def explain(exc: BaseException, prefix: str = "", sections: Mapping[str, type] |
     where, kind, key, keys = found
     return (f"unknown config key {full_key!r}: {key!r} is not a setting of {where} ({kind}). "
             f"{_keys_message(key, keys)}")
+
+
+#: What a value of each kind looks like, for a type error: (what the error says, it wants, example).
+_WANTED = (("converted to Float", "a number", "0.001"), ("converted to Integer", "an integer", "3"),
+           ("converted to Boolean", "true or false", "true"), ("is not a ListConfig", "a list", "[64,32]"),
+           ("DictConfig", "a mapping", "{key: value}"))
+
+
+def _type_message(exc: BaseException, prefix: str = "") -> str | None:
+    """A type error as one line: which key, what type it wants, an example; else ``None``."""
+    from omegaconf.errors import ValidationError
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ValidationError):
+        cause = cause.__cause__
+    if cause is None:
+        return None
+    reason = first_line(cause)
+    wanted = next(((w, e) for said, w, e in _WANTED if said in str(cause)), None)
+    if wanted is None:
+        return None
+    override = re.search(r"Error merging override ([^=\s]+)=(\S*)", str(exc))
+    if override:
+        key, value = override.group(1).lstrip("+~"), override.group(2).rstrip(":")
+    else:
+        key = str(getattr(cause, "full_key", "") or "?")
+        key = f"{prefix}.{key}" if prefix and not key.startswith(prefix + ".") else key
+        value = getattr(cause, "value", "?")
+    return f"{key}={value} has the wrong type: {key} wants {wanted[0]}, e.g. {key}={wanted[1]} ({reason.rstrip('.')})"
 
 
 _THRESHOLD = re.compile(r"^(\+{0,2})([\w.\-/]+)=((?:>=|<=|==|>|<)[^'\"]*)$")

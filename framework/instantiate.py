@@ -21,6 +21,7 @@ instantiated or unpickled.
 from __future__ import annotations
 
 import importlib
+import re
 import inspect
 from importlib.metadata import entry_points
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -70,8 +71,11 @@ def hydra_callback(cls: type) -> str | None:
     return None if issubclass(cls, Callback) else "it is not a hydra.experimental.callback.Callback"
 
 
-def resolve_target(target: str, packages: Iterable[str], kind: Kind | None = None, where: str = "<root>") -> type:
+def resolve_target(target: str, packages: Iterable[str], kind: Kind | None = None, where: str = "<root>",
+                   label: str = "_target_") -> type:
     """Check ``target`` against the policy in the module docstring and return the class it names.
+
+    ``label`` names the key in messages (``_target_``, or ``'()'``/``class`` in a logging config).
 
     Raises:
         FrameworkError: One line naming the target, where it is, why it is refused and what to do.
@@ -81,22 +85,22 @@ def resolve_target(target: str, packages: Iterable[str], kind: Kind | None = Non
     hint = (f"If you trust it, allow its package on the command line: allowed_targets=[{parts[0]}] "
             "(see docs/security.md).")
     if len(parts) < 2 or not all(p.isidentifier() for p in parts):
-        raise FrameworkError(f"refused _target_ {target!r} at {where}: not a dotted class name")
+        raise FrameworkError(f"refused {label} {target!r} at {where}: not a dotted class name")
     if not _in_package(target, packages):
-        raise FrameworkError(f"refused _target_ {target!r} at {where}: only classes from the packages "
+        raise FrameworkError(f"refused {label} {target!r} at {where}: only classes from the packages "
                              f"{', '.join(packages)} may be instantiated from config. {hint}")
     obj = _locate(target, where)
     if not inspect.isclass(obj):
-        raise FrameworkError(f"refused _target_ {target!r} at {where}: it is a {type(obj).__name__}, not a class; "
-                             "only classes may be named by _target_ (functions such as torch.load or os.mkdir "
+        raise FrameworkError(f"refused {label} {target!r} at {where}: it is a {type(obj).__name__}, not a class; "
+                             f"only classes may be named by {label} (functions such as torch.load or os.mkdir "
                              "run code directly)")
     home = getattr(obj, "__module__", "") or ""
     if not _in_package(home, packages):
-        raise FrameworkError(f"refused _target_ {target!r} at {where}: it is {home}.{obj.__qualname__}, defined "
+        raise FrameworkError(f"refused {label} {target!r} at {where}: it is {home}.{obj.__qualname__}, defined "
                              f"outside the allowed packages {', '.join(packages)}. {hint}")
     problem = kind(obj) if kind is not None else None
     if problem:
-        raise FrameworkError(f"refused _target_ {target!r} at {where}: {problem}")
+        raise FrameworkError(f"refused {label} {target!r} at {where}: {problem}")
     return obj
 
 
@@ -215,3 +219,166 @@ def check_allowed_targets(configured: Iterable[str], overrides: Iterable[str]) -
             "yourself (see docs/security.md)."
         )
     return entries
+
+
+#: Where a config's ``hydra`` node names code that Hydra itself builds or imports before the job runs.
+HYDRA_LOGGING_KEYS = ("job_logging", "hydra_logging")
+HYDRA_PLUGIN_KEYS = ("launcher", "sweeper")
+#: The modules Hydra's own plugins may name below their ``_target_`` (the Optuna sweeper's sampler).
+HYDRA_PLUGIN_PACKAGES = ("optuna.samplers", "optuna.pruners")
+#: Streams a logging config may name with ``ext://`` (anything else would import a module of its choice).
+LOGGING_STREAMS = ("ext://sys.stdout", "ext://sys.stderr")
+#: Environment variables that make a process load code; ``hydra.job.env_set`` may not set them.
+CODE_ENV = re.compile(r"^(LD_\w*|DYLD_\w*|PYTHON\w*|PATH|BASH_ENV|ENV|PERL\w*|RUBY\w*|NODE_OPTIONS)$")
+
+
+def _logging_kind(base: type) -> Kind:
+    def kind(cls: type) -> str | None:
+        return None if issubclass(cls, base) else f"it is not a {base.__module__}.{base.__qualname__}"
+
+    return kind
+
+
+def _walk(node: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield path, key, value
+            yield from _walk(value, f"{path}.{key}")
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{path}[{i}]")
+
+
+def check_logging_config(config: Any, extra: Iterable[str] = (), where: str = "hydra.job_logging") -> None:
+    """Refuse a ``logging.config.dictConfig`` mapping that names code outside the policy.
+
+    Called on ``hydra.job_logging`` and ``hydra.hydra_logging`` before Hydra configures logging. A
+    handler, formatter or filter named by ``'()'`` or ``class`` must be a class of that kind
+    (``logging.Handler``, ``Formatter``, ``Filter``) defined in ``logging`` or an allowed package;
+    a file handler's file must end in ``.log``; no other ``'()'`` factory and no ``ext://`` other
+    than ``sys.stdout``/``sys.stderr`` may appear.
+
+    Raises:
+        FrameworkError: One line naming the key, the value and why it is refused.
+    """
+    import logging
+
+    tree = resolved(config)
+    if not isinstance(tree, Mapping):
+        return
+    packages = (*allowed_packages(extra), "logging")
+    checked: set[str] = set()
+    for section, base in (("handlers", logging.Handler), ("formatters", logging.Formatter),
+                          ("filters", logging.Filter)):
+        for name, entry in (tree.get(section) or {}).items():
+            if not isinstance(entry, Mapping):
+                continue
+            for key in ("()", "class"):
+                if key not in entry:
+                    continue
+                spot, label = f"{where}.{section}.{name}", "'()'" if key == "()" else "class"
+                if not isinstance(entry[key], str):
+                    raise FrameworkError(f"refused {label} at {spot}: it must be a dotted class name, got {entry[key]!r}")
+                cls = resolve_target(entry[key], packages, _logging_kind(base), spot, label=label)
+                checked.add(spot)
+                filename = str(entry.get("filename", ""))
+                if issubclass(cls, logging.FileHandler) and not filename.endswith(".log"):
+                    raise FrameworkError(f"refused {spot}.filename {filename!r}: a log file a config names must end "
+                                         "in .log (a log line written to a .py or .pth file is code)")
+    for path, key, value in _walk(tree, where):
+        if key == "()" and path not in checked:
+            raise FrameworkError(f"refused '()' {value!r} at {path}: a logging config may name a factory only for "
+                                 "a handler, formatter or filter")
+        if isinstance(value, str) and value.startswith("ext://") and value not in LOGGING_STREAMS:
+            raise FrameworkError(f"refused {value!r} at {path}.{key}: a logging config may name only "
+                                 f"{' or '.join(LOGGING_STREAMS)} with ext://")
+
+
+def check_hydra_plugin(node: Any, extra: Iterable[str] = (), where: str = "hydra.launcher") -> None:
+    """Refuse a launcher or sweeper config that names code outside the policy.
+
+    Its own ``_target_`` must be a Hydra plugin (``hydra._internal.core_plugins`` or
+    ``hydra_plugins``: installed packages, which Hydra itself also insists on); every ``_target_``
+    below it (Hydra builds them recursively) must pass the ``_target_`` policy, with the Optuna
+    sweeper's samplers and pruners allowed as well.
+    """
+    tree = resolved(node)
+    if not isinstance(tree, Mapping):
+        return
+    own = tree.get("_target_")
+    if own is not None and not (isinstance(own, str) and own.startswith(("hydra._internal.core_plugins.", "hydra_plugins."))):
+        raise FrameworkError(f"refused _target_ {own!r} at {where}: a launcher or sweeper must be an installed Hydra "
+                             "plugin (hydra_plugins.*)")
+    packages = (*allowed_packages(extra), *HYDRA_PLUGIN_PACKAGES)
+    for spot, target in _targets(tree, where):
+        if spot == where:
+            continue
+        if not isinstance(target, str):
+            raise FrameworkError(f"refused _target_ at {spot}: it must be a dotted class name, got {target!r}")
+        resolve_target(target, packages, None, spot)
+
+
+def check_hydra_config(hydra: Any, extra: Iterable[str] = ()) -> None:
+    """Apply the ``_target_`` policy to every place a composed ``hydra`` node names code.
+
+    Called by the entry point on the composed config of the run (and of every job of a sweep)
+    *before* ``hydra.main`` builds callbacks, launcher or sweeper and configures logging:
+    ``hydra.callbacks``, ``hydra.job_logging``, ``hydra.hydra_logging``, ``hydra.launcher``,
+    ``hydra.sweeper`` and ``hydra.job.env_set``. ``extra`` is ``allowed_targets`` from the command line.
+
+    Raises:
+        FrameworkError: One line naming the key and why it is refused.
+    """
+    if hydra is None:
+        return
+    select = (lambda key: OmegaConf.select(hydra, key)) if isinstance(hydra, DictConfig) else hydra.get
+    callbacks = select("callbacks")
+    if callbacks:
+        check_hydra_callbacks(callbacks, extra)
+    for key in HYDRA_LOGGING_KEYS:
+        if select(key) is not None:
+            check_logging_config(select(key), extra, f"hydra.{key}")
+    for key in HYDRA_PLUGIN_KEYS:
+        if select(key) is not None:
+            check_hydra_plugin(select(key), extra, f"hydra.{key}")
+    job = select("job")
+    env = (resolved(job) or {}).get("env_set") if job is not None else None
+    for name in env or {}:
+        if CODE_ENV.match(str(name)):
+            raise FrameworkError(f"refused hydra.job.env_set.{name}: a config may not set {name}, which makes "
+                                 "processes load code; set it in your shell if you mean it")
+
+
+#: Setting this environment variable to ``1`` lets a config file turn ``trust_remote_code`` on.
+REMOTE_CODE_ENV = "FRAMEWORK_TRUST_REMOTE_CODE"
+
+
+def check_remote_code(cfg: Any, overrides: Iterable[str], environ: Mapping[str, str] | None = None) -> None:
+    """Refuse ``trust_remote_code: true`` (``model.trust_remote_code`` or anywhere else) from a config file.
+
+    Called by the entry point on every composed job config before Hydra runs. Running a model
+    directory's own code may be asked for only by the person at the shell: an override
+    ``model.trust_remote_code=true`` on the command line, or ``FRAMEWORK_TRUST_REMOTE_CODE=1``.
+
+    Raises:
+        FrameworkError: naming the key and saying how to allow it.
+    """
+    import os
+
+    environ = os.environ if environ is None else environ
+    if environ.get(REMOTE_CODE_ENV) == "1":
+        return
+    given = {str(o).lstrip("+~").partition("=")[0].strip(): str(o).partition("=")[2].strip().lower()
+             for o in overrides if "=" in str(o)}
+    tree = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    for path, key, raw in _walk(tree, ""):
+        if key != "trust_remote_code" or path.startswith(".hydra"):
+            continue
+        name = f"{path}.{key}".lstrip(".")
+        value = OmegaConf.select(cfg, name) if isinstance(cfg, DictConfig) else raw
+        if value is True or str(value).lower() == "true":
+            if given.get(name) == "true":
+                continue
+            raise FrameworkError(f"{name}: true comes from a config file, not the command line: a config file may "
+                                 "not let a model directory run its own code. If you trust the model, pass "
+                                 f"{name}=true yourself (or set {REMOTE_CODE_ENV}=1; see docs/security.md).")

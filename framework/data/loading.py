@@ -20,6 +20,7 @@ from framework.annotation.records import AnnotationRecord
 from framework.data.config import DataConfig
 from framework.data.dataset_card import read_dataset_card
 from framework.data.errors import DataError
+from framework.data.paths import data_file
 from framework.data.probes import Probe, probe_media
 from framework.data.readers import ReaderRegistry, detect_format, read_manifest
 from framework.data.readers._common import LineErrors, get_field, iter_jsonl
@@ -73,7 +74,7 @@ def load_bundle(
         rel = getattr(cfg, split)
         if not rel:
             continue
-        path = _under_root(rel, root)
+        path = _under_root(rel, root, cfg, split)
         name = detect_format(path, readers) if chosen == "auto" and path.exists() else chosen
         used_formats.add(name)
         if name == "label_studio":
@@ -93,7 +94,7 @@ def load_bundle(
     if is_class:
         bundle.classes = class_names(bundle.records())
     if cfg.pred_probs:
-        bundle.extras["pred_probs"] = read_pred_probs(_under_root(cfg.pred_probs, root), len(bundle.classes))
+        bundle.extras["pred_probs"] = read_pred_probs(_under_root(cfg.pred_probs, root, cfg, "pred_probs"), len(bundle.classes))
     return bundle
 
 
@@ -122,9 +123,8 @@ def read_pred_probs(path: Path, n_classes: int) -> dict[str, list[float]]:
     return probs
 
 
-def _under_root(rel: str, root: Path) -> Path:
-    path = Path(rel).expanduser()
-    return path if path.is_absolute() else root / path
+def _under_root(rel: str, root: Path, cfg: DataConfig, key: str) -> Path:
+    return data_file(rel, root=root, where=f"data.{key}", allow_outside_root=cfg.allow_outside_root)
 
 
 def class_names(records: Iterable[Record]) -> list[str]:
@@ -175,7 +175,7 @@ def _annotations(exports: list[Path], cfg: DataConfig, root: Path) -> list[Annot
     for path in exports:
         out += import_label_studio(path, guideline_version=cfg.guidelines_version)
     if cfg.annotations:
-        out += read_annotations(_under_root(cfg.annotations, root), guideline_version=cfg.guidelines_version)
+        out += read_annotations(_under_root(cfg.annotations, root, cfg, "annotations"), guideline_version=cfg.guidelines_version)
     return out
 
 
@@ -200,9 +200,9 @@ def gold_answers(records: Iterable[Record], gold_field: str | None = None) -> di
 def _gold(records: list[Record], cfg: DataConfig, root: Path) -> dict[str, Hashable]:
     gold = gold_answers(records, cfg.gold_field)
     if cfg.annotations and Path(cfg.annotations).suffix.lower() == ".json":
-        gold.update(gold_from_tasks(load_tasks(_under_root(cfg.annotations, root)), cfg.gold_field))
+        gold.update(gold_from_tasks(load_tasks(_under_root(cfg.annotations, root, cfg, "annotations")), cfg.gold_field))
     if cfg.gold:
-        path = _under_root(cfg.gold, root)
+        path = _under_root(cfg.gold, root, cfg, "gold")
         gold.update(read_gold(path))
     return gold
 

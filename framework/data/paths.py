@@ -63,3 +63,28 @@ def relative_id(path: Path, root: Path) -> str:
         return path.relative_to(root_abs).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def data_file(raw: str, *, root: Path, where: str, allow_outside_root: bool = False) -> Path:
+    """A file the config names under ``data:`` (a split's manifest, ``annotations``, ``gold``,
+    ``pred_probs``), resolved against ``root``; called by the loader before reading it.
+
+    A relative path, or an absolute one inside ``root``, may not be a symbolic link (or pass through
+    one) that leads outside ``root`` unless ``allow_outside_root``: a data dir someone else prepared
+    cannot make the run read ``~/.ssh/id_rsa`` as a manifest. An absolute path outside ``root`` is
+    the config's own choice and is kept.
+
+    Raises:
+        DataError: naming ``where`` (the config key) and the link's target.
+    """
+    path = Path(str(raw)).expanduser()
+    path = path if path.is_absolute() else root / path
+    lexical = Path(os.path.normpath(os.path.abspath(path)))
+    root_abs = Path(os.path.normpath(os.path.abspath(root)))
+    if allow_outside_root or not lexical.is_relative_to(root_abs):
+        return path
+    target, real_root = Path(os.path.realpath(lexical)), Path(os.path.realpath(root_abs))
+    if not target.is_relative_to(real_root):
+        raise DataError(where, f"{raw!r} is a symbolic link to {target}, outside the data root {real_root}",
+                        "Copy the file under data.root, or set data.allow_outside_root=true.")
+    return path

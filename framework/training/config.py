@@ -128,7 +128,18 @@ def trainer_problems(cfg: Any, check_paths: bool = True) -> list[str]:
 
 
 def validate_trainer(cfg: Any, check_paths: bool = True) -> None:
-    """Raise :class:`TrainerConfigError` (one line) when any ``trainer.*`` value is invalid."""
+    """Raise :class:`TrainerConfigError` (one line) when any ``trainer.*`` value is invalid.
+
+    ``cuda``/``cuda:N`` is also checked against the CUDA devices this process can see.
+    """
     problems = trainer_problems(cfg, check_paths)
+    device = str(_get(cfg, "device"))
+    if re.fullmatch(r"cuda(:\d+)?", device):
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(device.partition(":")[2] or 0) >= count:
+            have = f"this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})" if count else "CUDA is not available"
+            problems.append(f"trainer.device={device!r} is invalid: {have}; use auto or cpu")
     if problems:
         raise TrainerConfigError("; ".join(problems))

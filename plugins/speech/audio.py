@@ -201,6 +201,9 @@ class AudioStore:
             return ProbeResult(False, "undecodable", f"{path}: {type(exc).__name__}: {exc}; re-export or remove it")
         info = self.info[str(path)]
         extra: dict[str, Any] = {**result.info, "peak": info.peak}
+        if not np.isfinite(info.peak):
+            return ProbeResult(False, "non_finite", f"{path}: the samples hold NaN or infinite values (a float WAV "
+                               "written from a broken computation); re-export it or remove it", extra)
         if _dbfs(info.peak) < SILENCE_DBFS:
             return ProbeResult(False, "silent", f"{path}: peak level {_dbfs(info.peak):.0f} dBFS, below "
                                f"{SILENCE_DBFS:.0f} dBFS: the file is silent; re-record or remove it", extra)

@@ -138,10 +138,11 @@ class DurationCheck:
         if not lengths:
             return CheckResult(self.name, True, bool(s["gate"]), "not applicable: no readable audio")
         median = statistics.median(lengths.values())
-        flagged: dict[str, list[str]] = {"too_short": [], "outlier": [], "over_window": []}
+        flagged: dict[str, list[str]] = {"too_short": [], "outlier": [], "over_window": [], "long_cue": []}
+        segments = {r.id for r in data.records() if r.fields.get("offset") is not None}
         for rid, d in lengths.items():
             if d > window:
-                flagged["over_window"].append(rid)
+                flagged["long_cue" if rid in segments else "over_window"].append(rid)
             elif d < s["min_seconds"]:
                 flagged["too_short"].append(rid)
             elif max(d / median, median / max(d, 1e-6)) > s["max_ratio"]:
@@ -149,7 +150,9 @@ class DurationCheck:
         explain = {"too_short": f"shorter than {s['min_seconds']} s",
                    "outlier": f"over {s['max_ratio']}x away from the median {median:.2f} s",
                    "over_window": f"longer than the model's {window:g} s window and not segmented (would be cut; "
-                                  "give offset/duration segments or an SRT/VTT transcript)"}
+                                  "give offset/duration segments or an SRT/VTT transcript)",
+                   "long_cue": f"a segment longer than the model's {window:g} s window: one subtitle cue (or "
+                               "offset/duration segment) this long would be cut; split it into shorter cues"}
         summary = ("{n} of {total} items are duration outliers or exceed the window ({fraction:.1%}, allowed "
                    "{allowed:.1%}); " + f"median {median:.2f} s, window {window:g} s")
         return _result(self.name, s, flagged, explain, len(lengths), summary,

@@ -73,6 +73,31 @@ def record_language(record: Record, default: str) -> str:
     return str(value) if value else default
 
 
+def check_languages(records: Sequence[Record], default: str, where: str = "modality.language") -> None:
+    """Check ``default`` and every record's ``language`` against Whisper's languages, at load.
+
+    Called by the speech modality's ``load_data``. A language name Whisper knows (``hindi``) is
+    accepted: it is read as its code (``hi``) wherever a language token is chosen.
+
+    Raises:
+        DataError: naming the record (or ``where`` for ``default``) and listing the valid codes.
+    """
+    from framework.data.errors import DataError
+    from plugins.speech.tokens import language_code
+
+    def code(value: str, place: str) -> str:
+        try:
+            return language_code(value)
+        except ValueError as exc:
+            raise DataError(place, str(exc), "Fix the language (a Whisper code, or a language name).") from None
+
+    code(default, where)
+    for record in records:
+        value = record.fields.get("language")
+        if value:
+            code(str(value), record.source or record.id)
+
+
 class SpeechDataset(Dataset):
     """Records as ``{"audio": (window,) float32, "sequence": [...], "prompt_length": int}`` items.
 

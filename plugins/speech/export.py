@@ -86,6 +86,27 @@ def find_serving_info(source: Path) -> Path:
     return find_serving_file(source, SERVING_INFO, "speech")
 
 
+def read_serving_info(path: Path) -> ServingInfo:
+    """Read and check a ``speech.json``; called by :func:`load_task` before anything is built.
+
+    Raises:
+        FrameworkError: one line naming the file when it is not JSON or not a speech export's info.
+    """
+    import json
+
+    try:
+        info = ServingInfo.read(path)
+        if not isinstance(info.dims, dict) or not isinstance(info.model, dict) or not isinstance(info.audio, dict):
+            raise TypeError("dims, model and audio must be JSON objects")
+        from whisper.model import ModelDimensions
+
+        ModelDimensions(**info.dims)
+        return info
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
+        raise FrameworkError(f"{path} is not a valid {SERVING_INFO} ({type(exc).__name__}: {exc}); re-export the "
+                             "model, or point at a speech run's export or checkpoint directory") from None
+
+
 def load_task(source: Path, device: str | torch.device = "cpu") -> tuple[SpeechRecognitionTask, ServingInfo]:
     """Rebuild a trained task from an export or checkpoint directory, in eval mode. Never downloads.
 
@@ -100,7 +121,7 @@ def load_task(source: Path, device: str | torch.device = "cpu") -> tuple[SpeechR
     from plugins.speech.model import configure_training
 
     source = Path(source)
-    info = ServingInfo.read(find_serving_info(source))
+    info = read_serving_info(find_serving_info(source))
     if (source / WHISPER_CHECKPOINT).is_file():
         model = whisper.load_model(str(source / WHISPER_CHECKPOINT), device="cpu")
         task = SpeechRecognitionTask(model, model.dims, timestamps=info.timestamps)

@@ -24,14 +24,13 @@ from plugins.speech import evaluate as speech_eval
 from plugins.speech.audio import AudioStore
 from plugins.speech.checks import AUDIO_INFO_KEY, WINDOW_KEY
 from plugins.speech.config import SpeechConfig, SpeechModelConfig
-from plugins.speech.dataset import SpeechDataset, WaveAugment, record_language
+from plugins.speech.dataset import SpeechDataset, WaveAugment, check_languages, record_language
 from plugins.speech.export import SERVING_INFO, export_model, serving_info
 from plugins.speech.features import SpecAugment
 from plugins.speech.loop import train_asr
 from plugins.speech.model import build_whisper, configure_training, window_seconds
-from plugins.speech.segments import parse_cues, split_record, subtitle_file
+from plugins.speech.segments import parse_cues, split_record, subtitle_file, vet_cues
 from plugins.speech.task import SpeechRecognitionTask
-from plugins.speech.tokens import language_code
 
 if TYPE_CHECKING:
     from framework.training import Engine
@@ -55,18 +54,23 @@ def model_window_seconds(model_cfg: Any) -> float:
     return window_seconds(ModelDimensions(**dict(model_cfg.dims)))
 
 
-def segment_long_records(bundle: DataBundle, max_seconds: float) -> int:
+def segment_long_records(bundle: DataBundle, max_seconds: float, allow_outside_root: bool = False,
+                         store: AudioStore | None = None) -> int:
     """Replace records that carry an SRT/VTT transcript by one record per segment (in place);
     returns how many records were split."""
     split_count = 0
     for split, records in bundle.splits.items():
         out: list[Record] = []
         for record in records:
-            cues_path = subtitle_file(record, bundle.root)
+            cues_path = subtitle_file(record, bundle.root, allow_outside_root)
             if cues_path is None:
                 out.append(record)
                 continue
-            out.extend(split_record(record, parse_cues(cues_path), max_seconds))
+            info = store.info.get(str(record.media)) if store is not None else None
+            cues, problems = vet_cues(parse_cues(cues_path), cues_path, info.duration if info else None)
+            for problem in problems:
+                log.warning("subtitles: %s", problem)
+            out.extend(split_record(record, cues, max_seconds))
             split_count += 1
         bundle.splits[split] = out
     return split_count
@@ -119,13 +123,14 @@ class SpeechModality(Modality[SpeechConfig, SpeechModelConfig]):
         from framework.data.loading import load_bundle
 
         cfg = ctx.modality
-        language_code(cfg.language)  # an unknown default language fails before any decoding
+        check_languages([], cfg.language)  # an unknown default language fails before any decoding
         store = AudioStore(cfg.audio.normalize, cfg.audio.cache_limit_mb, cfg.audio.loudness_dbfs)
         data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
         probe = store.probe if getattr(data_cfg, "probe_media", True) else None
         bundle = load_bundle(data_cfg, format="nemo_audio", decoder_check=probe, label_type="text")
         window = model_window_seconds(ctx.model)
-        segmented = segment_long_records(bundle, window)
+        check_languages(bundle.records(), cfg.language)
+        segmented = segment_long_records(bundle, window, data_cfg.allow_outside_root, store)
         mismatched = quarantine_duration_mismatches(bundle, store, cfg.audio.duration_tolerance)
         bundle.extras[AUDIO_INFO_KEY] = store.info
         bundle.extras[WINDOW_KEY] = window

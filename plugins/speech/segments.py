@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from framework.data.errors import DataError
+from framework.data.paths import resolve_media
 from framework.data.records import Record
 
 SUBTITLE_SUFFIXES = (".srt", ".vtt")
@@ -33,6 +34,7 @@ class Cue:
     start: float
     end: float
     text: str
+    line: int = field(default=0, compare=False)  #: its timing line in the file (1-based), for messages
 
 
 def _seconds(hours: str | None, minutes: str, seconds: str, millis: str) -> float:
@@ -45,7 +47,11 @@ def parse_cues(path: Path) -> list[Cue]:
     Raises:
         DataError: naming ``file:line`` for a cue that ends before it starts, or a file without cues.
     """
-    lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    try:
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(str(path), f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                        "Re-save the subtitle file as UTF-8 (e.g. iconv -f cp1252 -t utf-8).") from None
     cues: list[Cue] = []
     i = 0
     while i < len(lines):
@@ -54,6 +60,7 @@ def parse_cues(path: Path) -> list[Cue]:
             i += 1
             continue
         start, end = _seconds(*match.groups()[:4]), _seconds(*match.groups()[4:])
+        line = i + 1
         if end < start:
             raise DataError(f"{path}:{i + 1}", f"cue ends ({end:.3f} s) before it starts ({start:.3f} s)",
                             "Fix the cue's timing line.")
@@ -64,10 +71,36 @@ def parse_cues(path: Path) -> list[Cue]:
             i += 1
         text = " ".join(t for t in text_lines if t)
         if text:
-            cues.append(Cue(start, end, text))
+            cues.append(Cue(start, end, text, line))
     if not cues:
         raise DataError(str(path), "no subtitle cues found", "Give an SRT or WebVTT file with timed cues.")
     return sorted(cues, key=lambda c: c.start)
+
+
+def vet_cues(cues: list[Cue], path: Path, audio_seconds: float | None = None) -> tuple[list[Cue], list[str]]:
+    """The cues worth keeping, and one ``file:line: problem`` per cue that is not.
+
+    Called on every subtitle file before its cues become segments. Zero-length cues and cues that
+    start at or after the end of the audio (``audio_seconds``, when known) are dropped; cues that
+    overlap the one before, or run past the end of the audio, are kept and reported.
+    """
+    kept: list[Cue] = []
+    problems: list[str] = []
+    for cue in cues:
+        where = f"{path}:{cue.line}"
+        if cue.end <= cue.start:
+            problems.append(f"{where}: zero-length cue at {cue.start:.3f} s (dropped)")
+            continue
+        if audio_seconds is not None and cue.start >= audio_seconds:
+            problems.append(f"{where}: cue starts at {cue.start:.3f} s, after the audio ends at {audio_seconds:.3f} s "
+                            "(dropped)")
+            continue
+        if audio_seconds is not None and cue.end > audio_seconds + 0.5:
+            problems.append(f"{where}: cue ends at {cue.end:.3f} s, past the end of the audio ({audio_seconds:.3f} s)")
+        if kept and cue.start < kept[-1].end:
+            problems.append(f"{where}: cue overlaps the one before ({cue.start:.3f} s < {kept[-1].end:.3f} s)")
+        kept.append(cue)
+    return kept, problems
 
 
 def group_cues(cues: list[Cue], max_seconds: float) -> list[Cue]:
@@ -88,13 +121,18 @@ def group_cues(cues: list[Cue], max_seconds: float) -> list[Cue]:
     return segments
 
 
-def subtitle_file(record: Record, root: Path) -> Path | None:
+def subtitle_file(record: Record, root: Path, allow_outside_root: bool = False) -> Path | None:
     """The record's subtitle file: its ``subtitles`` field (relative to ``root``), or a sidecar
-    ``.srt``/``.vtt`` beside the audio when the transcript is empty; ``None`` otherwise."""
+    ``.srt``/``.vtt`` beside the audio when the transcript is empty; ``None`` otherwise.
+
+    Raises:
+        DataError: when the file does not exist, or lies outside ``root`` (by ``..``, an absolute
+            path or a symbolic link) and ``allow_outside_root`` is off, as for media paths.
+    """
     named = record.fields.get("subtitles")
     if named:
-        path = Path(str(named))
-        path = path if path.is_absolute() else root / path
+        path = resolve_media(str(named), root=root, base=root, where=record.source,
+                             allow_outside_root=allow_outside_root)
         if not path.is_file():
             raise DataError(record.source, f"subtitles file {path} does not exist", "Fix the 'subtitles' path.")
         return path
@@ -103,7 +141,8 @@ def subtitle_file(record: Record, root: Path) -> Path | None:
     for suffix in SUBTITLE_SUFFIXES:
         sidecar = Path(record.media).with_suffix(suffix)
         if sidecar.is_file():
-            return sidecar
+            return resolve_media(str(sidecar), root=root, base=root, where=record.source,
+                                 allow_outside_root=allow_outside_root)
     return None
 
 

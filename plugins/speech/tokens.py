@@ -27,12 +27,13 @@ def language_code(value: str) -> str:
     """``hi`` for ``hi``, ``Hindi`` or ``hindi``.
 
     Raises:
-        ValueError: for a language Whisper has no token for.
+        ValueError: for a language Whisper has no token for, listing the valid codes.
     """
-    code = value.strip().lower()
+    code = str(value).strip().lower()
     code = TO_LANGUAGE_CODE.get(code, code)
     if code not in LANGUAGES:
-        raise ValueError(f"language {value!r} has no Whisper token; use a code such as hi, en, ta (whisper.tokenizer.LANGUAGES)")
+        raise ValueError(f"language {value!r} has no Whisper token; use one of the codes {', '.join(sorted(LANGUAGES))} "
+                         "or a language name Whisper knows (e.g. hindi)")
     return code
 
 

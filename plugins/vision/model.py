@@ -87,3 +87,25 @@ def build_model(model_cfg: Any, num_classes: int) -> torch.nn.Module:
             f"model.kwargs {sorted(kwargs)} are not accepted by {model_cfg.name}: {exc}. "
             f"Remove the argument or choose another model."
         ) from None
+    except Exception as exc:  # noqa: BLE001 - only a failed weights download is reworded; the rest re-raised
+        if pretrained and not model_cfg.checkpoint_path and _is_download_failure(exc):
+            raise FrameworkError(
+                f"model.name={model_cfg.name!r} with model.pretrained=true needs its weights from the Hugging Face "
+                f"hub, which could not be reached ({type(exc).__name__}); download them once where there is a "
+                "network and give model.checkpoint_path=<file>, or set model.pretrained=false"
+            ) from None
+        raise
+
+
+def _is_download_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a hub or network failure rather than a bug."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        module = type(seen).__module__ or ""
+        if module.startswith(("huggingface_hub", "requests", "urllib3", "httpx", "socket")) or isinstance(
+                seen, (ConnectionError, TimeoutError)):
+            return True
+        if isinstance(seen, OSError) and any(w in str(seen) for w in ("connect", "offline", "huggingface.co")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
