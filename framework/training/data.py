@@ -9,6 +9,7 @@ a batch boundary).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from typing import Any, Iterator, Sized
@@ -145,3 +146,35 @@ def dataset_length(dataset: Any) -> int:
             f"engine.dataloader needs a map-style dataset with __len__ and __getitem__; got {type(dataset).__name__}"
         )
     return len(dataset)
+
+
+def batches_per_epoch(loader: Any) -> int:
+    """Micro-batches one epoch of ``loader`` yields on this rank (a DataLoader or a sized iterable).
+
+    Raises:
+        TypeError: The loader has no length.
+    """
+    sampler, batch_size = getattr(loader, "sampler", None), getattr(loader, "batch_size", None)
+    if isinstance(sampler, ResumableSampler) and batch_size:
+        rounding = math.floor if getattr(loader, "drop_last", False) else math.ceil
+        return int(rounding(sampler.num_samples / batch_size))
+    try:
+        return len(loader)
+    except TypeError:
+        raise TypeError("engine.steps needs a loader with a length (a DataLoader or a list of batches)") from None
+
+
+def epoch_batches(loader: Any, epoch: int, consumed: int) -> Iterator[Any]:
+    """The batches of ``epoch`` after the first ``consumed`` ones (a resume mid-epoch).
+
+    A loader over a :class:`ResumableSampler` skips them without fetching; any other loader's first
+    ``consumed`` batches are fetched and dropped (its sampler's ``set_epoch`` is called if it has one).
+    """
+    sampler, batch_size = getattr(loader, "sampler", None), getattr(loader, "batch_size", None)
+    if isinstance(sampler, ResumableSampler) and batch_size:
+        sampler.resume_from(epoch, consumed * batch_size)
+        return iter(loader)
+    set_epoch = getattr(sampler, "set_epoch", None)
+    if callable(set_epoch):
+        set_epoch(epoch)
+    return itertools.islice(iter(loader), consumed, None)
