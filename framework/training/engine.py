@@ -40,7 +40,7 @@ from framework.training import checkpoint as ckpt
 from framework.training import distributed as dist_utils
 from framework.training.checkpointer import Checkpointer, config_differences
 from framework.training.config import TrainerConfig, validate_trainer
-from framework.training.data import ResumableSampler, SeededDataset, batches_per_epoch, dataset_length, epoch_batches
+from framework.training.data import batches_per_epoch, epoch_batches, make_dataloader, weighted_means
 from framework.training.device import autocast, batch_size_of, move_to_device, resolve_device, resolve_precision
 from framework.training.ema import ModelEMA
 from framework.training.errors import Interrupted, ResumeRefused, TrainingStopped
@@ -218,15 +218,9 @@ class Engine:
             collate_fn: As for ``DataLoader``.
             drop_last: Drop the incomplete last batch (and the uneven tail across ranks).
         """
-        sampler = ResumableSampler(dataset_length(dataset), self.seed, shuffle, self.rank, self.world_size, drop_last)
-        return DataLoader(
-            SeededDataset(dataset, self.seed), batch_size=batch_size or self.cfg.batch_size, sampler=sampler,
-            collate_fn=collate_fn, drop_last=drop_last, num_workers=self.cfg.num_workers,
-            pin_memory=self.device.type == "cuda",
-            # Its own generator, so creating an iterator never draws from the global torch RNG
-            # (which would make a resumed run's dropout differ from an uninterrupted one).
-            generator=torch.Generator().manual_seed(self.seed),
-        )
+        return make_dataloader(dataset, batch_size=batch_size or self.cfg.batch_size, seed=self.seed, rank=self.rank,
+                               world_size=self.world_size, shuffle=shuffle, collate_fn=collate_fn, drop_last=drop_last,
+                               num_workers=self.cfg.num_workers, pin_memory=self.device.type == "cuda")
 
     # --- the step loop -----------------------------------------------------------------------
 
@@ -435,27 +429,7 @@ class Engine:
         Returns:
             ``{name: mean}`` for each output the model returned.
         """
-        was_training = model.training
-        model.eval()
-        names = list(outputs)
-        sums = torch.zeros(len(names) + 1, device=self.device)  # (weighted output sums..., weight sum)
-        seen: set[str] = set()
-        try:
-            for batch in loader:
-                batch = move_to_device(batch, self.device, non_blocking=self.device.type == "cuda")
-                with self.autocast():
-                    out = model(batch)
-                w = weight(batch)
-                for i, name in enumerate(names):
-                    if outputs[name] in out:
-                        sums[i] += out[outputs[name]].detach().float() * w
-                        seen.add(name)
-                sums[-1] += w
-        finally:
-            model.train(was_training)
-        values = dist_utils.all_reduce_sum(sums).tolist()
-        total = max(values[-1], 1e-12)
-        return {name: values[i] / total for i, name in enumerate(names) if name in seen}
+        return weighted_means(model, loader, outputs, weight, device=self.device, autocast=self.autocast)
 
     # --- checkpoints -------------------------------------------------------------------------
 
