@@ -504,9 +504,9 @@ class Engine:
 
     @property
     def _stepper(self) -> OptimizerStepper:
-        if self.stepper is None:
-            raise RuntimeError("Call engine.setup(task) before engine.steps/backward/save_checkpoint")
-        return self.stepper
+        self._require_setup()
+        return cast(OptimizerStepper, self.stepper)
 
     def _require_setup(self) -> None:
-        self._stepper  # noqa: B018 - raises before setup
+        if self.stepper is None:
+            raise RuntimeError("Call engine.setup(task) before engine.steps/backward/save_checkpoint")
