@@ -27,7 +27,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from framework.hookspecs import RunInfo
+from framework.run_info import RunInfo
 from framework.training import Engine, TrainerConfig
 from framework.training.schedule import Schedule
 

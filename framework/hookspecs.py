@@ -18,11 +18,12 @@ Calling conventions, chosen per hook:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 import pluggy
+
+from framework.run_info import RunInfo
 
 if TYPE_CHECKING:
     from framework.data.checks import QualityCheck
@@ -35,32 +36,6 @@ ENTRY_POINT_GROUP = "framework.plugins"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """Identity of a run, passed to every event hook.
-
-    Attributes:
-        run_dir: The run's output directory.
-        modality: The modality's name.
-        name: A short run name (the Hydra job name plus overrides, or ``run``).
-        config_yaml: The resolved config as YAML text.
-        rank: This process's rank (0 when not distributed).
-        world_size: Number of processes (1 when not distributed).
-    """
-
-    run_dir: Path
-    modality: str
-    name: str
-    config_yaml: str
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        """True on the process that logs and writes (rank 0)."""
-        return self.rank == 0
 
 
 # --- registration ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from framework.hookspecs import RunInfo, hookimpl
-from framework.training.monitor import MetricsFile
+from framework.training.metric_logger import MetricsFile
 
 
 class JsonlTracker:

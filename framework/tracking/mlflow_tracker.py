@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import yaml
 
+from framework.config_tree import flatten
 from framework.hookspecs import RunInfo, hookimpl
 from framework.tracking.config import MlflowConfig
 
@@ -60,16 +61,6 @@ def _store_lock(uri: str) -> Iterator[None]:
 def default_tracking_uri(base_dir: Path) -> str:
     """``sqlite:///<base_dir>/mlflow.db`` (absolute path)."""
     return f"sqlite:///{(Path(base_dir) / 'mlflow.db').resolve()}"
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
-    """``{"trainer": {"lr": 0.1}}`` -> ``{"trainer.lr": "0.1"}``; lists become their text form."""
-    if isinstance(tree, Mapping):
-        out: dict[str, str] = {}
-        for key, value in tree.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): str(tree)} if prefix else {}
 
 
 def metric_key(split: str, key: str) -> str:

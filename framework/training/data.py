@@ -9,14 +9,18 @@ a batch boundary).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
-from typing import Any, Iterator, Sized
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Optional, Sized
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
 
+from framework.training.device import move_to_device
+from framework.training.distributed import all_reduce_sum
 from framework.training.seed import derive_seed
 
 _MASK_32 = 2**32 - 1
@@ -145,3 +149,77 @@ def dataset_length(dataset: Any) -> int:
             f"engine.dataloader needs a map-style dataset with __len__ and __getitem__; got {type(dataset).__name__}"
         )
     return len(dataset)
+
+
+def batches_per_epoch(loader: Any) -> int:
+    """Micro-batches one epoch of ``loader`` yields on this rank (a DataLoader or a sized iterable).
+
+    Raises:
+        TypeError: The loader has no length.
+    """
+    sampler, batch_size = getattr(loader, "sampler", None), getattr(loader, "batch_size", None)
+    if isinstance(sampler, ResumableSampler) and batch_size:
+        rounding = math.floor if getattr(loader, "drop_last", False) else math.ceil
+        return int(rounding(sampler.num_samples / batch_size))
+    try:
+        return len(loader)
+    except TypeError:
+        raise TypeError("engine.steps needs a loader with a length (a DataLoader or a list of batches)") from None
+
+
+def epoch_batches(loader: Any, epoch: int, consumed: int) -> Iterator[Any]:
+    """The batches of ``epoch`` after the first ``consumed`` ones (a resume mid-epoch).
+
+    A loader over a :class:`ResumableSampler` skips them without fetching; any other loader's first
+    ``consumed`` batches are fetched and dropped (its sampler's ``set_epoch`` is called if it has one).
+    """
+    sampler, batch_size = getattr(loader, "sampler", None), getattr(loader, "batch_size", None)
+    if isinstance(sampler, ResumableSampler) and batch_size:
+        sampler.resume_from(epoch, consumed * batch_size)
+        return iter(loader)
+    set_epoch = getattr(sampler, "set_epoch", None)
+    if callable(set_epoch):
+        set_epoch(epoch)
+    return itertools.islice(iter(loader), consumed, None)
+
+
+def make_dataloader(dataset: Dataset, *, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                    shuffle: bool = True, collate_fn: Optional[Callable[[list[Any]], Any]] = None,
+                    drop_last: bool = False, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over ``dataset`` with a :class:`ResumableSampler` (this rank's shard) and
+    :class:`SeededDataset` fetches; see :meth:`framework.training.Engine.dataloader`."""
+    sampler = ResumableSampler(dataset_length(dataset), seed, shuffle, rank, world_size, drop_last)
+    return DataLoader(
+        SeededDataset(dataset, seed), batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,
+        drop_last=drop_last, num_workers=num_workers, pin_memory=pin_memory,
+        # Its own generator, so creating an iterator never draws from the global torch RNG
+        # (which would make a resumed run's dropout differ from an uninterrupted one).
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def weighted_means(model: nn.Module, loader: Iterable[Any], outputs: Mapping[str, str], weight: Callable[[Any], Any],
+                   *, device: torch.device, autocast: Callable[[], ContextManager[Any]]) -> dict[str, float]:
+    """Means of ``model``'s outputs over ``loader``, weighted per batch and summed over ranks; see
+    :meth:`framework.training.Engine.weighted_means` (which passes its device and autocast)."""
+    was_training = model.training
+    model.eval()
+    names = list(outputs)
+    sums = torch.zeros(len(names) + 1, device=device)  # (weighted output sums..., weight sum)
+    seen: set[str] = set()
+    try:
+        for batch in loader:
+            batch = move_to_device(batch, device, non_blocking=device.type == "cuda")
+            with autocast():
+                out = model(batch)
+            w = weight(batch)
+            for i, name in enumerate(names):
+                if outputs[name] in out:
+                    sums[i] += out[outputs[name]].detach().float() * w
+                    seen.add(name)
+            sums[-1] += w
+    finally:
+        model.train(was_training)
+    values = all_reduce_sum(sums).tolist()
+    total = max(values[-1], 1e-12)
+    return {name: values[i] / total for i, name in enumerate(names) if name in seen}

@@ -9,7 +9,7 @@ import torch
 from engine_toy import NoisyRegression, Recorder, TinyTask, make_cfg, make_run, train_losses
 
 from framework.training import EarlyStoppingConfig, Engine
-from framework.training.monitor import OverfitWatch
+from framework.training.metric_logger import OverfitWatch
 
 
 def _scripted(values, model_ref):
