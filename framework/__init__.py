@@ -48,6 +48,7 @@ _LAZY = {
     "IMAGE_EXTENSIONS": "framework.data.probes",
     "AUDIO_EXTENSIONS": "framework.data.probes",
     "render_chat": "framework.data.readers.text",
+    "resolve_media": "framework.data.paths",
     # what the audit's near-duplicate search compares (for a plugin's own checks or data generators)
     "GATE_DEFAULTS": "framework.data.config",
     "normalise_text": "framework.data.fingerprints",

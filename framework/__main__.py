@@ -385,7 +385,9 @@ def main() -> None:
             _leave_process_group()
     if ended.message and ended.code != ExitCode.OK:
         print(f"error: {ended.message}", file=sys.stderr)
-    sys.exit(int(ended.code))
+    if ended.code != ExitCode.OK:
+        sys.exit(int(ended.code))
+
 
 if __name__ == "__main__":
     main()

@@ -24,7 +24,8 @@ from framework.errors import FrameworkError
 from framework.evaluation import success
 from framework.evaluation.stage import Evaluate, Report, RetentionStart
 from framework.hookspecs import RunInfo
-from framework.instantiate import check_allowed_targets, check_targets, event_observer, instantiate
+from framework.instantiate import (check_allowed_targets, check_remote_code, check_targets, event_observer,
+                                   instantiate)
 from framework.modality import RunContext
 from framework.plugins import Plugins, load_plugins
 from framework.serving import Export
@@ -94,6 +95,7 @@ def prepare(cfg: DictConfig, run_dir: Path, plugins: Plugins, overrides: list[st
     modality = plugins.modality(cfg.modality.name)
     allowed = check_allowed_targets(cfg.get("allowed_targets") or [], overrides)
     check_targets(cfg, allowed)
+    check_remote_code(cfg, overrides)  # a config file may not let a model directory run its own code
     success.parse_criteria(cfg.success)  # a malformed threshold fails before any work is done
     stages = tuple(cfg.stages)
     unknown = [s for s in stages if s not in STAGES]

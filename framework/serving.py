@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     from framework.stage import Run
 
 T = TypeVar("T", bound="ServingFile")
+
+log = logging.getLogger(__name__)
 
 
 class ServingFile:
@@ -66,10 +71,6 @@ class Export:
         return run.selected("export") and run.is_main
 
     def __call__(self, run: "Run") -> None:
-        import logging
-        import os
-        import shutil
-
         from framework.atomic import replace_dir
 
         final = run.run_dir / "export"
@@ -81,4 +82,4 @@ class Export:
             replace_dir(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        logging.getLogger(__name__).info("exported %d file(s) to %s", len(written), final)
+        log.info("exported %d file(s) to %s", len(written), final)

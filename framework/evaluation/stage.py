@@ -41,7 +41,7 @@ class RetentionStart:
 
     def __call__(self, run: Run) -> None:
         from framework.evaluation.retention import START_SPLIT, load_retention
-        from framework.training.stage import load_trained_weights
+        from framework.training import load_trained_weights
 
         run.retention = load_retention(run.config.evaluation, run.require(run.data, "data"), run.ctx.data)
         if run.retention is None or not run.selected("train"):

@@ -75,7 +75,7 @@ def load_trained(run_dir: Path, out_dir: Path, *, weights: Path | None = None,
     """
     from framework.config import register_configs
     from framework.plugins import default_plugins
-    from framework.training import load_model_weights
+    from framework.training import load_trained_weights
 
     register_configs()  # resolvers a stored config may still name
     source = Path(weights) if weights is not None else weights_of(run_dir)
@@ -95,7 +95,7 @@ def load_trained(run_dir: Path, out_dir: Path, *, weights: Path | None = None,
                      plugins=plugins, config_yaml=OmegaConf.to_yaml(cfg))
     data = modality.load_data(ctx)
     task = modality.build_task(ctx, data)
-    load_model_weights(task, source)
+    load_trained_weights(task, source, what="--weights")
     ctx.classes = list(data.classes)
     log.info("monitor: loaded %s weights from %s", modality.name, source)
     return TrainedRun(modality, ctx, task, data, source)

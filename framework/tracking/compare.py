@@ -14,7 +14,7 @@ import yaml
 
 from framework.evaluation.baseline import compare_evaluations
 from framework.evaluation.direction import lower_is_better
-from framework.tracking.mlflow_tracker import flatten
+from framework.config_tree import flatten
 
 
 def load_run_config(run_dir: Path) -> dict[str, str]:

@@ -108,6 +108,40 @@ class SameConfig:
         )
 
 
+class SameData:
+    """A :data:`ResumeCheck`: refuse a checkpoint trained on other data (its ``state.pt`` keeps the
+    fingerprint of each training split, :func:`framework.data.version.data_fingerprint`).
+
+    Args:
+        fingerprint: The current data's fingerprint, split -> ``"<n> records, sha256 <hex>"``.
+        allow_change: Warn and resume anyway (``trainer.allow_data_change=true``).
+    """
+
+    key = "data_fingerprint"
+
+    def __init__(self, fingerprint: Mapping[str, str], *, allow_change: bool = False) -> None:
+        self.fingerprint, self.allow_change = dict(fingerprint), allow_change
+
+    def __call__(self, path: Path, state: Mapping[str, Any]) -> None:
+        saved = state.get(self.key)
+        if not saved:  # written before fingerprints were kept: nothing to compare
+            log.info("%s keeps no data fingerprint: the data cannot be compared with the checkpoint's", path)
+            return
+        changed = [f"{split} (checkpoint {saved.get(split, 'absent')}; now {self.fingerprint.get(split, 'absent')})"
+                   for split in sorted(set(saved) | set(self.fingerprint)) if saved.get(split) != self.fingerprint.get(split)]
+        if not changed:
+            return
+        if self.allow_change:
+            log.warning("Resuming from %s although the data changed: %s (trainer.allow_data_change=true)",
+                        path, "; ".join(changed))
+            return
+        raise ResumeRefused(
+            f"cannot resume from {path}: the data changed since it was written: {'; '.join(changed)}. Resuming "
+            "would train one run on two data sets. Restore the data, start a new run from these weights with "
+            f"trainer.init_from={path} in a new run dir, or resume anyway with trainer.allow_data_change=true."
+        )
+
+
 class Checkpointer:
     """Saves and restores the engine's checkpoints under ``run.run_dir/checkpoints``.
 

@@ -21,7 +21,7 @@ RESUME_MAY_CHANGE = (
     "trainer.init_from", "trainer.num_workers", "trainer.max_bad_steps", "trainer.device",
     "trainer.early_stopping.*", "tracking.*", "stages", "stages.*", "evaluation.*", "success.*",
     "sweep.*", "checkpoint", "callbacks.*", "allowed_targets", "allowed_targets.*", "data.gates.*",
-    "data.unlabeled", "data.unlabeled_format",
+    "data.unlabeled", "data.unlabeled_format", "trainer.allow_data_change",
 )
 
 
@@ -68,6 +68,7 @@ class TrainerConfig:
     keep_checkpoints: int = 2  # newest N step checkpoints kept on disk
     resume: str = "auto"  # auto (newest valid in the run dir) | never | a checkpoint directory
     init_from: Optional[str] = None  # a checkpoint whose weights start a new run (fine-tuning; not a resume)
+    allow_data_change: bool = False  # resume even when the train/val data differ from the checkpoint's (a warning)
     max_bad_steps: int = 5  # non-finite losses in a row before the run stops
     progress: bool = True  # progress bar on the main process
     ema_decay: Optional[float] = None  # e.g. 0.999 keeps an exponential moving average of the weights

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from framework.run_info import RunInfo
 from framework.training import checkpoint as ckpt
 from framework.training import distributed as dist_utils
-from framework.training.checkpointer import Checkpointer, config_differences
+from framework.training.checkpointer import Checkpointer, SameData, config_differences
 from framework.training.config import TrainerConfig, validate_trainer
 from framework.training.data import batches_per_epoch, epoch_batches, make_dataloader, weighted_means
 from framework.training.device import autocast, batch_size_of, move_to_device, resolve_device, resolve_precision
@@ -86,9 +86,12 @@ class Engine:
         run: The run's identity; ``run.run_dir`` receives ``metrics.jsonl`` and ``checkpoints/``.
         events: Receiver of step/evaluated/checkpoint events (main process only); optional.
         seed: Base seed of initialisation-time RNGs, data order and augmentation.
+        data_fingerprint: What the run trains on (:func:`framework.data.version.data_fingerprint`):
+            kept in every checkpoint, and a resume onto other data is refused (:class:`SameData`).
     """
 
-    def __init__(self, cfg: TrainerConfig, run: RunInfo, events: EngineEvents | None = None, seed: int = 0) -> None:
+    def __init__(self, cfg: TrainerConfig, run: RunInfo, events: EngineEvents | None = None, seed: int = 0,
+                 data_fingerprint: Mapping[str, str] | None = None) -> None:
         validate_trainer(cfg, check_paths=False)  # one line naming every bad value; a ValueError too
         self.cfg, self.run, self.events, self.seed = cfg, run, events, seed
         self.rank, self.world_size, self.local_rank = dist_utils.init_distributed()
@@ -106,6 +109,9 @@ class Engine:
                                     log_every=cfg.log_every, progress=cfg.progress)
         self.checkpointer = Checkpointer(run, self.strategy, keep=cfg.keep_checkpoints, signal=self._signal,
                                          on_saved=self.metrics.checkpoint)
+        self.data_fingerprint = dict(data_fingerprint or {})
+        if data_fingerprint is not None:
+            self.checkpointer.checks.append(SameData(data_fingerprint, allow_change=cfg.allow_data_change))
         self._overfit = OverfitWatch()
         es = cfg.early_stopping
         self._early = EarlyStopper(es.metric, es.mode, es.patience, es.min_delta)
@@ -465,6 +471,7 @@ class Engine:
             "rng": dist_utils.all_gather_object(get_rng_states()),  # a collective: every rank's state
             "seed": self.seed,
             "world_size": self.world_size,
+            SameData.key: self.data_fingerprint,
         }
 
     def _resume_or_init(self) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from framework.errors import FrameworkError, first_line
+from framework.errors import FrameworkError
 from framework.stage import Run
-
-log = logging.getLogger(__name__)
 
 
 class Train:
@@ -21,10 +18,13 @@ class Train:
         return run.selected("train")
 
     def __call__(self, run: Run) -> None:
+        from framework.data.version import data_fingerprint
         from framework.training import Engine
 
-        with Engine(run.config.trainer, run.info, events=run.plugins, seed=run.ctx.seed) as engine:
-            run.call("train", engine, run.require(run.task, "task"), run.require(run.data, "data"))
+        data = run.require(run.data, "data")
+        with Engine(run.config.trainer, run.info, events=run.plugins, seed=run.ctx.seed,
+                    data_fingerprint=data_fingerprint(data)) as engine:
+            run.call("train", engine, run.require(run.task, "task"), data)
             run.ctx.engine = engine
 
 
@@ -39,7 +39,7 @@ class LoadTrainedWeights:
         return not run.selected("train") and (run.selected("evaluate", "preannotate", "export") or run.audit_needs_model)
 
     def __call__(self, run: Run) -> None:
-        from framework.training import latest_checkpoint
+        from framework.training import latest_checkpoint, load_trained_weights
 
         source = Path(run.config.checkpoint) if run.config.checkpoint else latest_checkpoint(run.run_dir)
         if source is None:
@@ -47,22 +47,5 @@ class LoadTrainedWeights:
                 "evaluate/export without the train stage needs trained weights: set checkpoint=PATH to a "
                 "checkpoint directory (run_dir/checkpoints/step_...), or add train to stages"
             )
-        ema = load_trained_weights(run.require(run.task, "task"), source, what="checkpoint",
-                                   hint="; was it trained with another model config?")
-        log.info("loaded %sweights from %s", "EMA " if ema else "", source)
+        load_trained_weights(run.require(run.task, "task"), source, what="checkpoint")
 
-
-def load_trained_weights(task: object, source: Path, *, what: str, hint: str = "") -> bool:
-    """Load a checkpoint's or export's weights into ``task`` (verified, finite); True for EMA weights.
-
-    Raises:
-        FrameworkError: The weights do not fit the task (missing/unexpected keys or shapes),
-            naming ``what=source``.
-    """
-    from framework.training import load_model_weights
-
-    try:
-        return bool(load_model_weights(task, source))  # type: ignore[arg-type]
-    except RuntimeError as err:
-        raise FrameworkError(f"{what}={source}: its weights do not fit this model "
-                             f"({first_line(err, type(err).__name__)}){hint}") from None

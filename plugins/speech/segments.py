@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from framework.data.errors import DataError
-from framework.data.paths import resolve_media
+from framework import resolve_media
 from framework.data.records import Record
 
 SUBTITLE_SUFFIXES = (".srt", ".vtt")

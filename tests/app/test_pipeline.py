@@ -68,3 +68,14 @@ def test_a_stage_reading_what_no_stage_made_says_so(tmp_path: Path) -> None:
     job = _run(tmp_path)
     with pytest.raises(RuntimeError, match="run.data is not set"):
         BuildTask()(job)
+
+
+def test_prepare_refuses_remote_code_that_no_command_line_asked_for(tmp_path: Path, monkeypatch) -> None:
+    from framework.errors import FrameworkError
+
+    monkeypatch.delenv("FRAMEWORK_TRUST_REMOTE_CODE", raising=False)
+    cfg = compose(["+modality=text", "model.trust_remote_code=true"])  # as if a config file had set it
+    with pytest.raises(FrameworkError, match="model.trust_remote_code: true comes from a config file"):
+        prepare(cfg, tmp_path, load_plugins(), [])
+    job = prepare(cfg, tmp_path, load_plugins(), ["model.trust_remote_code=true"])  # typed by its user
+    assert job.config.model.trust_remote_code is True

@@ -113,6 +113,28 @@ def test_resume_with_a_changed_setting_names_it_and_a_new_budget_continues(tmp_p
     assert json.loads((latest_checkpoint(run) / "manifest.json").read_text())["step"] == 6
 
 
+def test_resume_onto_data_changed_in_place_is_refused_unless_allowed(tmp_path: Path) -> None:
+    import shutil
+
+    from framework_tabular import plugin as tabular
+
+    data = tmp_path / "data"
+    shutil.copytree(Path(tabular.__file__).parent / "data", data)
+    args = [*TAB, "stages=[train]", f"data.root={data}"]
+    run = tmp_path / "run"
+    run_framework(args, run)
+    train = data / "train.csv"
+    lines = train.read_text().splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    label = header.index("label")
+    first[label] = next(line.split(",")[label] for line in lines[2:] if line.split(",")[label] != first[label])
+    train.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")  # one label edited in place
+    with pytest.raises(FrameworkError, match=r"the data changed since it was written: train \(checkpoint \d+ records"):
+        run_framework([*args, "trainer.max_steps=6"], run)
+    run_framework([*args, "trainer.max_steps=6", "trainer.allow_data_change=true"], run)
+    assert json.loads((latest_checkpoint(run) / "manifest.json").read_text())["step"] == 6
+
+
 def test_evaluate_from_a_checkpoint_verifies_its_manifest(tmp_path: Path) -> None:
     run_framework([*TAB, "stages=[train]"], tmp_path / "run")
     ckpt = latest_checkpoint(tmp_path / "run")

@@ -14,7 +14,7 @@ from torch import nn
 from framework.errors import FrameworkError
 from framework.training import Engine, export_weights, latest_checkpoint, load_trained_weights
 from framework.training import checkpoint as ckpt
-from framework.training.checkpointer import Checkpointer, SameConfig, config_differences
+from framework.training.checkpointer import Checkpointer, SameConfig, SameData, config_differences
 from framework.training.errors import ResumeRefused, TrainingStopped
 from framework.training.strategy import SingleDevice
 
@@ -92,6 +92,26 @@ def test_a_further_resume_check_runs_and_can_refuse(tmp_path: Path) -> None:
         with pytest.raises(ResumeRefused, match="the data changed"):
             engine.setup(TinyTask())
     assert seen == [(latest_checkpoint(tmp_path), 2)]
+
+
+def test_the_engine_keeps_the_data_fingerprint_and_refuses_a_resume_onto_other_data(tmp_path: Path,
+                                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    old = {"train": "8 records, sha256 aa", "val": "2 records, sha256 bb"}
+    with Engine(make_cfg(max_steps=2), make_run(tmp_path), data_fingerprint=old) as engine:
+        train_losses(engine, TinyTask(), NoisyRegression())
+    _, state = ckpt.read_checkpoint(latest_checkpoint(tmp_path))
+    assert state["data_fingerprint"] == old
+    new = {**old, "train": "8 records, sha256 cc"}
+    with Engine(make_cfg(max_steps=4), make_run(tmp_path), data_fingerprint=new) as engine:
+        with pytest.raises(ResumeRefused, match=r"the data changed since it was written: train \(checkpoint 8 "
+                                                r"records, sha256 aa; now 8 records, sha256 cc\).*allow_data_change"):
+            engine.setup(TinyTask())
+    with Engine(make_cfg(max_steps=4), make_run(tmp_path), data_fingerprint=old) as engine:
+        engine.setup(TinyTask())  # the same data resumes
+        assert engine.state.step == 2
+    SameData(new, allow_change=True)(latest_checkpoint(tmp_path), state)  # a warning, not a refusal
+    assert "although the data changed: train" in caplog.text
+    SameData(new)(latest_checkpoint(tmp_path), {})  # a checkpoint without a fingerprint: nothing to compare
 
 
 def test_load_trained_weights_loads_ema_or_raw_weights(tmp_path: Path) -> None:
