@@ -132,7 +132,7 @@ def export_preannotations(
         KeyError: naming the first prediction id that has no record.
     """
     by_id = {r.id: r for r in records}
-    scores = _top_scores(predictions)
+    scores = predictions.confidences()
     tasks = []
     for n, (item, output) in enumerate(zip(predictions.ids, predictions.outputs)):
         if item not in by_id:
@@ -147,11 +147,3 @@ def export_preannotations(
             task["meta"] = dict(meta[item])
         tasks.append(task)
     return write_tasks(tasks, path)
-
-
-def _top_scores(predictions: Predictions) -> np.ndarray | None:
-    if predictions.scores is not None:
-        probs = np.asarray(predictions.scores, dtype=float)
-        return probs.max(axis=1) if probs.ndim == 2 else probs
-    confidence = predictions.extras.get("confidence")
-    return None if confidence is None else np.asarray(confidence, dtype=float)

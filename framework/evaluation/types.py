@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -42,6 +45,17 @@ class Predictions:
                 f"Predictions for split {self.split!r} are misaligned: {len(self.ids)} ids, "
                 f"{len(self.targets)} targets, {len(self.outputs)} outputs"
             )
+
+    def confidences(self) -> "np.ndarray | None":
+        """``(N,)`` per-item confidence: the top class probability of ``scores``, else
+        ``extras["confidence"]``, else ``None`` (a modality that measures none)."""
+        import numpy as np
+
+        if self.scores is not None:
+            scores = np.asarray(self.scores, dtype=float)
+            return scores.max(axis=1) if scores.ndim == 2 else scores
+        confidence = self.extras.get("confidence")
+        return None if confidence is None else np.asarray(confidence, dtype=float)
 
 
 @runtime_checkable

@@ -175,12 +175,8 @@ def _shares(values: Sequence[str], top: int = 12) -> dict[str, float]:
 
 
 def confidences(predictions: Predictions) -> np.ndarray | None:
-    """Per-item confidence: the top class probability, else ``extras["confidence"]``, else ``None``."""
-    if predictions.scores is not None:
-        scores = np.asarray(predictions.scores, dtype=float)
-        return scores.max(axis=1) if scores.ndim == 2 else scores
-    confidence = predictions.extras.get("confidence")
-    return None if confidence is None else np.asarray(confidence, dtype=float)
+    """Per-item confidence (:meth:`Predictions.confidences`)."""
+    return predictions.confidences()
 
 
 def model_signals(predictions: Predictions, label_type: str) -> dict[str, Any]:
