@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
-import numpy as np
-
 from framework.annotation.adjudication import Consensus, majority_vote
 from framework.annotation.label_studio import annotation_entries, result_for, task_data, write_tasks
 from framework.annotation.records import AnnotationRecord, by_item
