@@ -152,9 +152,11 @@ class RunContext(Generic[ModalityConfigT, ModelConfigT]):
         warnings.warn("RunContext.extras is deprecated: keep per-run state in ctx.stash under a StashKey, and read "
                       "ctx.classes / ctx.engine / ctx.allowed_targets for what the core provides "
                       "(docs/plugins.md, Migrating)", DeprecationWarning, stacklevel=2)
-        self._legacy_extras.update(classes=self.classes, allowed_targets=self.allowed_targets)
-        if self.engine is not None:
-            self._legacy_extras["engine"] = self.engine
+        # What the core used to put there, as it did (setdefault: a value the plugin wrote wins).
+        for key, value in (("classes", self.classes), ("allowed_targets", self.allowed_targets),
+                           ("engine", self.engine)):
+            if value:
+                self._legacy_extras.setdefault(key, value)
         return self._legacy_extras
 
     def path(self, *parts: str) -> Path:

@@ -22,23 +22,26 @@ from framework.evaluation.types import EvalReport, Predictions
 from framework.testing import assert_plugin_contract, run_framework
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+#: The same example as the 0.1.0 release documented it (register_reader, ctx.extras): outside
+#: plugins written then must keep working, with deprecation warnings, for one release.
+RELEASED_DOCS = Path(__file__).with_name("plugins_md_0_1_0.md")
 
 
-def _blocks() -> dict[str, str]:
-    """Fenced blocks of docs/plugins.md whose first comment line names a file of my_points/."""
+def _blocks(docs: Path = DOCS) -> dict[str, str]:
+    """Fenced blocks of ``docs`` whose first comment line names a file of my_points/."""
     found = {}
-    for body in re.findall(r"```(?:python|yaml)\n(.*?)```", DOCS.read_text(), flags=re.DOTALL):
+    for body in re.findall(r"```(?:python|yaml)\n(.*?)```", docs.read_text(), flags=re.DOTALL):
         name = re.search(r"^# (my_points/\S+)$", body, flags=re.MULTILINE)
         if name:
             found[name.group(1)] = body
     return found
 
 
-@pytest.fixture
-def docs_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=[DOCS], ids=["current"])
+def docs_plugin(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """The docs' example installed from a temporary folder, as `pip install` would register it."""
     package = tmp_path / "pkg"
-    for name, body in _blocks().items():
+    for name, body in _blocks(request.param).items():
         (package / name).parent.mkdir(parents=True, exist_ok=True)
         (package / name).write_text(body)
     for init in ("my_points/__init__.py", "my_points/conf/__init__.py"):
@@ -127,3 +130,19 @@ def test_a_typo_in_the_plugins_own_yaml_names_the_file_and_valid_keys(docs_plugi
     message = str(info.value)
     assert "'nmae' is not a setting of modality (PointsConfig). Valid keys: name." in message
     assert f"The key is set in {yaml_path}" in message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("docs_plugin", [RELEASED_DOCS], ids=["released-0.1.0"], indirect=True)
+def test_a_plugin_written_against_the_released_docs_still_runs_and_is_told_what_to_change(
+        docs_plugin: Path, tmp_path: Path) -> None:
+    source = (docs_plugin / "my_points" / "plugin.py").read_text()
+    assert "register_reader(" in source and 'ctx.extras["classes"]' in source  # the old API, unchanged
+    root = _points(tmp_path / "data")
+    with pytest.warns(DeprecationWarning) as caught:
+        result = run_framework(["+modality=points", f"data.root={root}",
+                                "data.gates.plugins.feature_spread.min_std=0.01"], tmp_path / "run")
+    assert result.status == "completed", result
+    assert result.metrics["accuracy"] >= 0.9
+    said = " ".join(str(w.message) for w in caught)
+    assert "framework_register_readers" in said and "ctx.stash" in said
