@@ -75,6 +75,8 @@ def build_model(model_cfg: Any, num_classes: int) -> torch.nn.Module:
         # timm's own loader then adapts the head (and position embeddings) to this model.
         kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
         pretrained = True
+    if pretrained and not model_cfg.checkpoint_path and not weights_reachable(pretrained_cfg):
+        raise FrameworkError(_offline_message(model_cfg.name, "and the weights are not cached here"))
     try:
         return timm.create_model(
             model_cfg.name,
@@ -89,12 +91,47 @@ def build_model(model_cfg: Any, num_classes: int) -> torch.nn.Module:
         ) from None
     except Exception as exc:  # noqa: BLE001 - only a failed weights download is reworded; the rest re-raised
         if pretrained and not model_cfg.checkpoint_path and _is_download_failure(exc):
-            raise FrameworkError(
-                f"model.name={model_cfg.name!r} with model.pretrained=true needs its weights from the Hugging Face "
-                f"hub, which could not be reached ({type(exc).__name__}); download them once where there is a "
-                "network and give model.checkpoint_path=<file>, or set model.pretrained=false"
-            ) from None
+            raise FrameworkError(_offline_message(model_cfg.name, type(exc).__name__)) from None
         raise
+
+
+def _offline_message(name: str, why: str) -> str:
+    return (f"model.name={name!r} with model.pretrained=true needs its weights from the Hugging Face hub, which "
+            f"could not be reached ({why}); download them once where there is a network and give "
+            "model.checkpoint_path=<file>, or set model.pretrained=false")
+
+
+#: The file names timm looks for in a model's hub repository.
+_HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+
+
+def weights_reachable(pretrained_cfg: Any, timeout: float = 3.0) -> bool:
+    """Whether ``pretrained=true`` can get its weights: cached by the hub library, or the hub (or
+    the weights' URL) answering a TCP connect within ``timeout`` seconds.
+
+    Checked before ``timm.create_model`` so that an offline machine gets one line at once instead
+    of the hub client's minute of retries. ``HF_HUB_OFFLINE=1`` means cache only.
+    """
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    repo = pretrained_cfg.get("hf_hub_id") if hasattr(pretrained_cfg, "get") else None
+    if repo:
+        repo = repo.split("@")[0]
+        if any(isinstance(try_to_load_from_cache(repo, name), str) for name in _HUB_WEIGHT_FILES):
+            return True
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+            return False
+    url = constants.ENDPOINT if repo else (pretrained_cfg.get("url") if hasattr(pretrained_cfg, "get") else "")
+    parsed = urlparse(url or constants.ENDPOINT)
+    try:
+        with socket.create_connection((parsed.hostname or "", parsed.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _is_download_failure(exc: BaseException) -> bool:

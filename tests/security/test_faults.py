@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import soundfile as sf
 
 from framework.data.errors import DataError
@@ -160,6 +161,38 @@ def test_a_hub_model_offline_is_a_config_error_naming_checkpoint_path(monkeypatc
         build_model(VisionModelConfig(name="resnet18", pretrained=True), num_classes=2)
     with pytest.raises(LocalEntryNotFoundError):  # without pretrained weights it is not a download problem
         build_model(VisionModelConfig(name="resnet18", pretrained=False), num_classes=2)
+
+
+def test_a_hub_model_offline_fails_at_once_and_cached_weights_still_load(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import socket
+    import time
+
+    import huggingface_hub
+    import timm
+
+    from plugins.vision import model as vision_model
+    from plugins.vision.config import VisionModelConfig
+
+    calls: list[tuple] = []
+
+    def unreachable(address, timeout=None):  # type: ignore[no-untyped-def]
+        calls.append(address)
+        raise OSError("Name or service not known")
+
+    def must_not_download(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("create_model was called: the hub client would now retry for a minute")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setattr(timm, "create_model", must_not_download)
+    started = time.perf_counter()
+    with pytest.raises(FrameworkError, match=r"could not be reached \(and the weights are not cached here\).*model.checkpoint_path"):
+        vision_model.build_model(VisionModelConfig(name="vit_tiny_patch16_224", pretrained=True), num_classes=2)
+    assert time.perf_counter() - started < 5 and calls and calls[0][0] == "huggingface.co"
+    built: list[str] = []
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: "/cache/" + name)
+    monkeypatch.setattr(timm, "create_model", lambda name, **kw: built.append(name) or torch.nn.Linear(1, 1))
+    vision_model.build_model(VisionModelConfig(name="vit_tiny_patch16_224", pretrained=True), num_classes=2)
+    assert built == ["vit_tiny_patch16_224"]  # cached weights: no reachability needed
 
 
 def test_a_type_error_in_an_override_names_the_key_the_type_and_an_example(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
