@@ -97,7 +97,8 @@ class DataConfig:
     val: Optional[str] = None
     test: Optional[str] = None
     format: str = "auto"  # reader name, or auto (from the file's extension / folder layout)
-    columns: dict[str, str] = field(default_factory=dict)  # record field -> input column (data.columns.text=sentence)
+    # record field -> input column (data.columns.text=sentence); other fields with a +: +data.columns.output=answer
+    columns: dict[str, Optional[str]] = field(default_factory=lambda: dict.fromkeys(("text", "label", "audio", "image")))
     slices: list[str] = field(default_factory=list)  # slice fields for coverage and per-slice metrics
     annotations: Optional[str] = None  # a Label Studio export (.json) or flat JSONL of annotations
     gold: Optional[str] = None  # gold items (known answers), JSONL of {"id", "label"}

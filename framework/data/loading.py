@@ -124,7 +124,7 @@ def _read_source(source: Source, split: str, cfg: DataConfig, root: Path, chosen
         from framework.data.readers._common import ReadOptions
 
         opts = ReadOptions(root=root, split=split, slices=tuple(cfg.slices), allow_outside_root=cfg.allow_outside_root,
-                           probe=probe, columns=dict(getattr(cfg, "columns", None) or {}))
+                           probe=probe, columns={k: str(v) for k, v in (getattr(cfg, "columns", None) or {}).items() if v})
         records, quarantined = read_dataset(open_hub(source.path, split), Path(source.path), opts)
         return records, quarantined, "hf"
     return _read_path(_under_root(source.path, root, cfg, split), split, cfg, root, chosen, probe, readers)

@@ -76,7 +76,7 @@ def test_distinct_problems_are_listed_once_each(tmp_path) -> None:
 
 def test_column_mapping_renames_keys_into_a_layout(tmp_path) -> None:
     _jsonl(tmp_path / "train.jsonl", [{"question": "2 km in m?", "answer": "2000 m"}])
-    cfg = DataConfig(root=str(tmp_path), train="train.jsonl", columns={"instruction": "question", "output": "answer"})
+    cfg = DataConfig(root=str(tmp_path), train="train.jsonl", columns={"instruction": "question", "output": "answer", "text": None})
     (record,) = load_bundle(cfg, format="chat").records()
     assert record.label == "2000 m"
 

@@ -144,7 +144,7 @@ def read_manifest(
     name = registry.detect(path) if format == "auto" else format
     opts = ReadOptions(root=Path(root), split=split, slices=tuple(slices),
                        allow_outside_root=allow_outside_root, probe=probe,
-                       columns=dict(columns or {}))
+                       columns={k: str(v) for k, v in (columns or {}).items() if v})
     return registry.get(name)(path, opts)
 
 

@@ -186,26 +186,31 @@ def _column(row: Mapping[str, Any], role: str, columns: Mapping[str, str]) -> st
 def _add_row(col: Collector, cached: Collector, index: int, row: dict[str, Any], media: Mapping[str, str],
              columns: Mapping[str, str]) -> None:
     where = col.where(index)
-    text_col, label_col = _column(row, "text", columns), _column(row, "label", columns)
-    media_col = _column(row, "audio", columns) or _column(row, "image", columns)
     for role in ("text", "label", "audio", "image"):
         if role in columns and columns[role] not in row:
             raise DataError(where, f"data.columns.{role}={columns[role]} is not a column (columns: {sorted(row)})",
                             f"Set data.columns.{role} to one of the columns.")
+    text_col, label_col = _column(row, "text", columns), _column(row, "label", columns)
+    media_col = _column(row, "audio", columns) or _column(row, "image", columns)
     if media_col is None and text_col is None:
         raise DataError(where, f"no text, audio or image column among {sorted(row)}",
                         "Name one with data.columns (e.g. data.columns.text=sentence data.columns.image=img).")
+    # map_columns copied a mapped column under its role's name: the feature kind is the source column's.
+    kind = media.get(columns.get("audio" if media_col == _column(row, "audio", columns) else "image", media_col),
+                     media.get(media_col or ""))
     text = row.get(text_col) if text_col else None
-    label = row.get(label_col) if label_col else (text if media.get(media_col or "") == "audio" else None)
-    fields = {k: v for k, v in row.items() if k not in media}
+    label = row.get(label_col) if label_col else (text if kind == "audio" else None)
+    fields = {k: v for k, v in row.items() if k not in media and k != media_col}
     if text is not None:
         fields["text"] = text
     if media_col is None:
         col.add(index, fields, label=label, text=text, record_id=row.get("id"))
         return
-    path, collector = _media_file(row[media_col], media.get(media_col), col, cached, where)
+    path, collector = _media_file(row[media_col], kind, col, cached, where)
     fields[media_col] = path
-    collector.add(index, fields, media=path, label=label, text=text, record_id=row.get("id"), where=where)
+    # Cached files are named by content, so two rows with the same bytes share one: the row names the record.
+    record_id = row.get("id", f"{col._file_id}:{index}" if collector is cached else None)
+    collector.add(index, fields, media=path, label=label, text=text, record_id=record_id, where=where)
 
 
 def _media_file(value: Any, kind: str | None, col: Collector, cached: Collector, where: str) -> tuple[str, Collector]:
