@@ -114,7 +114,7 @@ def load_bundle(
 def _container_format(path: Path, cfg: DataConfig, chosen: str) -> str:
     """``hf`` for a Hugging Face dataset when the user left ``data.format=auto`` (a modality's own
     default format cannot read one), else ``chosen``."""
-    return "hf" if cfg.format == "auto" and chosen not in ("chat", "preference") and is_hf_source(path) else chosen
+    return "hf" if cfg.format == "auto" and is_hf_source(path) else chosen
 
 
 def _read_source(source: Source, split: str, cfg: DataConfig, root: Path, chosen: str, probe: Probe | None,

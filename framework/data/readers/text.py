@@ -59,17 +59,14 @@ def read_chat(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quarant
     """Read chat SFT data in any chat layout of :data:`~framework.data.readers.chat_layouts.LAYOUTS`:
     TRL ``messages`` or ``prompt``/``completion``, ShareGPT ``conversations``, Alpaca
     ``instruction``/``input``/``output``, recognised per line; a Hugging Face dataset (a
-    ``save_to_disk`` folder, parquet or arrow files) is read by :func:`~framework.data.readers.hf.read_hf`.
+    ``save_to_disk`` folder, parquet or arrow files) under ``data.format=auto`` is read by the ``hf`` format.
 
     ``Record.fields["messages"]`` is the normalised conversation (the line's own keys stay beside
     it); ``Record.text`` its rendering; ``Record.label`` the last assistant reply (the answer a
     fine-tune learns to give), ``None`` for a conversation without one. Lines whose keys fit no
     layout are reported once per distinct problem, naming the keys found and the layouts accepted.
+    Rows of a Hugging Face dataset in these layouts are read by :mod:`framework.data.readers.hf`.
     """
-    from framework.data.readers.hf import is_hf_source, read_hf
-
-    if is_hf_source(path):
-        return read_hf(path, opts)
     col = Collector(path, opts)
     col.errors = GroupedLineErrors(col.path)
     layouts: Counter[str] = Counter()
@@ -111,17 +108,12 @@ def _response(obj: dict[str, Any], key: str, where: str) -> str:
 def read_preference(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quarantined]]:
     """Read preference JSONL: ``prompt``, ``chosen``, ``rejected`` (strings or message lists), or
     TRL's implicit-prompt form (``chosen``/``rejected`` full conversations sharing their prompt
-    turns, which become ``fields["prompt"]``); a Hugging Face dataset is read by
-    :func:`~framework.data.readers.hf.read_hf`.
+    turns, which become ``fields["prompt"]``).
 
     Optional: ``reason`` (why chosen wins), ``gold``/``trap`` (``true`` marks a gold item whose
     right answer is ``"chosen"``, e.g. a sycophancy trap where ``rejected`` flatters the user), or
     ``gold_label`` (an explicit answer). ``Record.text`` is the prompt; ``label`` stays ``None``.
     """
-    from framework.data.readers.hf import is_hf_source, read_hf
-
-    if is_hf_source(path):
-        return read_hf(path, opts)
     col = Collector(path, opts)
     col.errors = GroupedLineErrors(col.path)
     layouts: Counter[str] = Counter()
