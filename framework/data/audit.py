@@ -229,7 +229,9 @@ def write_review_queue(data: DataBundle, path: Path, *, label_type: str) -> Path
 
 def _write(report: AuditReport, data: DataBundle, cfg: DataConfig, modality: str, out_dir: Path,
            documented: dict[str, Any]) -> list[Path]:
-    manifests = {s: getattr(cfg, s) for s in ("train", "val", "test")}
+    from framework.data.sources import describe
+
+    manifests = {s: describe(getattr(cfg, s)) for s in ("train", "val", "test")}
     payload = {
         "timestamp": report.timestamp, "modality": modality, "passed": report.passed,
         "enforce": bool(cfg.gates.enforce), "counts": report.counts, "classes": data.classes,

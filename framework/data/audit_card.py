@@ -136,6 +136,9 @@ def _sources_section(data: DataBundle, sources: list[str], manifests: dict[str, 
     if documented.get("license"):
         lines += [f"License: {documented['license']}", ""]
     lines += [f"- {split}: `{path}`" for split, path in manifests.items() if path]
+    from framework.data.sources import source_lines
+
+    lines += source_lines(data)  # each source of a mixed split, with its weight and counts
     lines += [f"- {s}" for s in sources] or [f"- (no provenance recorded: add {data.root}/datacard.yaml with "
                                              f"'sources: [...]', or set data.sources)"]
     return lines + [""]

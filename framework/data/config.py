@@ -91,10 +91,14 @@ class DataConfig:
     """
 
     root: str = "."
-    train: Optional[str] = None
+    # A path, or several weighted sources: [a.jsonl, b.jsonl] or [{path: a.jsonl, weight: 3}, ...]
+    # (framework/data/sources.py); `hf:owner/name` names a Hugging Face hub dataset.
+    train: Any = None
     val: Optional[str] = None
     test: Optional[str] = None
     format: str = "auto"  # reader name, or auto (from the file's extension / folder layout)
+    # record field -> input column (data.columns.text=sentence); other fields with a +: +data.columns.output=answer
+    columns: dict[str, Optional[str]] = field(default_factory=lambda: dict.fromkeys(("text", "label", "audio", "image")))
     slices: list[str] = field(default_factory=list)  # slice fields for coverage and per-slice metrics
     annotations: Optional[str] = None  # a Label Studio export (.json) or flat JSONL of annotations
     gold: Optional[str] = None  # gold items (known answers), JSONL of {"id", "label"}

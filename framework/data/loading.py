@@ -7,6 +7,7 @@ A simple modality's ``load_data`` is one line::
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Hashable, Iterable
 
@@ -24,7 +25,11 @@ from framework.data.paths import data_file
 from framework.data.probes import Probe, probe_media
 from framework.data.readers import ReaderRegistry, detect_format, read_manifest
 from framework.data.readers._common import LineErrors, get_field, iter_jsonl
+from framework.data.readers.hf import is_hf_source, is_hub_name, open_hub, read_dataset
 from framework.data.records import DataBundle, Record
+from framework.data.sources import MIXTURE_KEY, Source, parse_sources, read_sources
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 # Formats whose labels are free text (transcripts) or absent, so no class list is built.
@@ -74,13 +79,21 @@ def load_bundle(
         rel = getattr(cfg, split)
         if not rel:
             continue
+        sources = parse_sources(rel, f"data.{split}")
+        if sources is not None:  # several weighted sources, or a hub dataset (framework/data/sources.py)
+            records, quarantined, provenance = read_sources(
+                sources, split=split, slices=cfg.slices,
+                read=lambda source, split=split: _read_source(source, split, cfg, root, chosen, probe, readers))
+            used_formats.update(p["format"] for p in provenance)
+            bundle.extras.setdefault(MIXTURE_KEY, []).extend(provenance)
+            bundle.splits[split] = records
+            bundle.quarantine.extend(quarantined)
+            continue
         path = _under_root(rel, root, cfg, split)
-        name = detect_format(path, readers) if chosen == "auto" and path.exists() else chosen
+        records, quarantined, name = _read_path(path, split, cfg, root, chosen, probe, readers)
         used_formats.add(name)
         if name == "label_studio":
             exports.append(path)
-        records, quarantined = read_manifest(path, root=root, split=split, format=chosen, slices=cfg.slices,
-                                             allow_outside_root=cfg.allow_outside_root, probe=probe, readers=readers)
         bundle.splits[split] = records
         bundle.quarantine.extend(quarantined)
     card = read_dataset_card(root)
@@ -96,6 +109,39 @@ def load_bundle(
     if cfg.pred_probs:
         bundle.extras["pred_probs"] = read_pred_probs(_under_root(cfg.pred_probs, root, cfg, "pred_probs"), len(bundle.classes))
     return bundle
+
+
+def _container_format(path: Path, cfg: DataConfig, chosen: str) -> str:
+    """``hf`` for a Hugging Face dataset when the user left ``data.format=auto`` (a modality's own
+    default format cannot read one), else ``chosen``."""
+    return "hf" if cfg.format == "auto" and is_hf_source(path) else chosen
+
+
+def _read_source(source: Source, split: str, cfg: DataConfig, root: Path, chosen: str, probe: Probe | None,
+                 readers: ReaderRegistry | None) -> tuple[list[Record], list[Any], str]:
+    """One entry of a multi-source split: ``(records, quarantined, format)``."""
+    if is_hub_name(source.path):
+        from framework.data.readers._common import ReadOptions
+
+        opts = ReadOptions(root=root, split=split, slices=tuple(cfg.slices), allow_outside_root=cfg.allow_outside_root,
+                           probe=probe, columns={k: str(v) for k, v in (getattr(cfg, "columns", None) or {}).items() if v})
+        records, quarantined = read_dataset(open_hub(source.path, split), Path(source.path), opts)
+        return records, quarantined, "hf"
+    return _read_path(_under_root(source.path, root, cfg, split), split, cfg, root, chosen, probe, readers)
+
+
+def _read_path(path: Path, split: str, cfg: DataConfig, root: Path, chosen: str, probe: Probe | None,
+               readers: ReaderRegistry | None) -> tuple[list[Record], list[Any], str]:
+    """One split's file or folder: ``(records, quarantined, format read with)``; under
+    ``data.format=auto`` the chosen format is logged."""
+    split_format = _container_format(path, cfg, chosen)
+    name = detect_format(path, readers) if split_format == "auto" and path.exists() else split_format
+    if cfg.format == "auto":
+        log.info("data.%s: %s read as data.format=%s", split, path, name)
+    records, quarantined = read_manifest(path, root=root, split=split, format=split_format, slices=cfg.slices,
+                                         allow_outside_root=cfg.allow_outside_root, probe=probe, readers=readers,
+                                         columns=getattr(cfg, "columns", None))
+    return records, quarantined, name
 
 
 def read_pred_probs(path: Path, n_classes: int) -> dict[str, list[float]]:

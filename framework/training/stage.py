@@ -18,13 +18,14 @@ class Train:
         return run.selected("train")
 
     def __call__(self, run: Run) -> None:
+        from framework.data.sources import training_view
         from framework.data.version import data_fingerprint
         from framework.training import Engine
 
         data = run.require(run.data, "data")
         with Engine(run.config.trainer, run.info, events=run.plugins, seed=run.ctx.seed,
                     data_fingerprint=data_fingerprint(data)) as engine:
-            run.call("train", engine, run.require(run.task, "task"), data)
+            run.call("train", engine, run.require(run.task, "task"), training_view(data, run.ctx.seed))
             run.ctx.engine = engine
 
 

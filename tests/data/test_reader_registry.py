@@ -74,7 +74,7 @@ def test_a_name_taken_by_another_plugin_is_an_error_naming_the_plugin_and_the_ho
 
 def test_registry_add_replace_and_detectors_most_recent_first(tmp_path: Path) -> None:
     registry = builtin_readers()
-    assert registry.names() == sorted(["jsonl", "csv", "image_folder", "chat", "preference", "nemo_audio", "label_studio"])
+    assert registry.names() == sorted(["jsonl", "csv", "image_folder", "chat", "preference", "nemo_audio", "label_studio", "hf"])
     with pytest.raises(ValueError, match="'csv' is already registered \\(built-in\\)"):
         registry.add("csv", read_lines)
     registry.add("csv", read_lines, replace=True)

@@ -18,9 +18,9 @@ def test_text_plugin_honours_the_contract() -> None:
 
 def test_sft_and_dpo_configs_compose() -> None:
     sft = compose(["+modality=text"])
-    assert sft.modality.method == "sft" and sft.data.format == "chat" and sft.model.lora.rank == 16
+    assert sft.modality.method == "sft" and sft.data.format == "auto" and sft.model.lora.rank == 16
     dpo = compose(["+modality=text_dpo"])
-    assert dpo.modality.name == "text" and dpo.modality.method == "dpo" and dpo.data.format == "preference"
+    assert dpo.modality.name == "text" and dpo.modality.method == "dpo" and dpo.data.format == "auto"
     assert dpo.data.gates.plugins.preference_reasons.require is True
     assert dpo.data.gates.plugins.loss_mask.gate is True  # inherited from text.yaml
     for cfg in (sft, dpo):

@@ -1,7 +1,7 @@
 """Readers: modalities name a format (``"nemo_audio"``) instead of importing a function.
 
 Built-in formats: ``jsonl``, ``csv``, ``image_folder``, ``chat``, ``preference``, ``nemo_audio``,
-``label_studio``; ``auto`` picks one from the path (see :meth:`ReaderRegistry.detect`). A plugin
+``label_studio``, ``hf``; ``auto`` picks one from the path (see :meth:`ReaderRegistry.detect`). A plugin
 adds its own in the ``framework_register_readers`` hook, optionally with a detector so ``auto``
 finds it::
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from framework.data.errors import DataError
 from framework.data.probes import Probe
@@ -114,6 +114,7 @@ def read_manifest(
     allow_outside_root: bool = False,
     probe: Probe | None = None,
     readers: ReaderRegistry | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> tuple[list[Record], list[Quarantined]]:
     """Read one manifest, folder or export into records and quarantined items.
 
@@ -127,6 +128,7 @@ def read_manifest(
         probe: A decoding check (:func:`framework.data.probe_image`...) run on every media file;
             files that fail are quarantined.
         readers: The registry to find ``format`` in; default :func:`installed_readers`.
+        columns: ``data.columns`` (record field -> input column), for readers that rename.
 
     Returns:
         ``(records, quarantined)``; missing or undecodable media are in ``quarantined``.
@@ -141,7 +143,8 @@ def read_manifest(
     registry = _registry(readers)
     name = registry.detect(path) if format == "auto" else format
     opts = ReadOptions(root=Path(root), split=split, slices=tuple(slices),
-                       allow_outside_root=allow_outside_root, probe=probe)
+                       allow_outside_root=allow_outside_root, probe=probe,
+                       columns={k: str(v) for k, v in (columns or {}).items() if v})
     return registry.get(name)(path, opts)
 
 

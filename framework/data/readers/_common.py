@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -25,6 +25,8 @@ class ReadOptions:
         slices: Slice fields copied from each line into :attr:`Record.slices`.
         allow_outside_root: Accept media paths outside ``root``.
         probe: A decoding check run on every media file; failures are quarantined.
+        columns: ``data.columns``: the record field -> the column (key) of the input that holds it
+            (``{"text": "sentence"}``); readers that support it rename before reading.
     """
 
     root: Path
@@ -32,6 +34,7 @@ class ReadOptions:
     slices: tuple[str, ...] = ()
     allow_outside_root: bool = False
     probe: Probe | None = None
+    columns: Mapping[str, str] = field(default_factory=dict)
 
 
 MAX_LINE_ERRORS = 50  # bad lines listed per file; the rest are counted
@@ -140,6 +143,16 @@ def get_field(obj: Mapping[str, Any], key: str, types: type | tuple[type, ...], 
         raise DataError(where, f"field {key!r} must be {names}, got {type(value).__name__} {value!r}",
                         "Fix the value's type in the manifest.")
     return value
+
+
+def map_columns(obj: Mapping[str, Any], columns: Mapping[str, str]) -> dict[str, Any]:
+    """``obj`` with each ``columns`` entry (field -> source column) copied to the field's name;
+    the source column stays too. Columns absent from ``obj`` are left out."""
+    out = dict(obj)
+    for target, source in columns.items():
+        if source in obj:
+            out[target] = obj[source]
+    return out
 
 
 class Collector:

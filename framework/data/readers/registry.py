@@ -171,6 +171,11 @@ def _first_object(path: Path) -> dict | None:
 
 def builtin_format(path: Path) -> str | None:
     """The built-in format for ``path`` by folder, extension and first JSON line; ``None`` if none fits."""
+    from framework.data.readers.chat_layouts import detect_layout, layout_kind
+    from framework.data.readers.hf import is_hf_source
+
+    if is_hf_source(path):
+        return "hf"
     if path.is_dir():
         return "image_folder"
     suffix = path.suffix.lower()
@@ -180,10 +185,9 @@ def builtin_format(path: Path) -> str | None:
         return "label_studio"
     if suffix in {".jsonl", ".ndjson"}:
         first = _first_object(path) or {}
-        if "messages" in first:
-            return "chat"
-        if {"prompt", "chosen", "rejected"} <= set(first):
-            return "preference"
+        kind = layout_kind(detect_layout(first))  # TRL, ShareGPT and Alpaca chats, preference pairs
+        if kind is not None:
+            return kind
         if "audio_filepath" in first:
             return "nemo_audio"
         return "jsonl"
@@ -192,9 +196,10 @@ def builtin_format(path: Path) -> str | None:
 
 def builtin_readers() -> ReaderRegistry:
     """A new, unfrozen registry holding the built-in formats: ``jsonl``, ``csv``, ``image_folder``,
-    ``chat``, ``preference``, ``nemo_audio`` and ``label_studio``."""
+    ``chat``, ``preference``, ``nemo_audio``, ``label_studio`` and ``hf`` (Hugging Face datasets)."""
     from framework.data.readers.audio import read_nemo_audio
     from framework.data.readers.folder import read_image_folder
+    from framework.data.readers.hf import read_hf
     from framework.data.readers.label_studio import read_label_studio
     from framework.data.readers.manifest import read_csv, read_jsonl
     from framework.data.readers.text import read_chat, read_preference
@@ -207,5 +212,6 @@ def builtin_readers() -> ReaderRegistry:
         "preference": read_preference,
         "nemo_audio": read_nemo_audio,
         "label_studio": read_label_studio,
+        "hf": read_hf,
     }
     return ReaderRegistry(ReaderEntry(name, reader) for name, reader in readers.items())

@@ -1,13 +1,27 @@
-"""Text data: chat-format SFT conversations and preference pairs."""
+"""Text data: chat SFT conversations and preference pairs, in every layout of
+:mod:`framework.data.readers.chat_layouts`."""
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from framework.data.errors import DataError
-from framework.data.readers._common import Collector, ReadOptions, get_field
+from framework.data.readers._common import Collector, ReadOptions, get_field, map_columns
+from framework.data.readers.chat_layouts import (
+    LAYOUTS,
+    GroupedLineErrors,
+    detect_layout,
+    implicit_prompt,
+    layout_kind,
+    no_layout_error,
+    to_messages,
+)
 from framework.data.records import Quarantined, Record
+
+log = logging.getLogger(__name__)
 
 CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
 
@@ -42,20 +56,48 @@ def render_chat(messages: list[dict[str, str]]) -> str:
 
 
 def read_chat(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quarantined]]:
-    """Read chat SFT JSONL: ``{"messages": [{"role": "user", "content": ...}, ...]}`` per line.
+    """Read chat SFT data in any chat layout of :data:`~framework.data.readers.chat_layouts.LAYOUTS`:
+    TRL ``messages`` or ``prompt``/``completion``, ShareGPT ``conversations``, Alpaca
+    ``instruction``/``input``/``output``, recognised per line; a Hugging Face dataset (a
+    ``save_to_disk`` folder, parquet or arrow files) under ``data.format=auto`` is read by the ``hf`` format.
 
-    ``Record.text`` is the rendered conversation; ``Record.fields["messages"]`` the raw list;
-    ``Record.label`` the last assistant reply (the answer a fine-tune learns to give), ``None``
-    for a conversation without one.
+    ``Record.fields["messages"]`` is the normalised conversation (the line's own keys stay beside
+    it); ``Record.text`` its rendering; ``Record.label`` the last assistant reply (the answer a
+    fine-tune learns to give), ``None`` for a conversation without one. Lines whose keys fit no
+    layout are reported once per distinct problem, naming the keys found and the layouts accepted.
+    Rows of a Hugging Face dataset in these layouts are read by :mod:`framework.data.readers.hf`.
     """
     col = Collector(path, opts)
+    col.errors = GroupedLineErrors(col.path)
+    layouts: Counter[str] = Counter()
     for line, obj in col.jsonl():
         with col.line(line):
-            messages = validate_messages(obj.get("messages"), col.where(line))
-            replies = [m["content"] for m in messages if m["role"] == "assistant"]
-            col.add(line, obj, text=render_chat(messages), label=replies[-1] if replies else None,
-                    record_id=obj.get("id"))
+            layouts[add_chat(col, line, map_columns(obj, opts.columns))] += 1
+    _log_layouts(path, layouts)
     return col.result()
+
+
+def add_chat(col: Collector, line: int | str, obj: dict[str, Any], *, where: str | None = None) -> str:
+    """Add one chat-kind line (any chat layout) to ``col``; returns the layout it had.
+
+    Raises:
+        DataError: when the keys fit no chat layout (naming them), or the conversation is malformed.
+    """
+    where = where or col.where(line)
+    layout = detect_layout(obj)
+    if layout_kind(layout) != "chat":
+        raise no_layout_error(obj, where, "chat")
+    messages = validate_messages(to_messages(obj, layout, where), where)
+    replies = [m["content"] for m in messages if m["role"] == "assistant"]
+    col.add(line, {**obj, "messages": messages}, text=render_chat(messages),
+            label=replies[-1] if replies else None, record_id=obj.get("id"), where=where)
+    return layout
+
+
+def _log_layouts(path: Path, layouts: Counter[str]) -> None:
+    if layouts:
+        found = ", ".join(f"{name} ({LAYOUTS[name][1]}) on {n} lines" for name, n in layouts.most_common())
+        log.info("%s: read as %s", path, found)
 
 
 def _response(obj: dict[str, Any], key: str, where: str) -> str:
@@ -64,21 +106,39 @@ def _response(obj: dict[str, Any], key: str, where: str) -> str:
 
 
 def read_preference(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quarantined]]:
-    """Read preference JSONL: ``prompt``, ``chosen``, ``rejected`` (strings or message lists).
+    """Read preference JSONL: ``prompt``, ``chosen``, ``rejected`` (strings or message lists), or
+    TRL's implicit-prompt form (``chosen``/``rejected`` full conversations sharing their prompt
+    turns, which become ``fields["prompt"]``).
 
     Optional: ``reason`` (why chosen wins), ``gold``/``trap`` (``true`` marks a gold item whose
     right answer is ``"chosen"``, e.g. a sycophancy trap where ``rejected`` flatters the user), or
     ``gold_label`` (an explicit answer). ``Record.text`` is the prompt; ``label`` stays ``None``.
     """
     col = Collector(path, opts)
+    col.errors = GroupedLineErrors(col.path)
+    layouts: Counter[str] = Counter()
     for line, obj in col.jsonl():
         with col.line(line):
-            _add_preference(col, line, obj)
+            layouts[add_preference(col, line, map_columns(obj, opts.columns))] += 1
+    _log_layouts(path, layouts)
     return col.result()
 
 
-def _add_preference(col: Collector, line: int, obj: dict[str, Any]) -> None:
-    where = col.where(line)
+def add_preference(col: Collector, line: int | str, obj: dict[str, Any], *, where: str | None = None) -> str:
+    """Add one preference pair (explicit or implicit prompt) to ``col``; returns its layout.
+
+    Raises:
+        DataError: when the keys fit no preference layout (naming them), or a field is malformed.
+    """
+    where = where or col.where(line)
+    layout = detect_layout(obj)
+    if layout is None and {"prompt", "chosen", "rejected"} & set(obj):
+        layout = "preference"  # a pair with a field missing: get_field names it below
+    if layout_kind(layout) != "preference":
+        raise no_layout_error(obj, where, "preference")
+    if layout == "implicit_preference":
+        prompt_turns, chosen, rejected = implicit_prompt(obj, where)
+        obj = {**obj, "prompt": prompt_turns, "chosen": chosen, "rejected": rejected}
     prompt = get_field(obj, "prompt", (str, list), where)
     _response(obj, "chosen", where)
     _response(obj, "rejected", where)
@@ -87,4 +147,5 @@ def _add_preference(col: Collector, line: int, obj: dict[str, Any]) -> None:
         get_field(obj, marker, bool, where, required=False)
     if isinstance(prompt, list):  # a prompt is the conversation so far: no assistant turn needed
         prompt = render_chat(validate_messages(prompt, where, require_assistant=False))
-    col.add(line, obj, text=prompt, record_id=obj.get("id"))
+    col.add(line, obj, text=prompt, record_id=obj.get("id"), where=where)
+    return layout
