@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CONF_FILE = Path(__file__).parent / "conf" / "modality" / "speech.yaml"
 STORE_KEY = StashKey[AudioStore]("speech.store")  # the run's audio cache, shared by the methods
 Ctx = RunContext[SpeechConfig, SpeechModelConfig]
 
@@ -101,6 +102,15 @@ def quarantine_duration_mismatches(bundle: DataBundle, store: AudioStore, tolera
     return moved
 
 
+def fill_durations(bundle: DataBundle, store: AudioStore) -> None:
+    """Give records without a ``duration`` (layouts that do not state one) the decoded length,
+    for duration bucketing and the audit; called by ``load_data`` after decoding."""
+    for record in bundle.records():
+        info = store.info.get(str(record.media))
+        if info is not None and record.fields.get("duration") is None and record.fields.get("offset") is None:
+            record.fields["duration"] = round(info.duration, 3)
+
+
 class SpeechModality(Modality[SpeechConfig, SpeechModelConfig]):
     """Speech recognition: decode once to 16 kHz mono, train Whisper on the engine with the
     utterance's language token, report WER/CER per language, at switch points, per slice and in noise."""
@@ -121,17 +131,24 @@ class SpeechModality(Modality[SpeechConfig, SpeechModelConfig]):
         long recordings with SRT/VTT transcripts become utterances of at most the model's window.
         """
         from framework.data.loading import load_bundle
+        from framework.data.readers.layouts import modality_split_defaults, resolve_splits
+        from framework.data.readers.speech_layouts import speech_format
 
         cfg = ctx.modality
         check_languages([], cfg.language)  # an unknown default language fails before any decoding
         store = AudioStore(cfg.audio.normalize, cfg.audio.cache_limit_mb, cfg.audio.loudness_dbfs)
         data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
         probe = store.probe if getattr(data_cfg, "probe_media", True) else None
-        bundle = load_bundle(data_cfg, format="nemo_audio", decoder_check=probe, label_type="text")
+        defaults = modality_split_defaults(CONF_FILE)
+        data_cfg = resolve_splits(data_cfg, Path(data_cfg.root), defaults)
+        fmt = speech_format(Path(data_cfg.root) / data_cfg.train) if data_cfg.format == "auto" and isinstance(
+            data_cfg.train, str) else data_cfg.format
+        bundle = load_bundle(data_cfg, format=fmt, decoder_check=probe, label_type="text", split_defaults=defaults)
         window = model_window_seconds(ctx.model)
         check_languages(bundle.records(), cfg.language)
         segmented = segment_long_records(bundle, window, data_cfg.allow_outside_root, store)
         mismatched = quarantine_duration_mismatches(bundle, store, cfg.audio.duration_tolerance)
+        fill_durations(bundle, store)
         bundle.extras[AUDIO_INFO_KEY] = store.info
         bundle.extras[WINDOW_KEY] = window
         ctx.stash[STORE_KEY] = store

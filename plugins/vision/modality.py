@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CONF_FILE = Path(__file__).parent / "conf" / "modality" / "vision.yaml"
 STORE_KEY = StashKey[ImageStore]("vision.store")  # the run's decoded-image cache, shared by the methods
 Ctx = RunContext[VisionConfig, VisionModelConfig]
 
@@ -64,12 +65,14 @@ class VisionModality(Modality[VisionConfig, VisionModelConfig]):
         for the audit's mode and resolution checks.
         """
         from framework.data.loading import load_bundle
+        from framework.data.readers.layouts import modality_split_defaults
 
         cfg = ctx.modality
         store = ImageStore(input_spec(ctx.model).size, cfg.resize, cfg.cache_limit_mb)
         data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
         probe = store.probe if getattr(data_cfg, "probe_media", True) else None
-        bundle = load_bundle(data_cfg, decoder_check=probe, label_type="class")
+        bundle = load_bundle(data_cfg, decoder_check=probe, label_type="class",
+                             split_defaults=modality_split_defaults(CONF_FILE))
         bundle.extras[IMAGE_INFO_KEY] = store.info
         ctx.stash[STORE_KEY] = store
         modes = Counter(info.mode for info in store.info.values())

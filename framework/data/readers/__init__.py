@@ -137,7 +137,10 @@ def read_manifest(
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(str(path), "file or folder not found", "Check data.root and the split paths.")
+        from framework.data.readers.layouts import describe
+
+        raise DataError(str(path), f"file or folder not found ({describe(path)})",
+                        "Check data.root and the split paths (docs/data.md lists the layouts read).")
     registry = _registry(readers)
     name = registry.detect(path) if format == "auto" else format
     opts = ReadOptions(root=Path(root), split=split, slices=tuple(slices),

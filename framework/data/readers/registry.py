@@ -148,8 +148,10 @@ class ReaderRegistry:
                 return name
         found = builtin_format(path)
         if found is None:
-            raise DataError(str(path), "cannot tell the data format from the path",
-                            f"Set data.format to one of: {', '.join(self.names())}.")
+            from framework.data.readers.layouts import describe
+
+            raise DataError(str(path), f"cannot tell the data format from the path ({describe(path)})",
+                            f"Set data.format to one of: {', '.join(self.names())} (docs/data.md lists the layouts).")
         return found
 
     def copy(self) -> ReaderRegistry:
@@ -192,7 +194,9 @@ def builtin_format(path: Path) -> str | None:
 
 def builtin_readers() -> ReaderRegistry:
     """A new, unfrozen registry holding the built-in formats: ``jsonl``, ``csv``, ``image_folder``,
-    ``chat``, ``preference``, ``nemo_audio`` and ``label_studio``."""
+    ``chat``, ``preference``, ``nemo_audio`` and ``label_studio``, plus the image and speech layouts
+    (``imagefolder``, ``common_voice``, ``kaldi``, ``librispeech``, ``audio_text_folder``,
+    ``audiofolder``) with their detectors."""
     from framework.data.readers.audio import read_nemo_audio
     from framework.data.readers.folder import read_image_folder
     from framework.data.readers.label_studio import read_label_studio
@@ -208,4 +212,8 @@ def builtin_readers() -> ReaderRegistry:
         "nemo_audio": read_nemo_audio,
         "label_studio": read_label_studio,
     }
-    return ReaderRegistry(ReaderEntry(name, reader) for name, reader in readers.items())
+    from framework.data.readers.images_layouts import image_layout_readers
+    from framework.data.readers.speech_layouts import speech_layout_readers
+
+    entries = [ReaderEntry(name, reader) for name, reader in readers.items()]
+    return ReaderRegistry([*entries, *image_layout_readers(), *speech_layout_readers()])
