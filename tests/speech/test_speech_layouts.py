@@ -141,7 +141,6 @@ def test_each_layout_is_detected_and_an_image_folder_is_not_speech(tmp_path, mak
         _load(make_ctx, images, train="train")
 
 
-@pytest.mark.slow
 def test_a_common_voice_folder_trains_two_steps(tmp_path) -> None:
     root = write_common_voice(tmp_path / "cv")
     result = run_framework(["+modality=speech", f"data.root={root}", "stages=[audit,train]", "trainer.max_steps=2",

@@ -94,7 +94,8 @@ def read_metadata_folder(path: Path, opts: ReadOptions, *, label_keys: tuple[str
                 label = parent
             text = next((row[k] for k in text_keys if isinstance(row.get(k), str)), None)
             fields = dict(row)
-            col.add(line, fields, media=name, label=label, text=text)
+            # Relative to the metadata file (a missing file is then named where it should be).
+            col.add(line, fields, media=str(meta.parent / name), label=label, text=text)
     return col.result()
 
 

@@ -101,7 +101,7 @@ def _add_common_voice(col: Collector, line: int, row: dict[str, str]) -> None:
     fields = _fields(media, text, row.get("client_id"), accent=accent, locale=locale,
                      language=locale.split("-")[0].lower() or None, age=row.get("age"), gender=row.get("gender"),
                      up_votes=row.get("up_votes"), down_votes=row.get("down_votes"))
-    record = col.add(line, fields, media=media, label=text, text=text)
+    record = col.add(line, fields, media=str(col.path.parent / media), label=text, text=text)
     if record is not None:
         record.slices.update({k: fields[k] for k in ("accent", "locale") if k in fields})
 
