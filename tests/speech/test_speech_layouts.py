@@ -102,7 +102,7 @@ def test_folder_of_wavs_and_txts_says_how_to_use_it_and_then_reads(tmp_path, mak
         _load(make_ctx, root)  # data.train left at train.jsonl
     message = str(err.value)
     assert "train.jsonl not found" in message and "4 .wav" in message and "4 .txt" in message
-    assert "audio_text_folder layout" in message and "python -m framework.data split" in message
+    assert "one audio_text_folder source" in message and "python -m framework.data split" in message
     assert "data.train=. stages=[audit,train]" in message
     write_tone(root / "extra.wav", 0.5, 16000)  # no transcript
     bundle = _load(make_ctx, root, train=".", sources=["tones"])

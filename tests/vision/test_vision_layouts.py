@@ -60,7 +60,7 @@ def test_a_flat_class_folder_names_the_split_command_then_trains_as_told(tmp_pat
     with pytest.raises(DataError) as err:
         VisionModality().load_data(make_ctx(root))
     message = str(err.value)
-    assert "class folders of images: blue, green, red" in message and "image_folder layout" in message
+    assert "class folders of images: blue, green, red" in message and "one image_folder source" in message
     assert "python -m framework.data split" in message and "data.train=. stages=[audit,train]" in message
     assert "\n" not in message
     result = run_framework([*TINY, f"data.root={root}", "data.train=.", "stages=[audit,train]"], tmp_path / "run")

@@ -56,12 +56,13 @@ def _names(items: list[str], most: int = 6) -> str:
 
 
 def class_folders(path: Path) -> list[str]:
-    """Names of the sub-folders of ``path`` that directly hold images (a class-folder layout)."""
+    """Names of the sub-folders of ``path`` that directly hold images (a class-folder layout;
+    split folders, whose images sit one level further down, are not counted)."""
     if not path.is_dir():
         return []
     out = []
     for sub in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if any(f.suffix.lower() in IMAGE_EXTENSIONS for f in walk_files(sub, 200)):
+        if any(f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS for f in sub.iterdir()):
             out.append(sub.name)
     return out
 
@@ -91,7 +92,7 @@ def _entries(folder: Path) -> str:
     counts = ", ".join(f"{n} {ext}" for ext, n in kinds.most_common(4))
     classes = class_folders(folder)
     shape = f"; class folders of images: {_names(classes)}" if classes else ""
-    return f"{listed} ({counts} files){shape}"
+    return f"{listed} ({counts} files{shape})"
 
 
 def conventional_split(root: Path, split: str, default: str) -> Path | None:
@@ -135,12 +136,12 @@ def resolve_splits(cfg: Any, root: Path, defaults: Mapping[str, Any] | None, rea
         return cfg
     changes: dict[str, str | None] = {}
     for split in SPLITS:
+        if split != "train" and "train" not in changes and _absent(cfg.train, root):
+            break  # the missing train split is the error to report; no warnings before it
         rel = getattr(cfg, split, None)
         if not isinstance(rel, str) or not rel or rel != defaults.get(split):
             continue
-        path = Path(rel).expanduser()
-        path = path if path.is_absolute() else root / path
-        if path.exists():
+        if not _absent(rel, root):
             continue
         found = conventional_split(root, split, rel)
         if found is not None:
@@ -161,23 +162,32 @@ def resolve_splits(cfg: Any, root: Path, defaults: Mapping[str, Any] | None, rea
     return copy
 
 
+def _absent(rel: Any, root: Path) -> bool:
+    if not isinstance(rel, str) or not rel:
+        return False
+    path = Path(rel).expanduser()
+    return not (path if path.is_absolute() else root / path).exists()
+
+
 def missing_split_error(split: str, rel: str, path: Path, root: Path, readers: Any = None) -> DataError:
     """The error for a configured split path that does not exist: what is there instead, and the
     override (or the split command) that fixes it. Called by the loader before reading."""
     where = f"data.{split}={rel}"
     found = describe(path)
-    if split == "train":
+    alternative = conventional_split(root, split, rel)
+    hint = f"set data.{split}={alternative.relative_to(root).as_posix()}, " if alternative is not None else ""
+    if split == "train" and not hint:
         layout = root_layout(root, readers)
         if layout is not None:
-            return DataError(where, f"{path} not found; {found}, one source in the {layout} layout and no "
-                             f"train/val/test splits",
+            return DataError(where, f"{path} not found; {found}: one {layout} source, not split into "
+                             f"train/val/test",
                              f"Make splits with `{SPLIT_COMMAND}` (docs/data.md), or train on all of it with "
                              f"data.train=. stages=[audit,train].")
         return DataError(where, f"{path} not found; {found}",
                          "Point data.root at your data and data.train at its training folder or manifest "
                          "(docs/data.md lists the layouts read).")
-    alternative = conventional_split(root, split, rel)
-    hint = f"set data.{split}={alternative.relative_to(root).as_posix()}, " if alternative is not None else ""
+    if split == "train":
+        return DataError(where, f"{path} not found; {found}", f"Fix the path ({hint}relative to data.root).")
     return DataError(where, f"{path} not found; {found}",
                      f"Fix the path ({hint}relative to data.root), or set data.{split}=null to run without a "
                      f"{split} split.")
