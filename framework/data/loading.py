@@ -30,7 +30,7 @@ from framework.data.records import DataBundle, Record
 
 SPLITS = ("train", "val", "test")
 # Formats whose labels are free text (transcripts) or absent, so no class list is built.
-_NON_CLASS_FORMATS = frozenset({"nemo_audio", "chat", "preference", "common_voice", "kaldi", "librispeech",
+_NON_CLASS_FORMATS = frozenset({"nemo_audio", "chat", "preference", "speech", "common_voice", "kaldi", "librispeech",
                                 "audio_text_folder", "audiofolder"})
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def load_bundle(
         raise DataError(f"data.root={cfg.root}", f"{root.resolve()} {what}", "Point data.root at your data directory.")
     if not cfg.train:
         raise DataError("data.train", "no training data configured", "Set data.train=<manifest or folder>.")
-    cfg = resolve_splits(cfg, root, split_defaults, readers)
+    cfg = resolve_splits(cfg, root, split_defaults)
     chosen = cfg.format if cfg.format != "auto" else (format or "auto")
     probe = decoder_check or (probe_media if cfg.probe_media else None)
     bundle = DataBundle(root=root, splits={})
@@ -87,7 +87,7 @@ def load_bundle(
             continue
         path = _under_root(rel, root, cfg, split)
         if not path.exists():
-            raise missing_split_error(split, str(rel), path, root, readers)
+            raise missing_split_error(split, str(rel), path, root, lambda p: detect_format(p, readers))
         name = detect_format(path, readers) if chosen == "auto" else chosen
         if chosen == "auto":
             log.info("data.%s: reading %s as %s (data.format=auto; set data.format to choose)", split, rel, name)

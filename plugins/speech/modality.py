@@ -19,7 +19,7 @@ from framework.data.records import DataBundle, Quarantined, Record
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
 from framework.modality import Modality, RunContext, StashKey
-from plugins._bundled import resolve_root, with_root
+from plugins._bundled import resolve_root, split_defaults, with_root
 from plugins.speech import evaluate as speech_eval
 from plugins.speech.audio import AudioStore
 from plugins.speech.checks import AUDIO_INFO_KEY, WINDOW_KEY
@@ -131,19 +131,15 @@ class SpeechModality(Modality[SpeechConfig, SpeechModelConfig]):
         long recordings with SRT/VTT transcripts become utterances of at most the model's window.
         """
         from framework.data.loading import load_bundle
-        from framework.data.readers.layouts import modality_split_defaults, resolve_splits
-        from framework.data.readers.speech_layouts import speech_format
 
         cfg = ctx.modality
         check_languages([], cfg.language)  # an unknown default language fails before any decoding
         store = AudioStore(cfg.audio.normalize, cfg.audio.cache_limit_mb, cfg.audio.loudness_dbfs)
         data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
         probe = store.probe if getattr(data_cfg, "probe_media", True) else None
-        defaults = modality_split_defaults(CONF_FILE)
-        data_cfg = resolve_splits(data_cfg, Path(data_cfg.root), defaults)
-        fmt = speech_format(Path(data_cfg.root) / data_cfg.train) if data_cfg.format == "auto" and isinstance(
-            data_cfg.train, str) else data_cfg.format
-        bundle = load_bundle(data_cfg, format=fmt, decoder_check=probe, label_type="text", split_defaults=defaults)
+        # format "speech": any speech layout, chosen from the files, when data.format=auto
+        bundle = load_bundle(data_cfg, format="speech", decoder_check=probe, label_type="text",
+                             split_defaults=split_defaults(CONF_FILE))
         window = model_window_seconds(ctx.model)
         check_languages(bundle.records(), cfg.language)
         segmented = segment_long_records(bundle, window, data_cfg.allow_outside_root, store)

@@ -1,7 +1,9 @@
 """Readers: modalities name a format (``"nemo_audio"``) instead of importing a function.
 
 Built-in formats: ``jsonl``, ``csv``, ``image_folder``, ``chat``, ``preference``, ``nemo_audio``,
-``label_studio``; ``auto`` picks one from the path (see :meth:`ReaderRegistry.detect`). A plugin
+``label_studio``, and the image and speech layouts (``imagefolder``, ``common_voice``, ``kaldi``,
+``librispeech``, ``audio_text_folder``, ``audiofolder``, ``speech``); ``auto`` picks one from the
+path (see :meth:`ReaderRegistry.detect`). A plugin
 adds its own in the ``framework_register_readers`` hook, optionally with a detector so ``auto``
 finds it::
 

@@ -18,7 +18,6 @@ from framework.data.errors import DataError
 from framework.data.probes import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from framework.data.readers._common import Collector, ReadOptions
 from framework.data.readers.layouts import not_a_layout
-from framework.data.readers.registry import ReaderEntry
 from framework.data.records import Quarantined, Record
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
@@ -120,6 +119,6 @@ def is_audio_metadata_folder(path: Path) -> bool:
     return name is not None and PurePosixPath(name).suffix.lower() in AUDIO_EXTENSIONS
 
 
-def image_layout_readers() -> list[ReaderEntry]:
-    """The image layouts of the built-in registry, with their ``format=auto`` detectors."""
-    return [ReaderEntry("imagefolder", read_imagefolder, is_imagefolder)]
+def image_layout_readers() -> list[tuple[str, Any, Any]]:
+    """``(format, reader, detector)`` of the image layouts, for the built-in registry."""
+    return [("imagefolder", read_imagefolder, is_imagefolder)]

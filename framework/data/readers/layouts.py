@@ -14,7 +14,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from framework.data.errors import DataError
 from framework.data.probes import IMAGE_EXTENSIONS
@@ -104,15 +104,13 @@ def conventional_split(root: Path, split: str, default: str) -> Path | None:
     return existing[0] if len(existing) == 1 else None
 
 
-def root_layout(root: Path, readers: Any = None) -> str | None:
-    """The format ``format=auto`` would read ``root`` itself as, when it holds one source of data
-    (a class folder, a folder of audio with transcripts, a Kaldi dir...); ``None`` otherwise."""
-    from framework.data.readers import detect_format
-
-    if not root.is_dir():
+def root_layout(root: Path, detect: Callable[[Path], str] | None) -> str | None:
+    """The format ``detect`` (``format=auto``'s choice) reads ``root`` itself as, when it holds one
+    source of data (a class folder, audio with transcripts, a Kaldi dir...); ``None`` otherwise."""
+    if detect is None or not root.is_dir():
         return None
     try:
-        name = detect_format(root, readers)
+        name = detect(root)
     except DataError:
         return None
     if name == "image_folder" and not class_folders(root):
@@ -120,7 +118,7 @@ def root_layout(root: Path, readers: Any = None) -> str | None:
     return name
 
 
-def resolve_splits(cfg: Any, root: Path, defaults: Mapping[str, Any] | None, readers: Any = None) -> Any:
+def resolve_splits(cfg: Any, root: Path, defaults: Mapping[str, Any] | None) -> Any:
     """The ``data:`` config with split paths left at the modality's defaults fitted to ``root``.
 
     Called by :func:`~framework.data.load_bundle` before reading. A split whose path is its
@@ -169,15 +167,17 @@ def _absent(rel: Any, root: Path) -> bool:
     return not (path if path.is_absolute() else root / path).exists()
 
 
-def missing_split_error(split: str, rel: str, path: Path, root: Path, readers: Any = None) -> DataError:
+def missing_split_error(split: str, rel: str, path: Path, root: Path,
+                        detect: Callable[[Path], str] | None = None) -> DataError:
     """The error for a configured split path that does not exist: what is there instead, and the
-    override (or the split command) that fixes it. Called by the loader before reading."""
+    override (or the split command) that fixes it. Called by the loader before reading; ``detect``
+    (the registry's ``format=auto``) tells whether the root itself is one unsplit source."""
     where = f"data.{split}={rel}"
     found = describe(path)
     alternative = conventional_split(root, split, rel)
     hint = f"set data.{split}={alternative.relative_to(root).as_posix()}, " if alternative is not None else ""
     if split == "train" and not hint:
-        layout = root_layout(root, readers)
+        layout = root_layout(root, detect)
         if layout is not None:
             return DataError(where, f"{path} not found; {found}: one {layout} source, not split into "
                              f"train/val/test",
@@ -198,11 +198,3 @@ def not_a_layout(path: Path, expected: str, fix: str) -> DataError:
     the layout expected, and ``fix``."""
     return DataError(str(path), f"{describe(path)}; expected {expected}", fix)
 
-
-def modality_split_defaults(conf_file: Path) -> dict[str, Any]:
-    """``data.train``/``val``/``test`` as a modality's shipped config file sets them (the
-    ``split_defaults`` a plugin passes to :func:`~framework.data.load_bundle`)."""
-    from omegaconf import OmegaConf
-
-    data = OmegaConf.load(conf_file).get("data") or {}
-    return {split: data.get(split) for split in SPLITS}

@@ -216,4 +216,6 @@ def builtin_readers() -> ReaderRegistry:
     from framework.data.readers.speech_layouts import speech_layout_readers
 
     entries = [ReaderEntry(name, reader) for name, reader in readers.items()]
-    return ReaderRegistry([*entries, *image_layout_readers(), *speech_layout_readers()])
+    entries += [ReaderEntry(name, reader, detect) for name, reader, detect in (*image_layout_readers(),
+                                                                              *speech_layout_readers())]
+    return ReaderRegistry(entries)

@@ -11,6 +11,8 @@ Every reader gives records whose ``label`` and ``text`` are the transcript and w
 - ``librispeech``: ``<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` beside the audio.
 - ``audio_text_folder``: audio files with same-named ``.txt`` transcripts.
 - ``audiofolder``: the Hugging Face layout, audio plus ``metadata.csv``/``metadata.jsonl``.
+- ``speech``: any of these (or a NeMo manifest), chosen from the files; the speech modality's
+  reader when ``data.format=auto``.
 
 Bad lines are collected and reported together (``file:line``); audio that is missing or has no
 transcript is quarantined with the reason.
@@ -28,14 +30,13 @@ from framework.data.probes import AUDIO_EXTENSIONS
 from framework.data.readers._common import Collector, ReadOptions
 from framework.data.readers.images_layouts import is_audio_metadata_folder, read_metadata_folder
 from framework.data.readers.layouts import describe, not_a_layout, walk_files
-from framework.data.readers.registry import ReaderEntry
 from framework.data.records import Quarantined, Record
 from framework.data.textio import read_lines
 
 log = logging.getLogger(__name__)
 
 TRANSCRIPT_KEYS = ("transcription", "text", "sentence", "transcript")
-SPEECH_LAYOUTS = ("nemo_audio", "common_voice", "kaldi", "librispeech", "audio_text_folder", "audiofolder")
+SPEECH_LAYOUTS = ("speech", "nemo_audio", "common_voice", "kaldi", "librispeech", "audio_text_folder", "audiofolder")
 _CV_REQUIRED = ("path", "sentence")
 _LAYOUT_HELP = ("a NeMo manifest (.jsonl with audio_filepath, duration, text), a Common Voice .tsv beside clips/, "
                 "a Kaldi data dir (wav.scp, text, utt2spk), a LibriSpeech folder (*.trans.txt), a folder of audio "
@@ -328,43 +329,50 @@ def read_audiofolder(path: Path, opts: ReadOptions) -> tuple[list[Record], list[
     return records, quarantined
 
 
-# --- choosing the format -----------------------------------------------------------------------
+# --- choosing the layout -----------------------------------------------------------------------
 
-def speech_format(path: Path, readers: Any = None) -> str:
-    """The speech format of ``path`` for ``data.format=auto``, logged: a registered detector's
-    choice, with a plain ``.jsonl`` read as ``nemo_audio``.
+def _detectors() -> list[tuple[str, Any, Any]]:
+    return list(reversed(speech_layout_readers()[1:]))  # the most specific first; not "speech" itself
 
-    Called by the speech modality before loading, on the train split's path.
+
+def speech_layout(path: Path) -> str:
+    """The speech layout of ``path``: the first speech detector that matches, else ``nemo_audio``
+    for a ``.jsonl`` manifest.
 
     Raises:
         DataError: when ``path`` is none of the speech layouts, naming what it holds and the
             layouts read.
     """
-    from framework.data.readers import detect_format
-
     path = Path(path)
-    if not path.exists():
-        return "nemo_audio"  # the loader reports the missing path with what is there instead
-    try:
-        name = detect_format(path, readers)
-    except DataError:
-        name = "unknown"
-    if name == "jsonl":
-        name = "nemo_audio"
-    if name in ("image_folder", "csv", "unknown"):
-        raise DataError(str(path), f"not a speech layout: {describe(path)}",
-                        f"Use {_LAYOUT_HELP}; or set data.format to one of {', '.join(SPEECH_LAYOUTS)}.")
-    log.info("data.format=auto: reading %s as %s (set data.format to choose another)", path, name)
-    return name
+    for name, _, detect in _detectors():
+        if detect(path):
+            return name
+    if path.is_file() and path.suffix.lower() in {".jsonl", ".ndjson"}:
+        return "nemo_audio"
+    raise DataError(str(path), f"not a speech layout: {describe(path)}",
+                    f"Use {_LAYOUT_HELP}; or set data.format to one of {', '.join(SPEECH_LAYOUTS)}.")
 
 
-def speech_layout_readers() -> list[ReaderEntry]:
-    """The speech layouts of the built-in registry, with their ``format=auto`` detectors (the
-    most specific last, since the registry tries the most recent first)."""
+def read_speech(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quarantined]]:
+    """Read any speech layout (format ``speech``, what the speech modality reads when
+    ``data.format=auto``): the layout is chosen by :func:`speech_layout` and logged."""
+    from framework.data.readers.audio import read_nemo_audio
+
+    name = speech_layout(path)
+    log.info("data.%s: reading %s as %s (data.format=auto; set data.format to choose)", opts.split, path, name)
+    readers = {n: reader for n, reader, _ in speech_layout_readers()[1:]}
+    return (readers.get(name) or read_nemo_audio)(path, opts)
+
+
+def speech_layout_readers() -> list[tuple[str, Any, Any]]:
+    """``(format, reader, detector)`` of the speech layouts, for the built-in registry (the most
+    specific last, since the registry tries the most recent detector first); ``speech`` reads any
+    of them and has no detector."""
     return [
-        ReaderEntry("audio_text_folder", read_audio_text_folder, is_audio_text_folder),
-        ReaderEntry("audiofolder", read_audiofolder, is_audio_metadata_folder),
-        ReaderEntry("librispeech", read_librispeech, is_librispeech),
-        ReaderEntry("kaldi", read_kaldi, is_kaldi),
-        ReaderEntry("common_voice", read_common_voice, is_common_voice),
+        ("speech", read_speech, None),
+        ("audio_text_folder", read_audio_text_folder, is_audio_text_folder),
+        ("audiofolder", read_audiofolder, is_audio_metadata_folder),
+        ("librispeech", read_librispeech, is_librispeech),
+        ("kaldi", read_kaldi, is_kaldi),
+        ("common_voice", read_common_voice, is_common_voice),
     ]
