@@ -20,7 +20,6 @@ transcript is quarantined with the reason.
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any, Iterator
