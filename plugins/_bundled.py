@@ -30,3 +30,13 @@ def with_root(data_cfg: Any, root: Path) -> Any:
     copy = data_cfg.copy()
     copy.root = str(root)
     return copy
+
+
+def split_defaults(conf_file: Path) -> dict[str, Any]:
+    """``data.train``/``val``/``test`` as a built-in modality's shipped config file sets them: the
+    ``split_defaults`` its ``load_data`` passes to ``load_bundle`` (a default split that the
+    user's data lacks is fitted or skipped, one the user set is an error naming the fix)."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.load(conf_file).get("data") or {}
+    return {split: data.get(split) for split in ("train", "val", "test")}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Hashable, Iterable
+from typing import Any, Hashable, Iterable, Mapping
 
 from framework.annotation.label_studio import (
     gold_from_tasks,
@@ -26,6 +26,7 @@ from framework.data.probes import Probe, probe_media
 from framework.data.readers import ReaderRegistry, detect_format, read_manifest
 from framework.data.readers._common import LineErrors, get_field, iter_jsonl
 from framework.data.readers.hf import is_hf_source, is_hub_name, open_hub, read_dataset
+from framework.data.readers.layouts import missing_split_error, resolve_splits
 from framework.data.records import DataBundle, Record
 from framework.data.sources import MIXTURE_KEY, Source, parse_sources, read_sources
 
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 # Formats whose labels are free text (transcripts) or absent, so no class list is built.
-_NON_CLASS_FORMATS = frozenset({"nemo_audio", "chat", "preference"})
+_NON_CLASS_FORMATS = frozenset({"nemo_audio", "chat", "preference", "speech", "common_voice", "kaldi", "librispeech",
+                                "audio_text_folder", "audiofolder"})
+log = logging.getLogger(__name__)
 
 
 def load_bundle(
@@ -43,6 +46,7 @@ def load_bundle(
     decoder_check: Probe | None = None,
     label_type: str = "auto",
     readers: ReaderRegistry | None = None,
+    split_defaults: Mapping[str, Any] | None = None,
 ) -> DataBundle:
     """Read every configured split, plus annotations and gold answers, into one bundle.
 
@@ -56,6 +60,11 @@ def load_bundle(
             ``"auto"`` decides from the format.
         readers: The formats to read with: ``ctx.plugins.readers`` in a run (built-ins plus every
             plugin's ``framework_register_readers``); the installed plugins' when omitted.
+        split_defaults: The modality's own ``data.train``/``val``/``test`` defaults: a split left at
+            its default that is absent is looked for under its conventional names (``dev.tsv``,
+            ``valid/``) or, for ``val``/``test``, skipped with a warning
+            (:func:`~framework.data.readers.layouts.resolve_splits`). A split the user set that is
+            absent is an error naming what is there and the fix (``data.test=null``).
 
     Returns:
         The bundle; ``extras["gold"]`` holds known answers (item id -> label) when there are any,
@@ -70,6 +79,7 @@ def load_bundle(
         raise DataError(f"data.root={cfg.root}", f"{root.resolve()} {what}", "Point data.root at your data directory.")
     if not cfg.train:
         raise DataError("data.train", "no training data configured", "Set data.train=<manifest or folder>.")
+    cfg = resolve_splits(cfg, root, split_defaults)
     chosen = cfg.format if cfg.format != "auto" else (format or "auto")
     probe = decoder_check or (probe_media if cfg.probe_media else None)
     bundle = DataBundle(root=root, splits={})
@@ -90,6 +100,8 @@ def load_bundle(
             bundle.quarantine.extend(quarantined)
             continue
         path = _under_root(rel, root, cfg, split)
+        if not path.exists():
+            raise missing_split_error(split, str(rel), path, root, lambda p: detect_format(p, readers))
         records, quarantined, name = _read_path(path, split, cfg, root, chosen, probe, readers)
         used_formats.add(name)
         if name == "label_studio":

@@ -19,7 +19,7 @@ from framework.data.records import DataBundle, Quarantined, Record
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
 from framework.modality import Modality, RunContext, StashKey
-from plugins._bundled import resolve_root, with_root
+from plugins._bundled import resolve_root, split_defaults, with_root
 from plugins.speech import evaluate as speech_eval
 from plugins.speech.audio import AudioStore
 from plugins.speech.checks import AUDIO_INFO_KEY, WINDOW_KEY
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CONF_FILE = Path(__file__).parent / "conf" / "modality" / "speech.yaml"
 STORE_KEY = StashKey[AudioStore]("speech.store")  # the run's audio cache, shared by the methods
 Ctx = RunContext[SpeechConfig, SpeechModelConfig]
 
@@ -101,6 +102,15 @@ def quarantine_duration_mismatches(bundle: DataBundle, store: AudioStore, tolera
     return moved
 
 
+def fill_durations(bundle: DataBundle, store: AudioStore) -> None:
+    """Give records without a ``duration`` (layouts that do not state one) the decoded length,
+    for duration bucketing and the audit; called by ``load_data`` after decoding."""
+    for record in bundle.records():
+        info = store.info.get(str(record.media))
+        if info is not None and record.fields.get("duration") is None and record.fields.get("offset") is None:
+            record.fields["duration"] = round(info.duration, 3)
+
+
 class SpeechModality(Modality[SpeechConfig, SpeechModelConfig]):
     """Speech recognition: decode once to 16 kHz mono, train Whisper on the engine with the
     utterance's language token, report WER/CER per language, at switch points, per slice and in noise."""
@@ -127,11 +137,14 @@ class SpeechModality(Modality[SpeechConfig, SpeechModelConfig]):
         store = AudioStore(cfg.audio.normalize, cfg.audio.cache_limit_mb, cfg.audio.loudness_dbfs)
         data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
         probe = store.probe if getattr(data_cfg, "probe_media", True) else None
-        bundle = load_bundle(data_cfg, format="nemo_audio", decoder_check=probe, label_type="text")
+        # format "speech": any speech layout, chosen from the files, when data.format=auto
+        bundle = load_bundle(data_cfg, format="speech", decoder_check=probe, label_type="text",
+                             split_defaults=split_defaults(CONF_FILE))
         window = model_window_seconds(ctx.model)
         check_languages(bundle.records(), cfg.language)
         segmented = segment_long_records(bundle, window, data_cfg.allow_outside_root, store)
         mismatched = quarantine_duration_mismatches(bundle, store, cfg.audio.duration_tolerance)
+        fill_durations(bundle, store)
         bundle.extras[AUDIO_INFO_KEY] = store.info
         bundle.extras[WINDOW_KEY] = window
         ctx.stash[STORE_KEY] = store

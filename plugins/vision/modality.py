@@ -19,7 +19,7 @@ from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
 from framework.evaluation import classification as cls_eval
 from framework.modality import Modality, RunContext, StashKey
-from plugins._bundled import resolve_root, with_root
+from plugins._bundled import resolve_root, split_defaults, with_root
 from plugins.vision import evaluate as vision_eval
 from framework.media.augment import build_pipeline
 from plugins.vision.checks import IMAGE_INFO_KEY
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CONF_FILE = Path(__file__).parent / "conf" / "modality" / "vision.yaml"
 STORE_KEY = StashKey[ImageStore]("vision.store")  # the run's decoded-image cache, shared by the methods
 Ctx = RunContext[VisionConfig, VisionModelConfig]
 
@@ -69,7 +70,8 @@ class VisionModality(Modality[VisionConfig, VisionModelConfig]):
         store = ImageStore(input_spec(ctx.model).size, cfg.resize, cfg.cache_limit_mb)
         data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
         probe = store.probe if getattr(data_cfg, "probe_media", True) else None
-        bundle = load_bundle(data_cfg, decoder_check=probe, label_type="class")
+        bundle = load_bundle(data_cfg, decoder_check=probe, label_type="class",
+                             split_defaults=split_defaults(CONF_FILE))
         bundle.extras[IMAGE_INFO_KEY] = store.info
         ctx.stash[STORE_KEY] = store
         modes = Counter(info.mode for info in store.info.values())

@@ -76,3 +76,73 @@ def context(root: Path, run_dir: Path, modality: dict[str, Any] | None = None, m
     return run_context(CONF / "modality" / "speech.yaml", {"modality": SpeechConfig, "model": SpeechModelConfig},
                        run_dir, overrides={"modality": [{"robustness_snr_db": [10.0], "sample_len": 12}, modality or {}],
                                            "model": [TINY_MODEL, model or {}], "data": [{"root": str(root)}, data or {}]})
+
+
+# --- the speech layouts people already have (tests/speech/test_speech_layouts.py) ---------------
+
+CV_HEADER = "client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccents\tvariant\tlocale\tsegment"
+# (speaker, clip, sentence, accent) per split: three clips in train, one each in dev and test.
+CV_ROWS = {
+    "train": [("spk_a", "cv_0.wav", 'she said "hello"', "us"), ("spk_b", "cv_1.wav", "good morning", "uk"),
+              ("spk_a", "cv_2.wav", "see you soon", "us")],
+    "dev": [("spk_c", "cv_3.wav", "thank you", "in")],
+    "test": [("spk_d", "cv_4.wav", "good night", "uk")],
+}
+
+
+def write_corpus_clip(path: Path, index: int) -> Path:
+    """The ``index``-th utterance of the bundled corpus, written as a WAV by soundfile (real,
+    distinct speech, so the audit's near-duplicate check passes)."""
+    source = sorted((CORPUS / "audio" / "train").iterdir())[index]
+    audio, rate = sf.read(str(source), dtype="float32")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), audio, rate)
+    return path
+
+
+def write_common_voice(root: Path, rows: dict[str, list[tuple[str, str, str, str]]] | None = None) -> Path:
+    """A Common Voice folder: ``<split>.tsv`` per split and short clips under ``clips/``."""
+    for i, (split, lines) in enumerate((rows or CV_ROWS).items()):
+        out = [CV_HEADER]
+        for j, (speaker, clip, sentence, accent) in enumerate(lines):
+            write_corpus_clip(root / "clips" / clip, 3 * i + j)
+            out.append(f"{speaker}\t{clip}\t{sentence}\t2\t0\ttwenties\tfemale\t{accent}\t\ten\t")
+        (root / f"{split}.tsv").write_text("\n".join(out) + "\n", encoding="utf-8")
+    (root / "datacard.yaml").write_text("sources: [tones written by tests/speech/speech_fixtures.py]\n")
+    return root
+
+
+def write_kaldi(data_dir: Path, audio_dir: Path, root: Path) -> Path:
+    """A Kaldi data dir: two recordings (paths relative to ``root``, as a recipe writes them),
+    three segments (two cut from ``rec1``), speakers and genders."""
+    write_tone(audio_dir / "rec1.wav", 2.0, 16000, freq=330.0)
+    write_tone(audio_dir / "rec2.wav", 1.0, 16000, freq=520.0)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    rel = audio_dir.relative_to(root).as_posix()
+    (data_dir / "wav.scp").write_text(f"rec1 {rel}/rec1.wav\nrec2 {rel}/rec2.wav\n")
+    (data_dir / "segments").write_text("u1 rec1 0.0 0.9\nu2 rec1 1.0 1.8\nu3 rec2 0.0 1.0\n")
+    (data_dir / "text").write_text("u1 hello there\nu2 general kenobi\nu3 good morning\n")
+    (data_dir / "utt2spk").write_text("u1 alice\nu2 bob\nu3 alice\n")
+    (data_dir / "spk2gender").write_text("alice f\nbob m\n")
+    return data_dir
+
+
+def write_librispeech(split_dir: Path) -> Path:
+    """``<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` with two utterances of each of two chapters."""
+    for speaker, chapter in (("84", "121123"), ("174", "50561")):
+        folder = split_dir / speaker / chapter
+        lines = []
+        for k in range(2):
+            utt = f"{speaker}-{chapter}-{k:04d}"
+            write_tone(folder / f"{utt}.flac", 0.5, 16000, freq=200.0 + int(speaker) + 50 * k)
+            lines.append(f"{utt} WORDS OF UTTERANCE {k}")
+        (folder / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
+    return split_dir
+
+
+def write_audio_text_folder(folder: Path, n: int = 4) -> Path:
+    """``clip_<i>.wav`` with a same-named ``.txt`` transcript each."""
+    for i in range(n):
+        write_tone(folder / f"clip_{i}.wav", 0.5, 16000, freq=250.0 + 60 * i)
+        (folder / f"clip_{i}.txt").write_text(f"utterance number {i}\n")
+    return folder

@@ -1,7 +1,9 @@
 """Readers: modalities name a format (``"nemo_audio"``) instead of importing a function.
 
 Built-in formats: ``jsonl``, ``csv``, ``image_folder``, ``chat``, ``preference``, ``nemo_audio``,
-``label_studio``, ``hf``; ``auto`` picks one from the path (see :meth:`ReaderRegistry.detect`). A plugin
+``label_studio``, ``hf`` (Hugging Face datasets), and the image and speech layouts (``imagefolder``,
+``common_voice``, ``kaldi``, ``librispeech``, ``audio_text_folder``, ``audiofolder``, ``speech``);
+``auto`` picks one from the path (see :meth:`ReaderRegistry.detect`). A plugin
 adds its own in the ``framework_register_readers`` hook, optionally with a detector so ``auto``
 finds it::
 
@@ -139,7 +141,10 @@ def read_manifest(
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(str(path), "file or folder not found", "Check data.root and the split paths.")
+        from framework.data.readers.layouts import describe
+
+        raise DataError(str(path), f"file or folder not found ({describe(path)})",
+                        "Check data.root and the split paths (docs/data.md lists the layouts read).")
     registry = _registry(readers)
     name = registry.detect(path) if format == "auto" else format
     opts = ReadOptions(root=Path(root), split=split, slices=tuple(slices),

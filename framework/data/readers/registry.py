@@ -148,8 +148,10 @@ class ReaderRegistry:
                 return name
         found = builtin_format(path)
         if found is None:
-            raise DataError(str(path), "cannot tell the data format from the path",
-                            f"Set data.format to one of: {', '.join(self.names())}.")
+            from framework.data.readers.layouts import describe
+
+            raise DataError(str(path), f"cannot tell the data format from the path ({describe(path)})",
+                            f"Set data.format to one of: {', '.join(self.names())} (docs/data.md lists the layouts).")
         return found
 
     def copy(self) -> ReaderRegistry:
@@ -196,7 +198,9 @@ def builtin_format(path: Path) -> str | None:
 
 def builtin_readers() -> ReaderRegistry:
     """A new, unfrozen registry holding the built-in formats: ``jsonl``, ``csv``, ``image_folder``,
-    ``chat``, ``preference``, ``nemo_audio``, ``label_studio`` and ``hf`` (Hugging Face datasets)."""
+    ``chat``, ``preference``, ``nemo_audio``, ``label_studio`` and ``hf`` (Hugging Face datasets), plus the
+    image and speech layouts (``imagefolder``, ``common_voice``, ``kaldi``, ``librispeech``,
+    ``audio_text_folder``, ``audiofolder``) with their detectors."""
     from framework.data.readers.audio import read_nemo_audio
     from framework.data.readers.folder import read_image_folder
     from framework.data.readers.hf import read_hf
@@ -214,4 +218,10 @@ def builtin_readers() -> ReaderRegistry:
         "label_studio": read_label_studio,
         "hf": read_hf,
     }
-    return ReaderRegistry(ReaderEntry(name, reader) for name, reader in readers.items())
+    from framework.data.readers.images_layouts import image_layout_readers
+    from framework.data.readers.speech_layouts import speech_layout_readers
+
+    entries = [ReaderEntry(name, reader) for name, reader in readers.items()]
+    entries += [ReaderEntry(name, reader, detect) for name, reader, detect in (*image_layout_readers(),
+                                                                              *speech_layout_readers())]
+    return ReaderRegistry(entries)
