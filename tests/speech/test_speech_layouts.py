@@ -126,6 +126,22 @@ def test_audiofolder_metadata_reads_transcription_and_fields(tmp_path) -> None:
         read_manifest(root / "train", root=root, split="train", format="audiofolder")
 
 
+def test_data_columns_name_the_file_and_transcript_of_an_audiofolder_made_otherwise(tmp_path) -> None:
+    root = tmp_path / "af"
+    for i in range(2):
+        write_tone(root / "train" / f"{i}.wav", 0.5, 16000, freq=300.0 + 90 * i)
+    (root / "train" / "metadata.jsonl").write_text(
+        "".join(json.dumps({"file_name": f"{i}.wav", "file": f"{i}.wav", "transcription": "not this",
+                            "sentence": f"clip {i}"}) + "\n" for i in range(2)))
+    records, _ = read_manifest(root / "train", root=root, split="train", format="audiofolder",
+                               columns={"audio": "file", "text": "sentence", "label": None})
+    assert [(r.label, r.media.name) for r in records] == [("clip 0", "0.wav"), ("clip 1", "1.wav")]
+    (root / "train" / "metadata.jsonl").write_text(json.dumps({"file": "0.wav", "sentence": "x"}) + "\n")
+    records, _ = read_manifest(root / "train", root=root, split="train", format="audiofolder",
+                               columns={"audio": "file", "text": "sentence"})
+    assert [r.label for r in records] == ["x"]
+
+
 def test_each_layout_is_detected_and_an_image_folder_is_not_speech(tmp_path, make_ctx) -> None:
     write_common_voice(tmp_path / "cv")
     write_kaldi(tmp_path / "k" / "train", tmp_path / "k" / "wav", tmp_path / "k")

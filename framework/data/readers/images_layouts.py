@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from framework.data.errors import DataError
 from framework.data.probes import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-from framework.data.readers._common import Collector, ReadOptions
+from framework.data.readers._common import Collector, ReadOptions, map_columns
 from framework.data.readers.layouts import not_a_layout
 from framework.data.records import Quarantined, Record
 
@@ -79,12 +79,20 @@ def read_metadata_folder(path: Path, opts: ReadOptions, *, label_keys: tuple[str
     if meta is None:
         raise not_a_layout(path, "a folder with metadata.csv or metadata.jsonl (a file_name column per file)",
                            "Add the metadata file, or choose another data.format (data.format=auto picks one).")
+    # data.columns names the columns of a folder made otherwise (data.columns.audio=file,
+    # data.columns.text=sentence): a mapped column is read first, before the layout's usual names.
+    columns = {k: v for k, v in (opts.columns or {}).items() if v}
+    label_keys = (("label",) if "label" in columns else ()) + \
+        (("text",) if "text" in columns and "text" in label_keys else ()) + label_keys
+    text_keys = (("text",) if "text" in columns else ()) + text_keys
+    media_key = next((columns[k] for k in ("image", "audio") if k in columns), FILE_NAME)
     col = Collector(meta, opts)
-    for line, row in _rows(col, meta):
+    for line, raw in _rows(col, meta):
         with col.line(line):
-            name = row.get(FILE_NAME)
+            row = map_columns(raw, columns)
+            name = row.get(media_key)
             if not isinstance(name, str) or not name:
-                raise DataError(col.where(line), f"no {FILE_NAME!r} (columns present: {sorted(row)})",
+                raise DataError(col.where(line), f"no {media_key!r} (columns present: {sorted(raw)})",
                                 f"Name each file in a {FILE_NAME!r} column, relative to {meta.name} "
                                 f"(the Hugging Face imagefolder/audiofolder layout).")
             label = next((row[k] for k in label_keys if row.get(k) not in (None, "")), None)
@@ -92,7 +100,7 @@ def read_metadata_folder(path: Path, opts: ReadOptions, *, label_keys: tuple[str
             if label is None and label_from_folder and parent:
                 label = parent
             text = next((row[k] for k in text_keys if isinstance(row.get(k), str)), None)
-            fields = dict(row)
+            fields = dict(raw)
             # Relative to the metadata file (a missing file is then named where it should be).
             col.add(line, fields, media=str(meta.parent / name), label=label, text=text)
     return col.result()
