@@ -5,6 +5,7 @@ Every helper is a no-op (or the identity) when not distributed, so callers never
 
 from __future__ import annotations
 
+import gc
 import os
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -76,6 +77,10 @@ def shutdown_distributed() -> None:
     NCCL warns about a group destroyed by the interpreter; every distributed run ends here.
     """
     if is_distributed():
+        # Objects that hold the group (a DDP wrapper left in an unreachable reference cycle) are
+        # freed now, while every rank is still here; freed later, at interpreter exit, gloo's
+        # threads can abort the process.
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
 

@@ -159,9 +159,13 @@ class Engine:
         return self.stepper.eval_module(self.unwrap(model)) if self.stepper is not None else self.unwrap(model)
 
     def close(self) -> None:
-        """Restore the signal handlers that were there before :meth:`setup`; close the progress bar."""
+        """Restore the signal handlers that were there before :meth:`setup`; close the progress bar;
+        drop the DDP wrapper (``model`` is then the module it wrapped), whose reducer would keep the
+        process group alive after the run destroys it."""
         self._signal.restore()
         self.metrics.close()
+        if self.model is not None:
+            self.model = self.strategy.release(self.model)
 
     def __enter__(self) -> "Engine":
         return self

@@ -91,6 +91,11 @@ class Strategy:
         """The context of a micro-batch's backward; gradients sync only on the ``last`` of a group."""
         return contextlib.nullcontext()
 
+    def release(self, model: nn.Module) -> nn.Module:
+        """When training is over (:meth:`Engine.close`): ``model`` without a wrapper that holds the
+        process group, so that nothing keeps the group alive once the run destroys it."""
+        return model
+
     def finish(self) -> None:
         """After the last step: leave :attr:`task` ready to evaluate and export."""
 
@@ -194,6 +199,10 @@ class DDP(_Collective):
         """Wrap in DDP (after ``torch.compile``), which broadcasts rank 0's weights."""
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=device_ids)
+
+    def release(self, model: nn.Module) -> nn.Module:
+        """The module inside DDP: the wrapper's reducer holds the process group."""
+        return model.module if isinstance(model, DistributedDataParallel) else model
 
     def no_sync(self, model: nn.Module, last: bool) -> ContextManager[Any]:
         """DDP's ``no_sync`` on all but the last micro-batch: one all-reduce per optimizer step."""

@@ -29,6 +29,8 @@ def _worker(rank: int, world: int, port: int, run_dir: str) -> None:
             assert torch.equal(gathered[0], gathered[1]), "ranks diverged"
             if rank == 0:
                 torch.save(flat, Path(run_dir) / "rank0_weights.pt")
+        # Closed: the DDP wrapper (whose reducer holds the process group) is let go.
+        assert not isinstance(engine.model, torch.nn.parallel.DistributedDataParallel)
     finally:
         shutdown_distributed()
 
