@@ -24,11 +24,9 @@ import dataclasses
 import logging
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from framework.data.errors import DataError
-from framework.data.probes import Probe
 from framework.data.records import DataBundle, Quarantined, Record
 
 log = logging.getLogger(__name__)
