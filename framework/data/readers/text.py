@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from framework.data.errors import DataError
 from framework.data.readers._common import Collector, ReadOptions, get_field, map_columns
@@ -67,14 +67,7 @@ def read_chat(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quarant
     layout are reported once per distinct problem, naming the keys found and the layouts accepted.
     Rows of a Hugging Face dataset in these layouts are read by :mod:`framework.data.readers.hf`.
     """
-    col = Collector(path, opts)
-    col.errors = GroupedLineErrors(col.path)
-    layouts: Counter[str] = Counter()
-    for line, obj in col.jsonl():
-        with col.line(line):
-            layouts[add_chat(col, line, map_columns(obj, opts.columns))] += 1
-    _log_layouts(path, layouts)
-    return col.result()
+    return _read_layouts(path, opts, add_chat)
 
 
 def add_chat(col: Collector, line: int | str, obj: dict[str, Any], *, where: str | None = None) -> str:
@@ -92,6 +85,20 @@ def add_chat(col: Collector, line: int | str, obj: dict[str, Any], *, where: str
     col.add(line, {**obj, "messages": messages}, text=render_chat(messages),
             label=replies[-1] if replies else None, record_id=obj.get("id"), where=where)
     return layout
+
+
+def _read_layouts(path: Path, opts: ReadOptions,
+                  add: Callable[[Collector, int, dict[str, Any]], str]) -> tuple[list[Record], list[Quarantined]]:
+    """Each JSONL line of ``path`` (its columns mapped by ``data.columns``) through ``add``; the
+    layouts seen are logged, and a problem shared by many lines is reported once."""
+    col = Collector(path, opts)
+    col.errors = GroupedLineErrors(col.path)
+    layouts: Counter[str] = Counter()
+    for line, obj in col.jsonl():
+        with col.line(line):
+            layouts[add(col, line, map_columns(obj, opts.columns))] += 1
+    _log_layouts(path, layouts)
+    return col.result()
 
 
 def _log_layouts(path: Path, layouts: Counter[str]) -> None:
@@ -114,14 +121,7 @@ def read_preference(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Q
     right answer is ``"chosen"``, e.g. a sycophancy trap where ``rejected`` flatters the user), or
     ``gold_label`` (an explicit answer). ``Record.text`` is the prompt; ``label`` stays ``None``.
     """
-    col = Collector(path, opts)
-    col.errors = GroupedLineErrors(col.path)
-    layouts: Counter[str] = Counter()
-    for line, obj in col.jsonl():
-        with col.line(line):
-            layouts[add_preference(col, line, map_columns(obj, opts.columns))] += 1
-    _log_layouts(path, layouts)
-    return col.result()
+    return _read_layouts(path, opts, add_preference)
 
 
 def add_preference(col: Collector, line: int | str, obj: dict[str, Any], *, where: str | None = None) -> str:
