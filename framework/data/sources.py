@@ -173,7 +173,7 @@ def training_view(bundle: DataBundle, seed: int) -> DataBundle:
     """``bundle`` with its ``train`` split replaced by :func:`weighted_records` (the same object
     when there is nothing to weigh). Called by the training stage; the audit reads the bundle itself."""
     mixed = weighted_records(bundle, seed)
-    if mixed is bundle.splits.get("train") or mixed == bundle.records("train"):
+    if mixed == bundle.splits.get("train", []):  # nothing weighed: the same records (compared by identity first)
         return bundle
     return dataclasses.replace(bundle, splits={**bundle.splits, "train": mixed})
 
