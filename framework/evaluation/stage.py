@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from framework.atomic import atomic_write_text
 from framework.errors import FrameworkError
 from framework.evaluation import success
 from framework.evaluation.types import EvalReport, flatten
-from framework.stage import Run
+from framework.stage import Run, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +111,7 @@ class Report:
         say_verdict(run.result, html_report.write(page))
 
 
-def say_verdict(result: Any, report_path: Path) -> None:
+def say_verdict(result: RunResult, report_path: Path) -> None:
     """Log whether the run is fit to ship, and which criteria failed by how much."""
     if result.fit_to_ship is None:
         log.info("evaluation: %s (no success criteria set) -> %s", brief(result.metrics), report_path)
