@@ -29,6 +29,11 @@ Figures (``--figures``, default all but ``audit_scaling``, which writes 160k PNG
 * ``tests``, ``tests_fast``: ``python -m pytest`` and ``python -m pytest -m "not slow"``: wall
   time and counts.
 
+Beside each figure the script records the load average (1 min) and torch's thread count seen
+while it was measured, and it refuses to publish from a busy machine: before each repetition it
+waits (up to ``--wait-quiet`` seconds) for the 1-minute load average to fall to the core count or
+below, and stops with an error if it does not. Figures measured beside other work are not figures.
+
 Usage::
 
     python bench/readme_figures.py --repeats 3
@@ -200,6 +205,26 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, {gpu}{load}"
 
 
+def load_average() -> float | None:
+    """The 1-minute load average, or None where the platform has none."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def wait_until_quiet(limit_s: float, cores: int) -> float | None:
+    """Block until the 1-minute load average is at most ``cores``; return it. Stop the script
+    (exit 2, one line) if it stays above for ``limit_s`` seconds."""
+    waited = 0.0
+    while True:
+        load = load_average()
+        if load is None or load <= cores:
+            return load
+        if waited >= limit_s:
+            raise SystemExit(f"load average {load:.1f} stayed above the {cores} cores for {limit_s:.0f} s: "
+                             "figures from a busy machine are not published; stop the other work and rerun")
+        time.sleep(10)
+        waited += 10
+
+
 def spread(values: list[float]) -> str:
     """``median (min-max, n=N)``; counts print as integers."""
     fmt = "{:.0f}" if all(float(v).is_integer() for v in values) else "{:.3g}"
@@ -214,25 +239,36 @@ def main() -> None:
     parser.add_argument("--figures", nargs="+", choices=sorted(FIGURES),
                         default=[f for f in FIGURES if f != "audit_scaling"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--wait-quiet", type=float, default=600.0,
+                        help="seconds to wait for the load average to fall to the core count before each run")
     args = parser.parse_args()
+    import torch
+
+    cores = os.cpu_count() or 1
+    threads = torch.get_num_threads()
     print(f"machine: {machine()}", flush=True)
     rows = []
     for name in args.figures:
         title, measure = FIGURES[name]
         if name in NEEDS and importlib.util.find_spec(NEEDS[name][0]) is None:
             print(f"{name}: skipped, {NEEDS[name][0]} is not installed ({NEEDS[name][1]})", flush=True)
-            rows.append(f"| {title} | not measured: {NEEDS[name][0]} not installed |")
+            rows.append(f"| {title} | not measured: {NEEDS[name][0]} not installed | |")
             continue
         samples: list[Sample] = []
+        loads: list[float] = []
         for i in range(args.repeats):
+            before = wait_until_quiet(args.wait_quiet, cores)
             with tempfile.TemporaryDirectory() as tmp:
                 samples.append(measure(Path(tmp)))
-            print(f"{name} {i + 1}/{args.repeats}: {samples[-1]}", flush=True)
+            after = load_average()
+            loads += [x for x in (before, after) if x is not None]
+            print(f"{name} {i + 1}/{args.repeats} (load {before} -> {after}): {samples[-1]}", flush=True)
         keys = [k for k in samples[0] if all(k in s for s in samples)]
         cells = "; ".join(f"{k} {spread([s[k] for s in samples])}" for k in keys)
-        rows.append(f"| {title} | {cells} |")
+        conditions = f"load {min(loads):.1f}-{max(loads):.1f}, {threads} threads" if loads else f"{threads} threads"
+        rows.append(f"| {title} | {cells} | {conditions} |")
     print(f"\nMeasured on {machine()}; median (min-max, n runs):\n")
-    print("| what | figure |\n|---|---|")
+    print("| what | figure | measured at |\n|---|---|---|")
     print("\n".join(rows))
 
 
