@@ -30,6 +30,13 @@ STAGES = ("audit", "train", "evaluate", "preannotate", "export")
 
 
 @dataclass
+class CalibrationConfig:
+    """Calibration of class probabilities (``framework/evaluation/calibration.py``)."""
+
+    temperature_scaling: bool = False  # fit T on val, report ece_scaled, export the temperature
+
+
+@dataclass
 class EvaluationConfig:
     """What the evaluate stage measures."""
 
@@ -37,6 +44,9 @@ class EvaluationConfig:
     enforce_success: bool = True  # false: failed `success:` criteria are reported, exit code stays 0
     retention: Optional[str] = None  # manifest or folder (under data.root) of what the model must not forget
     retention_format: str = "auto"  # reader for `retention`
+    sets: dict[str, str] = field(default_factory=dict)  # name -> manifest or folder (under data.root), reported as name/metric
+    sets_format: str = "auto"  # reader for `sets`
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
 
 @dataclass
