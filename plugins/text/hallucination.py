@@ -31,7 +31,6 @@ per category when categories are given, and ``hallucination/pass_rate`` overall.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any, Callable, Sequence
 
 from framework.data.errors import DataError
 from framework.errors import FrameworkError
+from plugins.text.evaluate import jsonl_objects
 
 KINDS = ("nonexistent_entity", "unanswerable_context", "false_premise")
 PREFIX = "hallucination/"
@@ -113,16 +113,7 @@ def read_probes(path: Path) -> list[HallucinationProbe]:
                              f"(format: docs/evaluation.md, Hallucination probes) or remove it from the list")
     probes: list[HallucinationProbe] = []
     seen: set[str] = set()
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{line_no}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(where, f"invalid JSON ({exc.msg})", "Fix the line.") from None
-        if not isinstance(obj, dict):
-            raise DataError(where, "a probe must be a JSON object", "Write one object per line.")
+    for where, obj in jsonl_objects(path):
         kind = obj.get("kind")
         if kind not in KINDS:
             raise DataError(where, f"probe kind {kind!r} is not one of {', '.join(KINDS)}", "Set \"kind\".")
@@ -135,7 +126,7 @@ def read_probes(path: Path) -> list[HallucinationProbe]:
                             "Add the passage the answer is missing from.")
         if context is not None and not isinstance(context, str):
             raise DataError(where, "'context' must be a string", "Fix the probe.")
-        probe_id = str(obj.get("id", f"{path.name}:{line_no}"))
+        probe_id = str(obj.get("id", where))
         if probe_id in seen:
             raise DataError(where, f"probe id {probe_id!r} is used twice", "Give every probe its own id.")
         seen.add(probe_id)
