@@ -76,6 +76,11 @@ class FrameworkConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
+# Typed dicts whose keys are the user's names, not the schema's: a whole-dict override such as
+# `evaluation.sets={ood: a.jsonl}` adds keys to them (Hydra's struct mode would demand `++`).
+OPEN_DICTS = ("evaluation.sets",)
+
+
 def register_configs() -> None:
     """Register the root schema (``framework_schema``) and the framework's resolvers (idempotent).
 
@@ -86,7 +91,11 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     _register_plugin_check_defaults()
-    ConfigStore.instance().store(name="framework_schema", node=FrameworkConfig)
+    schema = OmegaConf.structured(FrameworkConfig)
+    for key in OPEN_DICTS:  # keys the user names: `evaluation.sets={ood: ...}` adds them without `++`
+        node = OmegaConf.select(schema, key)
+        node._set_flag("struct", False)
+    ConfigStore.instance().store(name="framework_schema", node=schema)
     OmegaConf.register_new_resolver("framework.pkg", package_path, replace=True)
     OmegaConf.register_new_resolver("framework.run_id", run_id, replace=True)
 

@@ -49,3 +49,13 @@ def test_report_md_heads_a_set_apart_from_the_splits(tmp_path: Path) -> None:
     text = report_md.render("m", [EvalReport("val", {"accuracy": 0.9}), EvalReport("ood", {"accuracy": 0.5})], [],
                             tmp_path, sources={"ood": tmp_path / "ood.jsonl"})
     assert "## Split `val`" in text and "## Set `ood`" in text and "`ood/<metric>`" in text
+
+
+@pytest.mark.slow  # composing the whole config
+def test_sets_are_named_on_the_command_line_without_plus_and_typos_still_fail() -> None:
+    from framework.compose import compose_config
+
+    cfg = compose_config(["+modality=vision", "evaluation.sets={ood: night.jsonl, edge: edge/}"])
+    assert dict(cfg.evaluation.sets) == {"ood": "night.jsonl", "edge": "edge/"}
+    with pytest.raises(Exception, match="evaluation.setz"):
+        compose_config(["+modality=vision", "evaluation.setz={ood: night.jsonl}"])

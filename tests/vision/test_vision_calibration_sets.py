@@ -24,7 +24,7 @@ def calibrated_run(tmp_path_factory) -> Path:
     root = write_folder(tmp / "images", {"train": 16, "val": 20, "test": 6})
     write_folder(root / "extra", {"edge": 3}, seed=7)
     run = tmp / "run"
-    result = run_framework([*FAST, f"data.root={root}", "++evaluation.sets={edge: extra/edge}",
+    result = run_framework([*FAST, f"data.root={root}", "evaluation.sets={edge: extra/edge}",
                             "evaluation.calibration.temperature_scaling=true",
                             '++success={edge/accuracy:">=0.5",test/ece:"<=1.0",edge/ece_scaled:"<=1.0"}'], run)
     assert result.status == "completed", result
