@@ -30,6 +30,13 @@ STAGES = ("audit", "train", "evaluate", "preannotate", "export")
 
 
 @dataclass
+class CalibrationConfig:
+    """Calibration of class probabilities (``framework/evaluation/calibration.py``)."""
+
+    temperature_scaling: bool = False  # fit T on val, report ece_scaled, export the temperature
+
+
+@dataclass
 class EvaluationConfig:
     """What the evaluate stage measures."""
 
@@ -37,6 +44,9 @@ class EvaluationConfig:
     enforce_success: bool = True  # false: failed `success:` criteria are reported, exit code stays 0
     retention: Optional[str] = None  # manifest or folder (under data.root) of what the model must not forget
     retention_format: str = "auto"  # reader for `retention`
+    sets: dict[str, str] = field(default_factory=dict)  # name -> manifest or folder (under data.root), reported as name/metric
+    sets_format: str = "auto"  # reader for `sets`
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
 
 @dataclass
@@ -66,6 +76,11 @@ class FrameworkConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
+# Typed dicts whose keys are the user's names, not the schema's: a whole-dict override such as
+# `evaluation.sets={ood: a.jsonl}` adds keys to them (Hydra's struct mode would demand `++`).
+OPEN_DICTS = ("evaluation.sets",)
+
+
 def register_configs() -> None:
     """Register the root schema (``framework_schema``) and the framework's resolvers (idempotent).
 
@@ -76,7 +91,11 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     _register_plugin_check_defaults()
-    ConfigStore.instance().store(name="framework_schema", node=FrameworkConfig)
+    schema = OmegaConf.structured(FrameworkConfig)
+    for key in OPEN_DICTS:  # keys the user names: `evaluation.sets={ood: ...}` adds them without `++`
+        node = OmegaConf.select(schema, key)
+        node._set_flag("struct", False)
+    ConfigStore.instance().store(name="framework_schema", node=schema)
     OmegaConf.register_new_resolver("framework.pkg", package_path, replace=True)
     OmegaConf.register_new_resolver("framework.run_id", run_id, replace=True)
 

@@ -129,6 +129,9 @@ class RunContext(Generic[ModalityConfigT, ModelConfigT]):
             before it, and in runs without it).
         stash: The modality's own per-run state under typed keys (:class:`Stash`); the core
             never writes into it.
+        temperature: The calibration temperature the evaluate stage fitted on ``val``
+            (``evaluation.calibration.temperature_scaling``), else ``None``; a classifier's
+            ``export`` divides its logits by it so served probabilities are calibrated.
     """
 
     run_dir: Path
@@ -142,6 +145,7 @@ class RunContext(Generic[ModalityConfigT, ModelConfigT]):
     classes: list[str] = field(default_factory=list)
     engine: "Engine | None" = None
     stash: Stash = field(default_factory=Stash)
+    temperature: float | None = None
     _legacy_extras: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property

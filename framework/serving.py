@@ -63,7 +63,9 @@ def find_serving_file(source: Path, name: str, modality: str) -> Path:
 
 class Export:
     """The export stage (``stages=[..., export]``, main process): ``modality.export`` into a
-    temporary directory, published whole as ``run_dir/export/``, so it is never half-written."""
+    temporary directory, published whole as ``run_dir/export/``, so it is never half-written.
+    When the evaluate stage fitted a calibration temperature, ``calibration.json`` beside the
+    plugin's files records it (the plugin's own export applies it; see ``RunContext.temperature``)."""
 
     name = "export"
 
@@ -79,7 +81,19 @@ class Export:
         tmp.mkdir()
         try:
             written = run.call("export", run.require(run.task, "task"), tmp)
+            if run.ctx.temperature is not None:
+                written.append(write_calibration(tmp, run.ctx.temperature))
             replace_dir(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("exported %d file(s) to %s", len(written), final)
+
+
+def write_calibration(export_dir: Path, temperature: float) -> Path:
+    """``calibration.json`` in an export: ``{"temperature": T, "fitted_on": "val", ...}``."""
+    from framework.atomic import atomic_write_json
+    from framework.evaluation.calibration import CALIBRATION_JSON
+
+    return atomic_write_json(Path(export_dir) / CALIBRATION_JSON, {
+        "temperature": float(temperature), "fitted_on": "val",
+        "meaning": "served probabilities are softmax(logits / temperature)"})

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from framework.data.audit import AuditReport
     from framework.data.records import DataBundle
     from framework.evaluation.retention import Retention
+    from framework.evaluation.sets import EvalSet
     from framework.evaluation.types import EvalReport
     from framework.hookspecs import RunInfo
     from framework.modality import Modality, RunContext
@@ -97,6 +98,8 @@ class Run:
         task: The model with its loss, after the build stage.
         retention: The retention set and its scores, when ``evaluation.retention`` is set.
         reports: One report per evaluated split, after the evaluate stage.
+        sets: The extra sets of ``evaluation.sets``, in config order, after the evaluate stage.
+        set_reports: One report per extra set, in the same order.
         result: What the run produced so far.
     """
 
@@ -112,6 +115,8 @@ class Run:
     task: "nn.Module | None" = None
     retention: "Retention | None" = None
     reports: list["EvalReport"] = field(default_factory=list)
+    sets: list["EvalSet"] = field(default_factory=list)
+    set_reports: list["EvalReport"] = field(default_factory=list)
     result: RunResult = field(default_factory=lambda: RunResult(status="completed"))
 
     @property
@@ -261,6 +266,8 @@ class Summary:
             "success": [{"metric": v.criterion.metric, "required": f"{v.criterion.op}{v.criterion.threshold:g}",
                          "value": v.value, "passed": v.passed} for v in result.verdicts],
         }
+        if run.sets:  # evaluation.sets: where each came from; their metrics are <name>/<metric> above
+            summary["sets"] = {s.name: {"source": str(s.source), "items": s.items} for s in run.sets}
         atomic_write_json(run.run_dir / SUMMARY_JSON, summary)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from framework.evaluation.types import EvalReport, Predictions
 
 # A public module (docs/plugins.md): these names are its API.
-__all__ = ["ClassificationResult", "classification_report", "confusion_markdown", "critical_classes", "evaluation_report",
+__all__ = ["ClassificationResult", "add_calibration", "classification_report", "confusion_markdown", "critical_classes", "evaluation_report",
            "plot_confusion", "slice_accuracy", "top_k", "weakest_class", "weakest_class_note"]
 
 
@@ -233,7 +233,8 @@ def evaluation_report(
     Metrics (accuracy, macro/weighted precision/recall/F1, ``min_class_recall``), per-class and
     per-slice figures, the weakest-class note, ``critical_min_recall`` and a note per class in
     ``critical``, and the confusion matrix as a Markdown section and ``confusion_<split>.png`` in
-    ``out_dir`` (recorded relative to ``run_dir``).
+    ``out_dir`` (recorded relative to ``run_dir``); with class probabilities (``scores``), the
+    calibration figures of :func:`add_calibration`.
     """
     split = predictions.split
     result = classification_report(predictions)
@@ -252,4 +253,32 @@ def evaluation_report(
     report.sections[f"Confusion matrix (`{split}`; rows: true class)"] = confusion_markdown(
         result.confusion, result.classes
     )
+    add_calibration(report, predictions, run_dir=run_dir, out_dir=out_dir)
     return report
+
+
+def add_calibration(report: EvalReport, predictions: Predictions, *, run_dir: Path, out_dir: Path,
+                    temperature: float | None = None) -> None:
+    """``ece``/``mce``, a calibration section and ``reliability_<split>.png`` when ``predictions``
+    carry ``(N, C)`` class probabilities (nothing otherwise); with ``temperature``, also the
+    figures after temperature scaling (``ece_scaled``, ``mce_scaled``, ``temperature``) on the
+    same diagram. See :mod:`framework.evaluation.calibration`."""
+    from framework.evaluation import calibration
+
+    labeled = calibration.labeled_scores(predictions)
+    if labeled is None or len(labeled[1]) == 0:
+        return
+    scores, targets = labeled
+    curves = [("uncalibrated", calibration.reliability(scores, targets))]
+    report.metrics.update(curves[0][1].metrics())
+    if temperature is not None:
+        curves.append(("temperature-scaled", calibration.reliability(calibration.apply_temperature(scores, temperature),
+                                                                     targets)))
+        report.metrics.update(curves[1][1].metrics("_scaled"))
+        report.metrics["temperature"] = float(temperature)
+    split = predictions.split
+    png = calibration.plot_reliability(curves, out_dir / f"reliability_{split}.png",
+                                       title=f"reliability diagram, split {split}")
+    rel = png.relative_to(run_dir) if png.is_relative_to(run_dir) else png
+    report.artifacts = [a for a in report.artifacts if Path(a) != rel] + [rel]
+    report.sections[f"Calibration (`{split}`)"] = calibration.calibration_markdown(curves, temperature)

@@ -8,7 +8,7 @@ depending on each other.
 from __future__ import annotations
 
 # Words that mark a metric where lower is better; every other metric is higher-is-better.
-LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "mae", "mse", "rmse", "ece")
+LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "mae", "mse", "rmse", "ece", "mce")
 
 
 def lower_is_better(name: str) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -64,6 +64,8 @@ class RunReport:
         retention: The retention set's before/after reports, when configured.
         checkpoint: The checkpoint the evaluated weights came from (the last one written).
         export_dir: Where the export stage wrote the deployable model, when it ran.
+        sources: The extra sets of ``evaluation.sets`` among ``reports`` (by split name) and
+            where each came from.
     """
 
     modality: str
@@ -75,6 +77,7 @@ class RunReport:
     retention: Retention | None = None
     checkpoint: Path | None = None
     export_dir: Path | None = None
+    sources: Mapping[str, Path] = field(default_factory=dict)
 
 
 # --- small HTML helpers ---------------------------------------------------------------------
@@ -256,9 +259,15 @@ def breakdown_table(rows: Mapping[str, Mapping[str, float]], first: str) -> tupl
     return table([first, *columns], body, ["weak" if n in weak else "" for n in rows]), key, weak
 
 
-def split_section(report: EvalReport, run_dir: Path) -> str:
-    """Metrics, notes, per class, per slice, figures, sections and robustness of one split."""
-    out = [f'<section id="split-{esc(report.split)}"><h2>Split <code>{esc(report.split)}</code></h2>']
+def split_section(report: EvalReport, run_dir: Path, source: Path | None = None) -> str:
+    """Metrics, notes, per class, per slice, figures, sections and robustness of one split, or of
+    an extra set read from ``source``."""
+    if source is None:
+        out = [f'<section id="split-{esc(report.split)}"><h2>Split <code>{esc(report.split)}</code></h2>']
+    else:
+        out = [f'<section id="set-{esc(report.split)}"><h2>Set <code>{esc(report.split)}</code></h2>'
+               f"<p>From <code>{esc(source)}</code>; metrics reported as <code>{esc(report.split)}/&lt;metric&gt;</code>."
+               "</p>"]
     plain = {k: v for k, v in report.metrics.items() if "/" not in k}
     out.append(table(["metric", "value"], [[k, v] for k, v in plain.items()]))
     if report.notes:
@@ -364,7 +373,7 @@ def render(run: RunReport) -> str:
     body = [f"<h1>Evaluation report: {esc(run.modality)}</h1><p>Run <code>{esc(run.run_dir)}</code></p>",
             verdict_section(run.verdicts, run.enforce), config_section(run.config_yaml), audit_section(run.run_dir),
             curves_section(run.run_dir)]
-    body += [split_section(report, run.run_dir) for report in run.reports]
+    body += [split_section(report, run.run_dir, run.sources.get(report.split)) for report in run.reports]
     if run.retention is not None:
         body.append(retention_section(run.retention))
     body.append(artifacts_section(run.run_dir, run.checkpoint, run.export_dir))

@@ -16,7 +16,8 @@ import numpy as np
 DPI = 90
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers; must precede pyplot
@@ -35,15 +36,20 @@ def file_uri(path: Path) -> str:
     return png_uri(Path(path).read_bytes())
 
 
-def _finish(fig: Any) -> str:
-    plt = _pyplot()
+def png_bytes(fig: Any) -> bytes:
+    """A figure laid out, rendered to PNG at :data:`DPI` and closed."""
+    plt = pyplot()
     try:
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=DPI)
     finally:
         plt.close(fig)
-    return png_uri(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def _finish(fig: Any) -> str:
+    return png_uri(png_bytes(fig))
 
 
 def training_curves(series: Mapping[str, Sequence[tuple[int, float]]], loss_keys: Sequence[str],
@@ -62,7 +68,7 @@ def training_curves(series: Mapping[str, Sequence[tuple[int, float]]], loss_keys
     present = [k for k in loss_keys if series.get(k)]
     if not present and not (metric_key and series.get(metric_key)):
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 3.9))
     for key, colour in zip(present, ("tab:blue", "tab:orange", "tab:purple", "tab:brown")):
         steps, values = zip(*series[key])
@@ -85,7 +91,7 @@ def training_curves(series: Mapping[str, Sequence[tuple[int, float]]], loss_keys
 
 def per_class_bars(values: Mapping[str, float], metric: str, weakest: Sequence[str] = ()) -> str:
     """One bar per class of ``metric`` (recall, say); the weakest classes in red."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(values)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(names) + 2.0), 3.0))
     colours = ["tab:red" if n in weakest else "tab:blue" for n in names]
@@ -100,7 +106,7 @@ def per_class_bars(values: Mapping[str, float], metric: str, weakest: Sequence[s
 
 def distributions(reference: Sequence[Any], batch: Sequence[Any], title: str, categorical: bool) -> str:
     """Reference against batch: overlaid density histograms, or side-by-side category shares."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 2.6))
     if categorical:
         cats = sorted({str(v) for v in reference} | {str(v) for v in batch})[:40]

@@ -43,8 +43,11 @@ def _metrics_table(metrics: Mapping[str, float]) -> str:
 
 
 def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[success.Verdict],
-           run_dir: Path, audit_line: str | None = None, retention: "Retention | None" = None) -> str:
-    """The Markdown text of ``report.md``."""
+           run_dir: Path, audit_line: str | None = None, retention: "Retention | None" = None,
+           sources: Mapping[str, Path] | None = None) -> str:
+    """The Markdown text of ``report.md``; ``sources`` names the extra sets' reports (by split)
+    and where each set came from."""
+    sources = sources or {}
     out = [f"# Evaluation report: {modality}", ""]
     if verdicts:
         fit = all(v.passed for v in verdicts)
@@ -56,7 +59,12 @@ def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[succ
     if audit_line:
         out += [f"Data audit: {audit_line}", ""]
     for report in reports:
-        out += [f"## Split `{report.split}`", "", _metrics_table(report.metrics), ""]
+        if report.split in sources:
+            out += [f"## Set `{report.split}`", "", f"From `{sources[report.split]}`; metrics reported as "
+                    f"`{report.split}/<metric>`.", ""]
+        else:
+            out += [f"## Split `{report.split}`", ""]
+        out += [_metrics_table(report.metrics), ""]
         if report.notes:
             out += [f"- {note}" for note in report.notes] + [""]
         for title, rows, first in (("Per class", report.per_class, "class"),

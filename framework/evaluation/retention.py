@@ -15,13 +15,11 @@ retention report:
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from framework.data.records import DataBundle, Record
-from framework.errors import FrameworkError
 from framework.evaluation.direction import lower_is_better
 from framework.evaluation.types import EvalReport
 
@@ -32,8 +30,6 @@ if TYPE_CHECKING:
 SPLIT = "retention"  # the split name the retention records get in the run's DataBundle
 START_SPLIT = "retention_start"  # the same records, scored with the starting weights
 PREFIX = "retention/"
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,26 +109,12 @@ def load_retention(evaluation: "EvaluationConfig", data: DataBundle, data_cfg: "
     Raises:
         FrameworkError: when the set has no labeled item to score.
     """
-    from framework.data.readers import read_manifest
+    from framework.evaluation.sets import read_set
 
     if not evaluation.retention:
         return None
-    source = Path(evaluation.retention)
-    source = source if source.is_absolute() else Path(data.root) / source
-    # A set outside data.root (the original task's data) resolves its media against its own folder.
-    root = Path(data.root) if source.absolute().is_relative_to(Path(data.root).absolute()) else \
-        (source if source.is_dir() else source.parent)
-    records, quarantined = read_manifest(source, root=root, split=SPLIT, format=evaluation.retention_format,
-                                         slices=tuple(data_cfg.slices), allow_outside_root=data_cfg.allow_outside_root)
-    for item in quarantined:
-        log.warning("retention set: skipped %s (%s): %s", item.source, item.reason, item.detail)
-    unlabeled = sum(r.label is None for r in records)
-    if unlabeled:
-        log.warning("retention set: %d unlabeled item(s) in %s are not scored", unlabeled, source)
-    records = [r for r in records if r.label is not None]
-    if not records:
-        raise FrameworkError(f"evaluation.retention={evaluation.retention!r}: {source} has no labeled items "
-                             f"({len(quarantined)} quarantined); point it at a labeled manifest or folder")
+    source, records = read_set(evaluation.retention, evaluation.retention_format, data, data_cfg, split=SPLIT,
+                               what="evaluation.retention")
     data.splits[SPLIT] = records
     data.splits[START_SPLIT] = records
     return Retention(source=source, records=records)

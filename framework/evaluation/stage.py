@@ -54,8 +54,9 @@ class RetentionStart:
 
 class Evaluate:
     """``stages=[evaluate, ...]``, on the main process (every rank holds the same weights): each
-    split of ``evaluation.splits`` that has data, the retention set with the trained weights, the
-    success criteria; writes ``report.md`` and ``eval/reports.json``."""
+    split of ``evaluation.splits`` that has data, the extra sets of ``evaluation.sets``, the
+    retention set with the trained weights, temperature scaling when configured, the success
+    criteria; writes ``report.md`` and ``eval/reports.json``."""
 
     name = "evaluate"
 
@@ -66,6 +67,7 @@ class Evaluate:
         from framework.data.stage import audit_line
         from framework.evaluation import report as report_md
         from framework.evaluation.retention import SPLIT as RETENTION_SPLIT
+        from framework.evaluation.sets import load_sets
 
         data, cfg = run.require(run.data, "data"), run.config.evaluation
         for split in cfg.splits:
@@ -76,17 +78,52 @@ class Evaluate:
         if not run.reports:
             raise FrameworkError(f"nothing to evaluate: none of the splits {list(cfg.splits)} has data; "
                                  f"set data.val / data.test or evaluation.splits")
+        run.sets = load_sets(cfg, data, run.ctx.data)
+        run.set_reports = [evaluate_split(run, extra.name) for extra in run.sets]
+        if cfg.calibration.temperature_scaling:
+            scale_temperature(run)
         result = run.result
         result.metrics = flatten(run.reports)
+        for report in run.set_reports:  # always prefixed, even when no split before them had data
+            result.metrics.update({f"{report.split}/{k}": v for k, v in report.metrics.items()})
         if run.retention is not None:
             run.retention.trained = evaluate_split(run, RETENTION_SPLIT)
             result.metrics.update(run.retention.metrics())
         result.verdicts = success.check(success.parse_criteria(run.config.success), result.metrics)
-        text = report_md.render(run.modality.name, run.reports, result.verdicts, run.run_dir, audit_line(run),
-                                run.retention)
+        reports = [*run.reports, *run.set_reports]
+        text = report_md.render(run.modality.name, reports, result.verdicts, run.run_dir, audit_line(run),
+                                run.retention, sources={s.name: s.source for s in run.sets})
         atomic_write_text(run.ctx.path("report.md"), text)
         retained = [r for r in (run.retention.start, run.retention.trained) if r is not None] if run.retention else []
-        report_md.write_reports_json([*run.reports, *retained], run.ctx.path(report_md.REPORTS_JSON))
+        report_md.write_reports_json([*reports, *retained], run.ctx.path(report_md.REPORTS_JSON))
+
+
+def scale_temperature(run: Run) -> None:
+    """Fit the calibration temperature on ``val`` and add the scaled figures to every report.
+
+    The temperature is left in ``run.ctx.temperature`` for the export. Raises a
+    :class:`FrameworkError` when there is no ``val`` split or the modality's predictions carry no
+    class probabilities.
+    """
+    from framework.evaluation import calibration
+    from framework.evaluation.classification import add_calibration
+
+    data, task = run.require(run.data, "data"), run.require(run.task, "task")
+    if not data.splits.get("val"):
+        raise FrameworkError("evaluation.calibration.temperature_scaling=true fits the temperature on the val split, "
+                             "which has no data; set data.val or turn temperature scaling off")
+    labeled = calibration.labeled_scores(run.call("predict", task, data.records("val"), "val"))
+    if labeled is None or len(labeled[1]) == 0:
+        raise FrameworkError(f"evaluation.calibration.temperature_scaling=true: the {run.modality.name} modality's "
+                             f"predictions carry no class probabilities (Predictions.scores) for labeled val items, "
+                             f"so there is nothing to calibrate; turn temperature scaling off")
+    temperature = calibration.fit_temperature(*labeled)
+    run.ctx.temperature = temperature
+    log.info("calibration: temperature %.4f fitted on val (%d items)", temperature, len(labeled[1]))
+    for report in [*run.reports, *run.set_reports]:
+        predictions = run.call("predict", task, data.records(report.split), report.split)
+        add_calibration(report, predictions, run_dir=run.run_dir, out_dir=run.run_dir / "eval",
+                        temperature=temperature)
 
 
 class Report:
@@ -105,7 +142,8 @@ class Report:
         checkpoint = Path(run.config.checkpoint) if run.config.checkpoint and not run.selected("train") else \
             latest_checkpoint(run.run_dir)
         page = html_report.RunReport(
-            modality=run.modality.name, run_dir=run.run_dir, reports=run.reports, verdicts=run.result.verdicts,
+            modality=run.modality.name, run_dir=run.run_dir, reports=[*run.reports, *run.set_reports],
+            sources={s.name: s.source for s in run.sets}, verdicts=run.result.verdicts,
             enforce=run.result.enforce_success, config_yaml=run.ctx.config_yaml, retention=run.retention,
             checkpoint=checkpoint, export_dir=run.run_dir / "export" if run.selected("export") else None)
         say_verdict(run.result, html_report.write(page))

@@ -105,6 +105,11 @@ class SpeechConfig:
         robustness_snr_db: WER with white noise added at these SNRs (``robust/snr_<db>/wer``).
         val_wer_every: During training, decode the val split for ``val_wer`` at each validation
             (costs decoding time); false reports val loss and token accuracy only.
+        eval_language: ``given`` decodes with each utterance's manifest language; ``detect``
+            also identifies the language from the audio (:mod:`plugins.speech.langid`) and
+            reports ``language_id/accuracy`` and ``wer_detected`` beside ``wer``.
+        language_candidates: The languages detection chooses among (codes or names); empty:
+            every language the model has a token for.
     """
 
     name: str = "speech"
@@ -121,6 +126,8 @@ class SpeechConfig:
     script_languages: dict[str, str] = field(default_factory=lambda: {"devanagari": "hi", "latin": "en"})
     robustness_snr_db: list[float] = field(default_factory=lambda: [20.0, 10.0, 5.0])
     val_wer_every: bool = False
+    eval_language: str = "given"
+    language_candidates: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -101,6 +101,8 @@ def evaluation_report(task: nn.Module, records: Sequence[Record], predictions: P
             f"code-switched utterances ({scores.code_switched_utterances}): WER {_fmt(scores.code_switched.rate)}; "
             f"{scores.switch_wrong} of {scores.switch_total} words at switch points wrong "
             f"({scores.switch_wrong / max(scores.switch_total, 1):.1%})")
+    if cfg.eval_language == "detect":
+        detected_language(report, task, records, store, cfg, run_dir, languages, scores.overall.rate)
     if cfg.robustness_snr_db:
         report.robustness = robustness(task, records, store, cfg, scores.overall.rate, seed=seed)
         for name, row in report.robustness.items():
@@ -108,3 +110,37 @@ def evaluation_report(task: nn.Module, records: Sequence[Record], predictions: P
         worst = max(report.robustness.items(), key=lambda kv: kv[1]["wer"])
         report.notes.append(f"noisiest condition `{worst[0]}`: WER {_fmt(worst[1]['wer'])} vs {_fmt(scores.overall.rate)} clean")
     return report
+
+
+def detected_language(report: EvalReport, task: nn.Module, records: Sequence[Record], store: AudioStore, cfg: Any,
+                      run_dir: Path, languages: Sequence[str], wer_given: float) -> None:
+    """Language identification and WER under the detected language, added to ``report``
+    (``modality.eval_language=detect``; see :mod:`plugins.speech.langid`)."""
+    from plugins.speech import langid
+    from plugins.speech.decode import transcribe
+
+    model = task.whisper()  # type: ignore[operator]
+    samples = [store.get(r) for r in records]
+    detections = langid.detect_languages(model, samples, cfg.language_candidates, batch_size=cfg.eval_batch_size)
+    detected = [d.language for d in detections]
+    hyps = transcribe(model, samples, detected, beam_size=cfg.beam_size, batch_size=cfg.eval_batch_size,
+                      sample_len=cfg.sample_len)
+    wer_detected = score_split(records, hyps, cfg).overall.rate
+    report.metrics.update(langid.accuracy_metrics(languages, detected))
+    report.metrics["wer_detected"] = wer_detected
+    norm, refs = normalizer_of(cfg), [str(r.label) for r in records]
+    given = [langid.language_code(g) for g in languages]
+    for lang in sorted(set(languages)):
+        idx = [i for i, lg in enumerate(languages) if lg == lang]
+        row = report.per_slice.setdefault(f"primary_language={lang}", {})
+        row["wer_detected"] = score([refs[i] for i in idx], [hyps[i] for i in idx], norm).overall.rate
+        row["language_id_accuracy"] = float(np.mean([detected[i] == given[i] for i in idx]))
+    report.sections[f"Language identification (`{report.split}`)"] = langid.markdown(languages, detected, wer_given,
+                                                                                      wer_detected)
+    path = langid.write_csv(run_dir / "eval" / f"language_id_{report.split}.csv", [r.id for r in records], languages,
+                            detections, hyps)
+    report.artifacts.append(path.relative_to(run_dir))
+    report.notes.append(f"language identification: {report.metrics['language_id/accuracy']:.1%} of utterances "
+                        f"detected as their manifest language; WER {_fmt(wer_detected)} with the detected language "
+                        f"vs {_fmt(wer_given)} with the given one")
+

@@ -25,6 +25,7 @@ from plugins.speech.audio import AudioStore
 from plugins.speech.checks import AUDIO_INFO_KEY, WINDOW_KEY
 from plugins.speech.config import SpeechConfig, SpeechModelConfig
 from plugins.speech.dataset import SpeechDataset, WaveAugment, check_languages, record_language
+from plugins.speech.langid import check_eval_language
 from plugins.speech.export import SERVING_INFO, export_model, serving_info
 from plugins.speech.features import SpecAugment
 from plugins.speech.loop import train_asr
@@ -134,6 +135,7 @@ class SpeechModality(Modality[SpeechConfig, SpeechModelConfig]):
 
         cfg = ctx.modality
         check_languages([], cfg.language)  # an unknown default language fails before any decoding
+        check_eval_language(cfg.eval_language, cfg.language_candidates)
         store = AudioStore(cfg.audio.normalize, cfg.audio.cache_limit_mb, cfg.audio.loudness_dbfs)
         data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
         probe = store.probe if getattr(data_cfg, "probe_media", True) else None

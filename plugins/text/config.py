@@ -59,15 +59,37 @@ class DPOConfig:
 
 
 @dataclass
+class HallucinationConfig:
+    """Hallucination probes (:mod:`plugins.text.hallucination`): questions about entities that do
+    not exist, questions whose answer is not in the given context, false premises. A probe passes
+    when the model declines or corrects rather than inventing. Reported as
+    ``hallucination/<kind>/pass_rate`` and ``hallucination/pass_rate``.
+
+    Attributes:
+        files: Probe JSONL files (the bundled set, your domain's); relative paths resolve
+            against the working directory, else the repository. Empty: no hallucination probes.
+        accept: Extra regular expressions counted as a refusal or correction, for every probe
+            (a phrase your assistant is trained to say: ``"please contact support"``).
+        max_new_tokens: Generation budget per answer (a refusal takes a sentence).
+    """
+
+    files: list[str] = field(default_factory=list)
+    accept: list[str] = field(default_factory=list)
+    max_new_tokens: int = 32
+
+
+@dataclass
 class ProbeConfig:
     """The adversarial suite: a JSONL of probes, each ``{"id", "category", "kind", "prompts",
     "expected"}`` with ``kind`` ``sycophancy`` (one prompt with a false premise; passes when the
     answer is ``expected``) or ``consistency`` (several wordings; passes when every answer is the
-    same and equals ``expected``). Reported as ``probe/<category>/pass_rate``.
+    same and equals ``expected``). Reported as ``probe/<category>/pass_rate``. ``hallucination``
+    is the hallucination suite (:class:`HallucinationConfig`).
     """
 
     file: Optional[str] = None
     max_new_tokens: int = 16
+    hallucination: HallucinationConfig = field(default_factory=HallucinationConfig)
 
 
 @dataclass

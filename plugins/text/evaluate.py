@@ -136,12 +136,15 @@ class Probe:
     expected: str
 
 
-def read_probes(path: Path) -> list[Probe]:
-    """Probes from JSONL; a malformed line is a ``DataError`` naming ``file:line``."""
-    if not path.is_file():
-        raise FrameworkError(f"modality.probes.file={path} does not exist; point it at a probes JSONL or set it to null")
-    probes = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+def jsonl_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(file:line, object)`` of each non-blank line of a UTF-8 JSONL file.
+
+    Raises:
+        DataError: naming ``file:line`` for a line that is not UTF-8, not JSON or not an object.
+    """
+    from framework.data.textio import read_lines
+
+    for line_no, line in read_lines(path):
         if not line.strip():
             continue
         where = f"{path}:{line_no}"
@@ -149,6 +152,17 @@ def read_probes(path: Path) -> list[Probe]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(where, f"invalid JSON ({exc.msg})", "Fix the line.") from None
+        if not isinstance(obj, dict):
+            raise DataError(where, "each line must be a JSON object", "Write one object per line.")
+        yield where, obj
+
+
+def read_probes(path: Path) -> list[Probe]:
+    """Probes from JSONL; a malformed line is a ``DataError`` naming ``file:line``."""
+    if not path.is_file():
+        raise FrameworkError(f"modality.probes.file={path} does not exist; point it at a probes JSONL or set it to null")
+    probes = []
+    for where, obj in jsonl_objects(path):
         kind = obj.get("kind")
         if kind not in PROBE_KINDS:
             raise DataError(where, f"probe kind {kind!r} is not one of {', '.join(PROBE_KINDS)}", "Set \"kind\".")

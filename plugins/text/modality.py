@@ -160,12 +160,14 @@ class TextModality(Modality[TextConfig, TextModelConfig]):
 
     # --- prediction and evaluation -----------------------------------------------------------
 
-    def answer(self, ctx: Ctx, task: nn.Module, prompts: list[list[dict[str, str]]]) -> list[str]:
-        """Greedy answers of the model to conversations (each ending before the assistant turn)."""
+    def answer(self, ctx: Ctx, task: nn.Module, prompts: list[list[dict[str, str]]],
+               max_new_tokens: int | None = None) -> list[str]:
+        """Greedy answers of the model to conversations (each ending before the assistant turn),
+        of at most ``max_new_tokens`` (default ``modality.max_new_tokens``)."""
         tok, template = self.tokenizer(ctx), self.template(ctx)
         ids = [chat.generation_prompt(tok, p, template) for p in prompts]
-        return text_eval.generate(task.model, tok, ids, max_new_tokens=ctx.modality.max_new_tokens,
-                                  batch_size=ctx.modality.eval_batch_size)
+        budget = ctx.modality.max_new_tokens if max_new_tokens is None else max_new_tokens
+        return text_eval.generate(task.model, tok, ids, max_new_tokens=budget, batch_size=ctx.modality.eval_batch_size)
 
     def predict(self, ctx: Ctx, task: nn.Module, records: list[Record], split: str) -> Predictions:
         """Generated answers (``outputs``) to each record's prompt; ``targets`` are the reference
@@ -189,7 +191,7 @@ class TextModality(Modality[TextConfig, TextModelConfig]):
             with text_eval.base_policy(task.model):
                 base = self._measure(ctx, task, data, split, None, write=False)
             report.metrics.update({f"baseline/{k}": v for k, v in base.items()})
-            for key in ("exact_match", "preference_accuracy", "probe/pass_rate"):
+            for key in ("exact_match", "preference_accuracy", "probe/pass_rate", "hallucination/pass_rate"):
                 if key in base and key in report.metrics:
                     report.notes.append(f"{key}: {base[key]:.3f} for the starting model -> "
                                         f"{report.metrics[key]:.3f} after training")
@@ -226,6 +228,29 @@ class TextModality(Modality[TextConfig, TextModelConfig]):
                 if report is not None and failed:
                     report.notes.append(f"{len(failed)} of {len(rows)} probes failed (e.g. {', '.join(failed[:3])}); "
                                         f"see eval/probes_{split}.jsonl")
+        if cfg.probes.hallucination.files:
+            metrics.update(self._hallucination(ctx, task, split, report, write))
+        return metrics
+
+    def _hallucination(self, ctx: Ctx, task: nn.Module, split: str, report: EvalReport | None,
+                       write: bool) -> dict[str, float]:
+        """The hallucination probes of ``modality.probes.hallucination``; with ``write``, their rows
+        in ``eval/hallucination_<split>.jsonl`` and (with a report) a section and a note."""
+        from plugins.text import hallucination
+
+        cfg = ctx.modality.probes.hallucination
+        probes = [p for name in cfg.files for p in hallucination.read_probes(resolve_root(name))]
+        metrics, rows = hallucination.run_probes(
+            probes, lambda turns: self.answer(ctx, task, [chat.prompt_messages(t) for t in turns], cfg.max_new_tokens),
+            extra_accept=cfg.accept)
+        if write:
+            _write_jsonl(ctx.path("eval", f"hallucination_{split}.jsonl"), rows)
+            if report is not None:
+                report.sections[f"Hallucination probes (`{split}`)"] = hallucination.markdown(metrics, rows)
+                failed = sum(not r["passed"] for r in rows)
+                if failed:
+                    report.notes.append(f"{failed} of {len(rows)} hallucination probes answered with an invention "
+                                        f"rather than a refusal or correction; see eval/hallucination_{split}.jsonl")
         return metrics
 
     # --- monitoring --------------------------------------------------------------------------

@@ -35,18 +35,20 @@ def predict_probs(task: nn.Module, dataset: ImageDataset, batch_size: int = 256)
     """Softmax probabilities ``(N, C)`` of every item of ``dataset``, in order.
 
     The task is put in eval mode for the call and restored afterwards; ``seed`` the dataset's
-    pipeline before calling when it is random (robustness conditions).
+    pipeline before calling when it is random (robustness conditions). The logits are divided by
+    the task's ``temperature`` (1.0 unless loaded from a calibrated export).
     """
     device = device_of(task)
     was_training = task.training
     task.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda")
     out = []
+    temperature = float(getattr(task, "temperature", 1.0))
     try:
         for batch in loader:
             images = batch["image"].to(device, non_blocking=True)  # (B, 3, H, W) uint8
             logits = task.logits(images)  # (B, C)
-            out.append(torch.softmax(logits.float(), dim=-1).cpu())
+            out.append(torch.softmax(logits.float() / temperature, dim=-1).cpu())
     finally:
         task.train(was_training)
     n_classes = len(getattr(task, "classes", [])) or 0

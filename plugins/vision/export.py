@@ -5,9 +5,10 @@ An export directory holds:
 * ``model.safetensors`` and ``config.yaml``: the task's weights and the run's config (written by
   the core's :func:`framework.training.checkpoint.export_weights`);
 * ``vision.json``: what serving needs besides weights: the ``model:`` node, class names, input
-  size, mean/std and resize policy (:class:`ServingInfo`);
+  size, mean/std, resize policy and the calibration temperature (:class:`ServingInfo`);
 * ``model.pt2``: a ``torch.export`` program taking ``(B, 3, H, W)`` uint8 RGB at the input size
-  (any batch size) and returning ``(B, C)`` probabilities, for serving without this package:
+  (any batch size) and returning ``(B, C)`` probabilities (``softmax(logits / temperature)``,
+  calibrated when the run fitted a temperature), for serving without this package:
   ``torch.export.load("model.pt2").module()(images)``. TorchScript is deprecated in torch 2.11,
   hence ``torch.export``; skipped with a logged note when an architecture cannot be captured.
 
@@ -50,28 +51,33 @@ class ServingInfo(ServingFile):
     input: dict[str, Any]
     resize: str = "stretch"
     top_k: int = 3
+    temperature: float = 1.0  # logits are divided by it (evaluation.calibration.temperature_scaling)
 
 
 
-def serving_info(task: ImageClassificationTask, model_cfg: Any, resize: str, top_k: int) -> ServingInfo:
-    """The :class:`ServingInfo` of a built task."""
+def serving_info(task: ImageClassificationTask, model_cfg: Any, resize: str, top_k: int,
+                 temperature: float | None = None) -> ServingInfo:
+    """The :class:`ServingInfo` of a built task (``temperature``: the calibration temperature, if fitted)."""
     raw = dataclasses.asdict(model_cfg) if dataclasses.is_dataclass(model_cfg) else dict(model_cfg)
-    return ServingInfo(model=raw, classes=list(task.classes), input=task.spec.to_dict(), resize=resize, top_k=top_k)
+    return ServingInfo(model=raw, classes=list(task.classes), input=task.spec.to_dict(), resize=resize, top_k=top_k,
+                       temperature=1.0 if temperature is None else float(temperature))
 
 
 class _Probabilities(nn.Module):
     """uint8 images in, probabilities out: the exported serving graph."""
 
-    def __init__(self, task: ImageClassificationTask) -> None:
+    def __init__(self, task: ImageClassificationTask, temperature: float = 1.0) -> None:
         super().__init__()
         self.task = task
+        self.temperature = temperature
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.task.logits(images).float(), dim=-1)  # (B, C)
+        return torch.softmax(self.task.logits(images).float() / self.temperature, dim=-1)  # (B, C)
 
 
-def export_program(task: ImageClassificationTask, path: Path) -> Path | None:
-    """Export ``task`` on the CPU with ``torch.export`` (any batch size) into ``path``.
+def export_program(task: ImageClassificationTask, path: Path, temperature: float = 1.0) -> Path | None:
+    """Export ``task`` on the CPU with ``torch.export`` (any batch size) into ``path``; its
+    probabilities are ``softmax(logits / temperature)``.
 
     Returns ``None``, with a logged note, for architectures ``torch.export`` cannot capture.
     """
@@ -80,7 +86,7 @@ def export_program(task: ImageClassificationTask, path: Path) -> Path | None:
     example = torch.zeros(2, 3, height, width, dtype=torch.uint8)  # (B, 3, H, W)
     batch = torch.export.Dim("batch", min=1, max=65536)
     try:
-        program = torch.export.export(_Probabilities(cpu_task), (example,), dynamic_shapes=({0: batch},))
+        program = torch.export.export(_Probabilities(cpu_task, temperature), (example,), dynamic_shapes=({0: batch},))
         torch.export.save(program, str(path))
     except Exception as exc:  # capture support differs between architectures
         log.warning("torch.export of %s skipped: %s: %s", type(task.model).__name__, type(exc).__name__, exc)
@@ -97,7 +103,7 @@ def export_model(task: ImageClassificationTask, info: ServingInfo, out_dir: Path
     written = export_weights(task, out_dir, config_yaml)
     written.append(info.write(out_dir / SERVING_INFO))
     if program:
-        exported = export_program(task, out_dir / PROGRAM)
+        exported = export_program(task, out_dir / PROGRAM, info.temperature)
         if exported is not None:
             written.append(exported)
     return written
@@ -123,4 +129,5 @@ def load_task(source: Path, device: str | torch.device = "cpu") -> ImageClassifi
     if not (source / WEIGHTS).is_file():
         raise FrameworkError(f"{source} has no {WEIGHTS}")
     load_model_weights(task, source)
+    task.temperature = info.temperature
     return task.to(device).eval()

@@ -184,7 +184,8 @@ class VisionModality(Modality[VisionConfig, VisionModelConfig]):
     # --- export ------------------------------------------------------------------------------
 
     def export(self, ctx: Ctx, task: nn.Module, out_dir: Path) -> list[Path]:
-        """Weights (safetensors) + config, ``vision.json`` for serving, and a ``torch.export`` program."""
+        """Weights (safetensors) + config, ``vision.json`` for serving, and a ``torch.export`` program;
+        both serve ``softmax(logits / ctx.temperature)`` when the run fitted a calibration temperature."""
         cfg = ctx.modality
-        info = serving_info(task, ctx.model, cfg.resize, cfg.top_k)
+        info = serving_info(task, ctx.model, cfg.resize, cfg.top_k, ctx.temperature)
         return export_model(task, info, out_dir, ctx.config_yaml)

@@ -28,6 +28,10 @@ class ImageClassificationTask(nn.Module):
         label_smoothing: Label smoothing of the cross-entropy (folded into mixed targets).
         mixup: A ``timm.data.Mixup`` applied to training batches, or ``None``.
         channels_last: Feed channels-last tensors on CUDA (the engine converts the weights).
+
+    Attributes:
+        temperature: Served probabilities are ``softmax(logits / temperature)``; 1.0 while
+            training, the calibration temperature of the export once loaded from one.
     """
 
     def __init__(
@@ -46,6 +50,7 @@ class ImageClassificationTask(nn.Module):
         self.label_smoothing = label_smoothing
         self.mixup = mixup
         self.channels_last = channels_last
+        self.temperature = 1.0
         from timm.loss import SoftTargetCrossEntropy
 
         self.soft_loss = SoftTargetCrossEntropy()

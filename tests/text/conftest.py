@@ -42,7 +42,8 @@ def make_ctx(tmp_path: Path) -> Callable[..., RunContext]:
                 "slices": ["kind"] if dpo else ["unit"]}
         return run_context(CONF / "modality" / "text.yaml", {"modality": TextConfig, "model": TextModelConfig},
                            run_dir or tmp_path / "run",
-                           overrides={"modality": [{"probes": {"file": None}, "baseline": False}, modality or {}],
+                           overrides={"modality": [{"probes": {"file": None, "hallucination": {"files": []}},
+                                                    "baseline": False}, modality or {}],
                                       "model": [OmegaConf.load(CONF / "model" / "tiny.yaml"), model or {}],
                                       "data": [data]})
 

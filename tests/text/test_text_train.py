@@ -131,7 +131,8 @@ def test_resume_evaluate_from_checkpoint_and_probes_through_the_entry_point(chat
     evaluated = run_framework(base + ["stages=[evaluate]", f"checkpoint={ckpt}", f"modality.probes.file={probes}",
                                       "success.exact_match='>=0.0'"], tmp_path / "eval")
     assert evaluated.status == "completed"
-    assert {"exact_match", "perplexity", "probe/sycophancy/pass_rate", "probe/consistency/pass_rate"} <= \
+    assert {"exact_match", "perplexity", "probe/sycophancy/pass_rate", "probe/consistency/pass_rate",
+            "hallucination/pass_rate", "hallucination/false_premise/pass_rate"} <= \
         set(evaluated.metrics)
     assert evaluated.verdicts[0].passed
     rows = [json.loads(x) for x in (tmp_path / "eval" / "eval" / "probes_val.jsonl").read_text().splitlines()]

@@ -57,8 +57,9 @@ def test_report_html_has_every_section_curves_and_embedded_plots(colour_run) -> 
     assert "Fit to ship: yes" in text and 'href="audit/datacard.md"' in text
     assert "val/val_acc (right axis)" in text  # the curves and their caption
     images = embedded_images(text)
-    # curves + per split: the per-class bar chart and the confusion matrix
-    assert len(images) == 1 + 2 * 2
+    # curves + per split: the per-class bar chart, the confusion matrix and the reliability diagram
+    assert len(images) == 1 + 2 * 3
+    assert "Calibration (<code>test</code>)" in text
     assert "Robustness" in text and "brightness_dark" in text
     assert 'href="export"' in text and "model.safetensors" in text and "checkpoints/step_" in text
     assert_self_contained(text)
