@@ -142,3 +142,24 @@ def test_round_robin_follows_the_dataloader_turns() -> None:
     assert round_robin([3, 1], 4) == ([3, 1], 1)
     assert round_robin([3, 1], 3) == ([2, 1], 1)
     assert round_robin([2, 2], 1) == ([1, 0], 1)
+
+
+def test_media_inside_shards_decode_like_files(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from framework.data.probes import probe_audio
+    from framework.media.images import decode_image
+
+    wav = io.BytesIO()
+    sf.write(wav, np.sin(np.linspace(0, 200, 1600)).astype("float32"), 16000, format="WAV")
+    with ShardWriter(tmp_path, per_shard=4) as writer:
+        writer.write("a", {"wav": wav.getvalue(), "txt": b"hello"})
+        writer.write("b", {"png": png(1), "cls": b"circle"})
+    bundle = load_bundle(DataConfig(root=str(tmp_path), train=str(writer.paths[0])), label_type="class")
+    audio, image = bundle.records("train")
+    assert audio.label == "hello" and probe_audio(audio.media).info["frames"] == 1600
+    assert bundle.classes == ["circle", "hello"]  # a mixed shard: both kinds of label
+    pixels, info = decode_image(image.media, (4, 4))
+    assert pixels.shape == (4, 4, 3) and info.format == "PNG"
+    missing = probe_image(writer.paths[0] / "zzz.png")
+    assert missing.reason == "missing_file"
