@@ -61,7 +61,9 @@ def run(folder: Path, spec: str, steps: int, workers: int, run_dir: Path) -> dic
            f"trainer.max_steps={steps}", f"trainer.num_workers={workers}", "trainer.batch_size=64",
            "trainer.log_every=1", "trainer.checkpoint_every=0", f"hydra.run.dir={run_dir}",
            # random blocks share colours by chance: no class or caption gates are the point here
-           "data.gates.enforce=false"]
+           "data.gates.enforce=false",
+           # no decode while listing: the audit decodes every item on every core, training streams
+           "data.probe_media=false"]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     start = time.perf_counter()

@@ -347,9 +347,11 @@ def _text_members(sample: ShardSample) -> ShardSample:
 def read_shards(path: Path, opts: Any) -> tuple[list[Record], list[Quarantined]]:
     """The ``shards`` reader: every sample of every shard ``path`` names, as records.
 
-    Only the small members (``.txt``, ``.json``, ``.cls``) are read; media stay in the shards and
-    are decoded by the audit (in parallel) and by training. Samples that cannot be items (see
-    :func:`sample_problem`) and unreadable text members are quarantined with the reason.
+    Only the small members (``.txt``, ``.json``, ``.cls``) are read, and the media when
+    ``opts.probe`` is set (``data.probe_media``, as for every reader: one decode per item in this
+    process; ``data.probe_media=false`` leaves decoding to the audit, on every core, and to
+    training). Samples that cannot be items (see :func:`sample_problem`), unreadable text members
+    and media the probe refuses are quarantined with the reason.
 
     Raises:
         DataError: when a shard is missing or not a tar file, or one id appears twice.
@@ -370,9 +372,15 @@ def read_shards(path: Path, opts: Any) -> tuple[list[Record], list[Quarantined]]
                                     f"(first at {seen[sample.id]})", "Keep each key's members adjacent and unique.")
                 seen[sample.id] = where
                 try:
-                    records.append(record_of(sample, load_sample(_text_members(sample), fh), opts.split, opts.slices))
+                    record = record_of(sample, load_sample(_text_members(sample), fh), opts.split, opts.slices)
                 except DataError as exc:
                     quarantined.append(Quarantined(where, "unreadable_text", str(exc), sample.id))
+                    continue
+                result = opts.probe(record.media) if opts.probe is not None and record.media is not None else None
+                if result is not None and not result.ok:
+                    quarantined.append(Quarantined(where, result.reason or "undecodable", result.detail, sample.id))
+                    continue
+                records.append(record)
     return records, quarantined
 
 

@@ -163,3 +163,13 @@ def test_media_inside_shards_decode_like_files(tmp_path: Path) -> None:
     assert pixels.shape == (4, 4, 3) and info.format == "PNG"
     missing = probe_image(writer.paths[0] / "zzz.png")
     assert missing.reason == "missing_file"
+
+
+def test_probe_quarantines_a_corrupt_member_while_listing(tmp_path: Path) -> None:
+    write(tmp_path / "s", 6, 3, bad={2: {"png": b"\x89PNG broken", "txt": b"c"}})
+    cfg = DataConfig(root=str(tmp_path), train="s/shard-{000000..000001}.tar")
+    probed = load_bundle(cfg)
+    assert [(q.record_id, q.reason) for q in probed.quarantine] == [("shard-000000/0002", "undecodable")]
+    assert "shard-000000.tar/0002.png" in probed.quarantine[0].detail
+    cfg.probe_media = False
+    assert load_bundle(cfg).counts() == {"train": 6}  # left to the audit and to training
