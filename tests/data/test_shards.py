@@ -173,3 +173,15 @@ def test_probe_quarantines_a_corrupt_member_while_listing(tmp_path: Path) -> Non
     assert "shard-000000.tar/0002.png" in probed.quarantine[0].detail
     cfg.probe_media = False
     assert load_bundle(cfg).counts() == {"train": 6}  # left to the audit and to training
+
+
+def test_rewriting_a_shard_changes_the_data_fingerprint(tmp_path: Path) -> None:
+    import os
+
+    from framework.data.version import split_fingerprint
+
+    writer = write(tmp_path, 4, 4)
+    cfg = DataConfig(root=str(tmp_path), train=str(writer.paths[0]), probe_media=False)
+    before = split_fingerprint(load_bundle(cfg).records())
+    os.utime(writer.paths[0], ns=(1, 1))  # same bytes, another modification time: a rewritten shard
+    assert split_fingerprint(load_bundle(cfg).records()) != before
