@@ -49,6 +49,11 @@ _LAZY = {
     "AUDIO_EXTENSIONS": "framework.data.probes",
     "render_chat": "framework.data.readers.text",
     "resolve_media": "framework.data.paths",
+    # tar shards (docs/data.md#shards): media inside shards, and streaming a split for training
+    "open_media": "framework.data.shards",
+    "LoadedSample": "framework.data.shards",
+    "ShardStream": "framework.data.stream",
+    "shard_stream": "framework.data.stream",
     # what the audit's near-duplicate search compares (for a plugin's own checks or data generators)
     "GATE_DEFAULTS": "framework.data.config",
     "normalise_text": "framework.data.fingerprints",

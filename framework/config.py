@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from framework.data.config import DataConfig
+from framework.data.parallel import AuditConfig
 from framework.errors import FrameworkError, first_line
 from framework.tracking.config import TrackingConfig
 from framework.training.config import TrainerConfig
@@ -64,6 +65,7 @@ class FrameworkConfig:
     modality: Any = None
     model: Any = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)  # where the audit's per-item work runs
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)

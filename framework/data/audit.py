@@ -21,6 +21,7 @@ from framework.data.checks import CheckContext, CheckResult, QualityCheck, Setti
 from framework.data.config import DataConfig
 from framework.data.audit_card import render_datacard, write_audit_json, write_quarantine
 from framework.data.gates import CORE_GATES, core_checks
+from framework.data.parallel import ItemPool
 from framework.data.gates._base import gate_settings, plain
 from framework.data.records import DataBundle
 from framework.errors import FrameworkError
@@ -129,6 +130,7 @@ def run_audit(
     extra_checks: Sequence[QualityCheck] = (),
     out_dir: Path,
     label_type: str | None = None,
+    pool: ItemPool | None = None,
 ) -> AuditReport:
     """Run the core gates and ``extra_checks`` on ``data`` and write the audit artifacts.
 
@@ -143,6 +145,7 @@ def run_audit(
             records need labels (coverage: ``class`` and ``text`` do), and the review queue's
             Label Studio control. ``None``, for scripts, requires no labels and writes class
             choices.
+        pool: Where per-item work runs (the ``audit:`` config); default every core of this machine.
 
     Returns:
         The report; call :func:`enforce` to stop on failed gates.
@@ -156,8 +159,10 @@ def run_audit(
     checks = [(c, True) for c in core_checks(documented)] + [(c, False) for c in extra_checks]
     settings = {id(c): _settings(cfg, c) for c, _ in checks}  # validates every gate's keys first
     slices = tuple(plain(cfg.slices) or ())
+    pool = pool or ItemPool()
     results = [_pending(c) if needs_model(c)
-               else _run_one(c, data, CheckContext(modality, settings[id(c)], slices, out_dir, label_type or "none"), core)
+               else _run_one(c, data, CheckContext(modality, settings[id(c)], slices, out_dir, label_type or "none",
+                                                   pool=pool), core)
                for c, core in checks]
     # The documentation gate runs last among the core checks; plugin results go after it.
     report = AuditReport(

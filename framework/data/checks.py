@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
+from framework.data.parallel import AuditConfig, ItemPool
 from framework.data.records import DataBundle
 from framework.errors import FrameworkError
 
@@ -73,6 +74,9 @@ class CheckContext:
             whether every record needs a ``label``.
         model: The trained task, for checks that score the data with it (``needs_model``);
             ``None`` for every other check.
+        pool: Maps per-item work (decoding, fingerprinting) over the audit's processes or Dask
+            cluster (``audit:`` config): ``ctx.pool.map(fn, records)`` with a module-level ``fn``.
+            In-process by default, outside an audit.
         run: The run's :class:`~framework.modality.RunContext`, for checks that score the data
             with the model (``needs_model``): its typed config and the modality's ``stash``, where
             ``train`` leaves what such a check reads (training dynamics, decoded-media caches).
@@ -86,6 +90,7 @@ class CheckContext:
     label_type: str = "class"
     model: Any = None
     run: RunContext[Any, Any] | None = None
+    pool: ItemPool = field(default_factory=lambda: ItemPool(AuditConfig(workers=1)))
 
 
 class SettingsError(FrameworkError, ValueError):

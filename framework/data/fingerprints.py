@@ -17,12 +17,13 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from framework.data.probes import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, _wav_shortfall
 from framework.data.records import Record
+from framework.data.shards import MediaFile, media_bytes, open_media
 
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACE = re.compile(r"\s+")
@@ -69,12 +70,12 @@ def simhash(text: str) -> int:
     return int(sum(1 << b for b in range(64) if votes[b] > 0))
 
 
-def image_hash(path: Path) -> tuple[int, dict[str, Any]]:
-    """64-bit pHash of an image and its ``mode``/``format``/``size``."""
+def image_hash(path: Path | IO[bytes]) -> tuple[int, dict[str, Any]]:
+    """64-bit pHash of an image (a file, a shard member or an open file) and its ``mode``/``format``/``size``."""
     import imagehash
     from PIL import Image
 
-    with Image.open(path) as img:
+    with Image.open(open_media(path) if isinstance(path, (str, Path)) else path) as img:
         img.load()
         meta = {"mode": img.mode, "format": img.format, "size": list(img.size)}
         bits = imagehash.phash(img).hash.reshape(-1)  # 64 booleans, most significant first
@@ -92,7 +93,8 @@ def audio_signature(path: Path, segment: tuple[float, float | None] | None = Non
 
     if Path(path).suffix.lower() == ".wav" and _wav_shortfall(Path(path)):
         raise ValueError("WAV data chunk shorter than its header says (truncated)")
-    data, sr = sf.read(str(path), always_2d=True, dtype="float32")
+    source = open_media(path)
+    data, sr = sf.read(str(source) if isinstance(source, Path) else source, always_2d=True, dtype="float32")
     meta = {"samplerate": sr, "channels": data.shape[1]}
     if segment is not None:
         start = int(segment[0] * sr)
@@ -167,7 +169,8 @@ def fingerprint(record: Record) -> Fingerprint:
     path = Path(record.media)
     suffix = path.suffix.lower()
     try:
-        digest = hashlib.sha1(path.read_bytes()).hexdigest()
+        content = media_bytes(path)  # a file, or a member of a tar shard
+        digest = hashlib.sha1(content).hexdigest()
     except OSError as exc:
         return Fingerprint("", None, "other", {"extension": suffix}, f"cannot read: {exc}")
     kind = "image" if suffix in IMAGE_EXTENSIONS else "audio" if suffix in AUDIO_EXTENSIONS else "other"
@@ -175,7 +178,7 @@ def fingerprint(record: Record) -> Fingerprint:
     if segment is not None:
         digest = hashlib.sha1(f"{digest}@{segment[0]:g}+{segment[1]}".encode()).hexdigest()
     try:
-        near, meta = image_hash(path) if kind == "image" else audio_signature(path, segment) if kind == "audio" else (None, {})
+        near, meta = image_hash(MediaFile(content, path)) if kind == "image" else audio_signature(path, segment) if kind == "audio" else (None, {})
     except Exception as exc:  # any decoder failure means the file is unusable
         return Fingerprint(digest, None, kind, {"extension": suffix}, f"{type(exc).__name__}: {exc}")
     return Fingerprint(digest, near, kind, {**meta, "extension": suffix})

@@ -28,6 +28,7 @@ from framework.data.readers._common import LineErrors, get_field, iter_jsonl
 from framework.data.readers.hf import is_hf_source, is_hub_name, open_hub, read_dataset
 from framework.data.readers.layouts import missing_split_error, resolve_splits
 from framework.data.records import DataBundle, Record
+from framework.data.shards import is_shard_spec
 from framework.data.sources import MIXTURE_KEY, Source, parse_sources, read_sources
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def load_bundle(
             bundle.quarantine.extend(quarantined)
             continue
         path = _under_root(rel, root, cfg, split)
-        if not path.exists():
+        if not path.exists() and not is_shard_spec(path):  # shard-{000000..000099}.tar names several files
             raise missing_split_error(split, str(rel), path, root, lambda p: detect_format(p, readers))
         records, quarantined, name = _read_path(path, split, cfg, root, chosen, probe, readers)
         used_formats.add(name)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from framework.data.shards import media_is_file, open_media
+
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif"})
 
@@ -50,12 +52,12 @@ def probe_image(path: Path) -> ProbeResult:
     from PIL import Image
 
     path = Path(path)
-    if not path.is_file():
+    if not media_is_file(path):
         return _missing(path)
     try:
-        with Image.open(path) as img:
+        with Image.open(open_media(path)) as img:
             img.verify()
-        with Image.open(path) as img:
+        with Image.open(open_media(path)) as img:
             img.load()
             info = {"mode": img.mode, "size": list(img.size), "format": img.format}
     except Exception as exc:  # Pillow raises many types for bad files
@@ -69,18 +71,25 @@ def _wav_shortfall(path: Path) -> int:
     libsndfile quietly reads a truncated WAV as a shorter one, so the header's declared data size
     is compared with what the file holds.
     """
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return 0
-        pos = 12
-        while pos + 8 <= size:
-            fh.seek(pos)
-            chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
-            if chunk_id == b"data":
-                return max(0, pos + 8 + chunk_size - size)
-            pos += 8 + chunk_size + (chunk_size & 1)
+    source = open_media(path)
+    if isinstance(source, Path):
+        with source.open("rb") as fh:
+            return _wav_shortfall_of(fh, source.stat().st_size)
+    return _wav_shortfall_of(source, len(source.getbuffer()))
+
+
+def _wav_shortfall_of(fh: Any, size: int) -> int:
+    """The shortfall of an open WAV file of ``size`` bytes (see :func:`_wav_shortfall`)."""
+    head = fh.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return 0
+    pos = 12
+    while pos + 8 <= size:
+        fh.seek(pos)
+        chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+        if chunk_id == b"data":
+            return max(0, pos + 8 + chunk_size - size)
+        pos += 8 + chunk_size + (chunk_size & 1)
     return 0
 
 
@@ -89,11 +98,11 @@ def probe_audio(path: Path) -> ProbeResult:
     import soundfile as sf
 
     path = Path(path)
-    if not path.is_file():
+    if not media_is_file(path):
         return _missing(path)
     try:
-        meta = sf.info(str(path))
-        data, _ = sf.read(str(path), always_2d=True)
+        meta = sf.info(_sf_source(path))
+        data, _ = sf.read(_sf_source(path), always_2d=True)
         shortfall = _wav_shortfall(path) if path.suffix.lower() == ".wav" else 0
     except Exception as exc:
         return ProbeResult(False, "undecodable", f"{path}: {type(exc).__name__}: {exc}; re-export or remove it")
@@ -127,4 +136,10 @@ def probe_media(path: Path) -> ProbeResult:
     probe = probe_for(path)
     if probe is not None:
         return probe(path)
-    return ProbeResult(True) if Path(path).is_file() else _missing(Path(path))
+    return ProbeResult(True) if media_is_file(path) else _missing(Path(path))
+
+
+def _sf_source(path: Path) -> Any:
+    """What soundfile reads: the path as a string, or a shard member's bytes as a file."""
+    source = open_media(path)
+    return str(source) if isinstance(source, Path) else source

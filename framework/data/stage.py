@@ -21,11 +21,15 @@ class Audit:
 
     def __call__(self, run: Run) -> None:
         from framework.data.audit import enforce, run_audit
+        from framework.data.parallel import ItemPool
 
         data = run.require(run.data, "data")
         checks = run.plugins.quality_checks(run.modality.name)
+        pool = ItemPool(run.config.audit)
+        log.info("audit: per-item work on %s", pool.describe())
         run.audit = run_audit(data, run.ctx.data, modality=run.modality.name, extra_checks=checks,
-                              out_dir=run.run_dir / "audit", label_type=data.label_type_for(run.modality.label_type))
+                              out_dir=run.run_dir / "audit", label_type=data.label_type_for(run.modality.label_type),
+                              pool=pool)
         enforce(run.audit, enforce=run.config.data.gates.enforce)
 
 

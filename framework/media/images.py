@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import IO, Any, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from framework.data.probes import ProbeResult
 from framework.data.records import Record
+from framework.data.shards import media_is_file, open_media
 from framework.errors import FrameworkError
 
 RESIZE_MODES = ("stretch", "pad", "crop")  # size policies of :func:`resize_to`
@@ -95,11 +96,11 @@ def resize_to(img: Image.Image, size: tuple[int, int], mode: str) -> Image.Image
     raise ValueError(f"modality.resize must be one of stretch, pad, crop; got {mode!r}")
 
 
-def decode_image(path: Path, size: tuple[int, int], mode: str = "stretch") -> tuple[np.ndarray, ImageInfo]:
+def decode_image(path: Path | IO[bytes], size: tuple[int, int], mode: str = "stretch") -> tuple[np.ndarray, ImageInfo]:
     """Decode one image file to the model's input.
 
     Args:
-        path: The image file.
+        path: The image file, a member of a tar shard (``shard.tar/KEY.jpg``) or an open binary file.
         size: Target ``(height, width)``.
         mode: Size policy, see :func:`resize_to`.
 
@@ -109,7 +110,7 @@ def decode_image(path: Path, size: tuple[int, int], mode: str = "stretch") -> tu
     Raises:
         OSError, ValueError: when Pillow cannot decode the file (the caller quarantines it).
     """
-    with Image.open(path) as img:
+    with Image.open(open_media(path) if isinstance(path, (str, Path)) else path) as img:
         info = ImageInfo(img.mode, img.width, img.height, img.format)
         img = ImageOps.exif_transpose(img)  # phone photos store rotation in EXIF
         rgb = _to_rgb(img)
@@ -144,7 +145,7 @@ class ImageStore:
     def probe(self, path: Path) -> ProbeResult:
         """Decode ``path`` (a :data:`framework.data.probes.Probe`): ok with mode/size, or undecodable."""
         path = Path(path)
-        if not path.is_file():
+        if not media_is_file(path):
             return ProbeResult(False, "missing_file", f"{path} does not exist; fix the path or restore the file")
         try:
             self._decode(path)
@@ -185,7 +186,7 @@ def image_statistics(records: Sequence[Record]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {k: [] for k in ("brightness", "contrast", "width", "height", "mode")}
     for record in records:
         try:
-            with Image.open(record.media) as img:
+            with Image.open(open_media(record.media)) as img:
                 size, mode = img.size, img.mode
                 small = _to_rgb(img)
                 small.thumbnail((STATS_SIDE, STATS_SIDE))

@@ -20,7 +20,7 @@ RESUME_MAY_CHANGE = (
     "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.progress", "trainer.resume",
     "trainer.init_from", "trainer.num_workers", "trainer.max_bad_steps", "trainer.device",
     "trainer.early_stopping.*", "tracking.*", "stages", "stages.*", "evaluation.*", "success.*",
-    "sweep.*", "checkpoint", "callbacks.*", "allowed_targets", "allowed_targets.*", "data.gates.*",
+    "sweep.*", "checkpoint", "callbacks.*", "allowed_targets", "allowed_targets.*", "data.gates.*", "audit.*",
     "data.unlabeled", "data.unlabeled_format", "trainer.allow_data_change",
 )
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Optional, Sized
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Optional, Protocol, Sized, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from framework.training.device import move_to_device
 from framework.training.distributed import all_reduce_sum
@@ -151,12 +151,42 @@ def dataset_length(dataset: Any) -> int:
     return len(dataset)
 
 
+@runtime_checkable
+class StreamDataset(Protocol):
+    """An ``IterableDataset`` the engine can split, count and resume (:class:`framework.data.stream.ShardStream`)."""
+
+    def bind(self, *, batch_size: int, rank: int = 0, world_size: int = 1, num_workers: int = 0,
+             drop_last: bool = False, seed: int | None = None) -> None:
+        """Fix the layout before the first epoch."""
+
+    def batches_per_epoch(self) -> int:
+        """Batches every rank takes per epoch."""
+
+    def start(self, epoch: int, consumed_batches: int = 0) -> None:
+        """Begin ``epoch`` after ``consumed_batches`` batches of this rank."""
+
+    def state_dict(self, consumed_batches: int = 0) -> dict[str, Any]:
+        """The layout and positions, for the checkpoint's ``data_state``."""
+
+    def check_resume(self, saved: Mapping[str, Any] | None, consumed_batches: int) -> str | None:
+        """Why a resume from ``saved`` cannot continue exactly, or ``None``."""
+
+
+def stream_of(loader: Any) -> StreamDataset | None:
+    """The loader's dataset when it is a :class:`StreamDataset`, else ``None``."""
+    dataset = getattr(loader, "dataset", None)
+    return dataset if isinstance(dataset, IterableDataset) and isinstance(dataset, StreamDataset) else None
+
+
 def batches_per_epoch(loader: Any) -> int:
     """Micro-batches one epoch of ``loader`` yields on this rank (a DataLoader or a sized iterable).
 
     Raises:
         TypeError: The loader has no length.
     """
+    stream = stream_of(loader)
+    if stream is not None:
+        return stream.batches_per_epoch()
     sampler, batch_size = getattr(loader, "sampler", None), getattr(loader, "batch_size", None)
     if isinstance(sampler, ResumableSampler) and batch_size:
         rounding = math.floor if getattr(loader, "drop_last", False) else math.ceil
@@ -173,6 +203,10 @@ def epoch_batches(loader: Any, epoch: int, consumed: int) -> Iterator[Any]:
     A loader over a :class:`ResumableSampler` skips them without fetching; any other loader's first
     ``consumed`` batches are fetched and dropped (its sampler's ``set_epoch`` is called if it has one).
     """
+    stream = stream_of(loader)
+    if stream is not None:  # the stream skips without reading the data
+        stream.start(epoch, consumed)
+        return iter(loader)
     sampler, batch_size = getattr(loader, "sampler", None), getattr(loader, "batch_size", None)
     if isinstance(sampler, ResumableSampler) and batch_size:
         sampler.resume_from(epoch, consumed * batch_size)
@@ -187,7 +221,13 @@ def make_dataloader(dataset: Dataset, *, batch_size: int, seed: int, rank: int =
                     shuffle: bool = True, collate_fn: Optional[Callable[[list[Any]], Any]] = None,
                     drop_last: bool = False, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
     """A DataLoader over ``dataset`` with a :class:`ResumableSampler` (this rank's shard) and
-    :class:`SeededDataset` fetches; see :meth:`framework.training.Engine.dataloader`."""
+    :class:`SeededDataset` fetches; see :meth:`framework.training.Engine.dataloader`. A
+    :class:`StreamDataset` is bound to this rank and the workers and splits, orders and seeds itself."""
+    if isinstance(dataset, IterableDataset) and isinstance(dataset, StreamDataset):
+        dataset.bind(batch_size=batch_size, rank=rank, world_size=world_size, num_workers=num_workers,
+                     drop_last=drop_last, seed=seed)
+        return DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn, drop_last=drop_last,
+                          num_workers=num_workers, pin_memory=pin_memory)
     sampler = ResumableSampler(dataset_length(dataset), seed, shuffle, rank, world_size, drop_last)
     return DataLoader(
         SeededDataset(dataset, seed), batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,

@@ -40,7 +40,8 @@ from framework.training import checkpoint as ckpt
 from framework.training import distributed as dist_utils
 from framework.training.checkpointer import Checkpointer, SameData, config_differences
 from framework.training.config import TrainerConfig, validate_trainer
-from framework.training.data import batches_per_epoch, epoch_batches, make_dataloader, weighted_means
+from framework.training.data import (StreamDataset, batches_per_epoch, epoch_batches, make_dataloader, stream_of,
+                                     weighted_means)
 from framework.training.device import autocast, batch_size_of, move_to_device, resolve_device, resolve_precision
 from framework.training.ema import ModelEMA
 from framework.training.errors import Interrupted, ResumeRefused, TrainingStopped
@@ -118,6 +119,8 @@ class Engine:
         self._micro, self._accum_target, self._per_epoch, self._batch_items = 0, cfg.accumulate, 0, 0
         self._boundary = self._stepped = self._stop_agreed = self._awaiting_backward = False
         self._stop_reason: str | None = None
+        self._stream: StreamDataset | None = None  # the training loader's shard stream, if any
+        self._saved_data_state: Mapping[str, Any] | None = None  # the resumed checkpoint's data_state
 
     # --- properties and small helpers --------------------------------------------------------
 
@@ -248,6 +251,10 @@ class Engine:
         """
         self._require_setup()
         self._per_epoch = batches_per_epoch(loader)
+        self._stream = stream_of(loader)
+        refused = self._stream.check_resume(self._saved_data_state, self.state.batches_in_epoch) if self._stream else None
+        if refused:
+            raise ResumeRefused(f"cannot resume mid-epoch: {refused}")
         per_step = math.ceil(self._per_epoch / self.cfg.accumulate)
         total = self.total_steps = self.cfg.max_steps if self.cfg.max_steps > 0 else self.cfg.epochs * per_step
         self.schedule = Schedule.from_ratio(total, self.cfg.warmup_ratio, self.cfg.schedule, self.cfg.min_lr_ratio)
@@ -476,6 +483,8 @@ class Engine:
             "seed": self.seed,
             "world_size": self.world_size,
             SameData.key: self.data_fingerprint,
+            # a shard stream's layout and positions (the position itself is train_state's epoch and batches)
+            "data_state": self._stream.state_dict(self.state.batches_in_epoch) if self._stream else None,
         }
 
     def _resume_or_init(self) -> None:
@@ -506,6 +515,7 @@ class Engine:
         stepper.load_state_dict({"base_lrs": state["schedule"]["base_lrs"], "scaler": state["scaler"],
                                  "ema": state["ema"]})
         self.state = TrainState(**state["train_state"])
+        self._saved_data_state = state.get("data_state")
         self._early.load_state_dict(state["early_stopping"])
         self._overfit.load_state_dict(state["overfit"])
         rng = state["rng"]

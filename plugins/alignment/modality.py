@@ -17,6 +17,7 @@ import numpy as np
 from torch import nn
 
 from framework.data.errors import DataError
+from framework import shard_stream
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
@@ -25,7 +26,7 @@ from framework.media.images import ImageStore
 from framework.modality import Modality, RunContext, StashKey
 from plugins.alignment import evaluate as align_eval
 from plugins.alignment.config import AlignmentConfig, AlignmentModelConfig
-from plugins.alignment.data import CaptionDataset, TokenCache, captions_of, check_captions
+from plugins.alignment.data import CaptionDataset, PairDecoder, TokenCache, captions_of, check_captions
 from plugins.alignment.export import SERVING_INFO, export_model, serving_info
 from plugins.alignment.loop import train_alignment
 from plugins.alignment.task import AlignmentTask, task_from_config
@@ -119,10 +120,19 @@ class AlignmentModality(Modality[AlignmentConfig, AlignmentModelConfig]):
 
     def train(self, ctx: Ctx, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
         """Train on ``train`` with ``modality.augment`` (one caption per image per epoch), validating
-        the contrastive loss on ``val``."""
+        the contrastive loss on ``val``. A train split read from tar shards is streamed
+        (:func:`framework.shard_stream`, ``modality.shuffle_buffer``); its training margins are
+        not kept, so the misalignment audit scores it without them."""
         cfg = ctx.modality
         augment = build_pipeline(cfg.augment, task.spec.size, "modality.augment")
         plain = build_pipeline(cfg.eval_augment, task.spec.size, "modality.eval_augment")
+        stream = shard_stream(data, "train", PairDecoder(task.spec.size, cfg.resize, task.tokenize, augment),
+                              seed=ctx.seed, buffer_size=cfg.shuffle_buffer, report_dir=ctx.path("data"))
+        if stream is not None:  # tar shards: streamed, never held as a dataset in memory
+            val_records = data.records("val")
+            val_set = self._dataset(ctx, task, val_records, plain, sample=False) if len(val_records) > 1 else None
+            train_alignment(engine, task, stream, val_set, eval_batch_size=cfg.eval_batch_size)
+            return
         train_records = data.records("train")
         if len(train_records) < 2:
             raise FrameworkError(f"contrastive training needs at least 2 image-caption pairs in train; "

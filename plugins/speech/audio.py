@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from whisper.audio import SAMPLE_RATE
 
+from framework import open_media
 from framework.data.probes import ProbeResult, probe_audio
 from framework.data.records import Record
 
@@ -57,13 +58,16 @@ def read_file(path: Path) -> tuple[np.ndarray, int]:
     """``(samples (frames, channels) float32, sample rate)`` of any supported file."""
     import soundfile as sf
 
+    source = open_media(path)  # a file, or a member of a tar shard (in memory)
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(str(source) if isinstance(source, Path) else source, dtype="float32", always_2d=True)
         return data, int(rate)
     except (sf.LibsndfileError, RuntimeError):
         import librosa  # audioread/ffmpeg for formats libsndfile lacks
 
-        data, rate = librosa.load(str(path), sr=None, mono=False)
+        if not isinstance(source, Path):
+            source.seek(0)
+        data, rate = librosa.load(str(source) if isinstance(source, Path) else source, sr=None, mono=False)
         data = np.atleast_2d(data).T  # (frames, channels)
         return np.ascontiguousarray(data, dtype=np.float32), int(rate)
 

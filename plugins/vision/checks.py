@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Mapping
 from PIL import Image
 
 from framework.data.checks import CheckContext, CheckResult, Finding, check_settings
+from framework import open_media
 from framework.data.records import DataBundle
 from framework.media.images import ImageInfo
 
@@ -50,7 +51,7 @@ def image_infos(data: DataBundle) -> dict[str, ImageInfo]:
         info = known.get(str(record.media))
         if info is None:
             try:
-                with Image.open(record.media) as img:
+                with Image.open(open_media(record.media)) as img:
                     info = ImageInfo(img.mode, img.width, img.height, img.format)
             except Exception:  # unreadable files are the cleanliness gate's findings
                 continue

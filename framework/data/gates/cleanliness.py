@@ -18,14 +18,18 @@ from framework.data.checks import CheckContext, CheckResult, Finding
 from framework.data.dedup import exact_groups, near_groups
 from framework.data.fingerprints import Fingerprint, fingerprint
 from framework.data.gates._base import at_most, gate_settings, override
+from framework.data.parallel import ItemPool
 from framework.data.records import DataBundle, Record
 
 CORRUPT_REASONS = frozenset({"missing_file", "undecodable"})
 _RADIUS_KEY = {"image": "image_hamming", "audio": "audio_hamming", "text": "text_hamming"}
 
 
-def fingerprint_all(records: list[Record]) -> list[Fingerprint]:
-    """Fingerprints of every record, with a progress bar on a terminal."""
+def fingerprint_all(records: list[Record], pool: ItemPool | None = None) -> list[Fingerprint]:
+    """Fingerprints of every record, in order: on ``pool`` (the audit's processes or Dask
+    cluster), else in this process with a progress bar on a terminal."""
+    if pool is not None and (pool.cfg.engine != "processes" or (pool.workers > 1 and len(records) >= pool.cfg.min_items)):
+        return pool.map(fingerprint, records)
     from tqdm.auto import tqdm
 
     return [fingerprint(r) for r in tqdm(records, desc="fingerprinting", unit="item", disable=None, leave=False)]
@@ -96,7 +100,7 @@ class CleanlinessGate:
         s = gate_settings(self.name, ctx.settings)
         records = data.records()
         t0 = time.perf_counter()
-        fps = fingerprint_all(records)
+        fps = fingerprint_all(records, ctx.pool)
         t1 = time.perf_counter()
         findings, measured = [], {}
         corrupt = [i for i, fp in enumerate(fps) if fp.error]

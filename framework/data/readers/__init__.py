@@ -35,6 +35,7 @@ from framework.data.readers._common import (
 )
 from framework.data.readers.registry import Detector, Reader, ReaderRegistry, builtin_readers
 from framework.data.records import Quarantined, Record
+from framework.data.shards import is_shard_spec
 
 # Formats added through the deprecated register_reader: process-wide, consulted before any
 # registry so that code written against it keeps its behaviour for one release.
@@ -140,7 +141,7 @@ def read_manifest(
             missing manifest.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not is_shard_spec(path):  # a brace range of shards names no single file
         from framework.data.readers.layouts import describe
 
         raise DataError(str(path), f"file or folder not found ({describe(path)})",

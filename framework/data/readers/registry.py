@@ -198,7 +198,8 @@ def builtin_format(path: Path) -> str | None:
 
 def builtin_readers() -> ReaderRegistry:
     """A new, unfrozen registry holding the built-in formats: ``jsonl``, ``csv``, ``image_folder``,
-    ``chat``, ``preference``, ``nemo_audio``, ``label_studio`` and ``hf`` (Hugging Face datasets), plus the
+    ``chat``, ``preference``, ``nemo_audio``, ``label_studio``, ``hf`` (Hugging Face datasets) and ``shards``
+    (WebDataset-style tar shards, :mod:`framework.data.shards`), plus the
     image and speech layouts (``imagefolder``, ``common_voice``, ``kaldi``, ``librispeech``,
     ``audio_text_folder``, ``audiofolder``) with their detectors."""
     from framework.data.readers.audio import read_nemo_audio
@@ -221,7 +222,10 @@ def builtin_readers() -> ReaderRegistry:
     from framework.data.readers.images_layouts import image_layout_readers
     from framework.data.readers.speech_layouts import speech_layout_readers
 
+    from framework.data.shards import detect_shards, read_shards
+
     entries = [ReaderEntry(name, reader) for name, reader in readers.items()]
+    entries.append(ReaderEntry("shards", read_shards, detect_shards))
     entries += [ReaderEntry(name, reader, detect) for name, reader, detect in (*image_layout_readers(),
                                                                               *speech_layout_readers())]
     return ReaderRegistry(entries)

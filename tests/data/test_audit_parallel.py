@@ -1,0 +1,82 @@
+"""The audit's per-item work on a process pool and on a Dask cluster gives the single-process results."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from framework.data.audit import AuditReport, run_audit
+from framework.data.config import DataConfig
+from framework.data.loading import load_bundle
+from framework.data.parallel import AuditConfig, ItemPool, resolve_workers
+from framework.data.shards import ShardWriter
+from framework.errors import FrameworkError
+
+
+def jpeg(seed: int) -> bytes:
+    grid = Image.fromarray(np.random.default_rng(seed).integers(0, 256, (4, 4, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    grid.resize((32, 32), Image.BICUBIC).save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DataConfig]:
+    """Shards with an exact duplicate, a corrupt image and a train image leaked into val."""
+    root = tmp_path_factory.mktemp("corpus")
+    with ShardWriter(root / "train", per_shard=10) as writer:
+        for i in range(40):
+            image = jpeg(i if i != 11 else 3)  # 11 copies 3
+            writer.write(f"{i:04d}", {"jpg": image if i != 17 else b"\xff\xd8broken", "txt": f"item {i}".encode()})
+    with ShardWriter(root / "val", per_shard=10) as writer:
+        for i in range(8):
+            writer.write(f"v{i:03d}", {"jpg": jpeg(100 + i if i != 2 else 5), "txt": f"val {i}".encode()})
+    cfg = DataConfig(root=str(root), train="train/shard-{000000..000003}.tar", val="val/shard-000000.tar",
+                     format="shards", probe_media=False)  # the audit finds the corrupt image
+    return root, cfg
+
+
+def outcome(report: AuditReport) -> list[Any]:
+    """Everything the audit decided, less its timings."""
+    rows = []
+    for r in report.results:
+        measured = {k: v for k, v in r.measured.items() if k != "seconds"}
+        rows.append((r.name, r.passed, measured, [(f.kind, f.items, f.detail) for f in r.findings]))
+    return rows
+
+
+def audit(corpus: tuple[Path, DataConfig], name: str, pool: ItemPool) -> AuditReport:
+    root, cfg = corpus
+    return run_audit(load_bundle(cfg, label_type="none"), cfg, modality="alignment", out_dir=root / name, pool=pool)
+
+
+@pytest.mark.slow  # starting the worker processes takes a few seconds
+def test_process_pool_gives_the_single_process_audit(corpus: tuple[Path, DataConfig]) -> None:
+    serial = audit(corpus, "serial", ItemPool(AuditConfig(workers=1)))
+    clean = serial.result("cleanliness").measured
+    assert (clean["exact_duplicates"], clean["leaked"], clean["corrupt"]) == (1, 1, 1)
+    pooled = audit(corpus, "pooled", ItemPool(AuditConfig(workers=2, chunk_size=4, min_items=0)))
+    assert outcome(pooled) == outcome(serial)
+
+
+@pytest.mark.slow
+def test_dask_cluster_gives_the_single_process_audit(corpus: tuple[Path, DataConfig]) -> None:
+    distributed = pytest.importorskip("distributed", reason="the cluster extra (dask.distributed) is not installed")
+    serial = audit(corpus, "serial_d", ItemPool(AuditConfig(workers=1)))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        pool = ItemPool(AuditConfig(engine="dask", address=cluster.scheduler_address, chunk_size=8))
+        assert outcome(audit(corpus, "dask", pool)) == outcome(serial)
+        assert "run_chunk" in cluster.scheduler.task_prefixes  # the chunks ran as the cluster's tasks
+
+
+def test_workers_setting_is_checked() -> None:
+    assert resolve_workers("auto") >= 1 and resolve_workers(3) == 3
+    with pytest.raises(FrameworkError, match="audit.workers"):
+        resolve_workers("many")
+    with pytest.raises(FrameworkError, match="audit.engine"):
+        ItemPool(AuditConfig(engine="spark"))
