@@ -37,6 +37,13 @@ class EvaluationConfig:
     enforce_success: bool = True  # false: failed `success:` criteria are reported, exit code stays 0
     retention: Optional[str] = None  # manifest or folder (under data.root) of what the model must not forget
     retention_format: str = "auto"  # reader for `retention`
+    # lm-evaluation-harness tasks scored on the model in memory (framework/evaluation/benchmarks.py)
+    benchmarks: list[str] = field(default_factory=list)  # task or group names: [mmlu, truthfulqa_mc2]
+    benchmark_tasks: list[str] = field(default_factory=list)  # folders of local task YAMLs (relative: cwd)
+    benchmark_limit: Optional[float] = None  # items per task (a float below 1: a share); None: all
+    benchmark_fewshot: Optional[int] = None  # few-shot examples; None: each task's default
+    benchmark_downloads: bool = False  # let lm-eval fetch catalogue data sets; false: the hub stays offline
+    benchmark_start: bool = True  # also score the starting weights when the run trains (retention/...)
 
 
 @dataclass

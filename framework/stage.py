@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from framework.config import FrameworkConfig
     from framework.data.audit import AuditReport
     from framework.data.records import DataBundle
+    from framework.evaluation.benchmarks import Benchmarks
     from framework.evaluation.retention import Retention
     from framework.evaluation.types import EvalReport
     from framework.hookspecs import RunInfo
@@ -96,6 +97,7 @@ class Run:
         audit: The audit report, after the audit stage.
         task: The model with its loss, after the build stage.
         retention: The retention set and its scores, when ``evaluation.retention`` is set.
+        benchmarks: The lm-eval benchmark scores, when ``evaluation.benchmarks`` is set.
         reports: One report per evaluated split, after the evaluate stage.
         result: What the run produced so far.
     """
@@ -111,6 +113,7 @@ class Run:
     audit: "AuditReport | None" = None
     task: "nn.Module | None" = None
     retention: "Retention | None" = None
+    benchmarks: "Benchmarks | None" = None
     reports: list["EvalReport"] = field(default_factory=list)
     result: RunResult = field(default_factory=lambda: RunResult(status="completed"))
 

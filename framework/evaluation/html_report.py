@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from framework.evaluation import plots
+from framework.evaluation.benchmarks import Benchmarks
 from framework.evaluation.retention import Retention, lower_is_better
 from framework.evaluation.success import Verdict
 from framework.evaluation.types import EvalReport
@@ -62,6 +63,7 @@ class RunReport:
         enforce: Whether a failed criterion fails the run (``evaluation.enforce_success``).
         config_yaml: The resolved run config.
         retention: The retention set's before/after reports, when configured.
+        benchmarks: The lm-eval benchmark scores, when ``evaluation.benchmarks`` is set.
         checkpoint: The checkpoint the evaluated weights came from (the last one written).
         export_dir: Where the export stage wrote the deployable model, when it ran.
     """
@@ -73,6 +75,7 @@ class RunReport:
     enforce: bool = True
     config_yaml: str = ""
     retention: Retention | None = None
+    benchmarks: Benchmarks | None = None
     checkpoint: Path | None = None
     export_dir: Path | None = None
 
@@ -304,9 +307,30 @@ def retention_section(retention: Retention) -> str:
     classes = ["weak" if cost.get(n, 0.0) > 0 else "" for n in names]
     missing = "" if retention.start else "<p>The run did not train, so the starting weights were not measured.</p>"
     return (f'<section id="retention"><h2>Retention (forgetting)</h2><p>Retention set <code>{esc(retention.source)}</code>, '
-            f"{len(retention.records)} items; cost = how much worse the trained weights are than the starting ones "
+            f"{retention.items} items; cost = how much worse the trained weights are than the starting ones "
             f"(positive: forgotten).</p>{missing}"
             + table(["metric", "starting weights", "trained weights", "cost"], rows, classes) + "</section>")
+
+
+def benchmarks_section(benchmarks: Benchmarks) -> str:
+    """lm-eval tasks, starting against trained weights; a positive cost is forgetting."""
+    rows = benchmarks.rows()
+    classes = ["weak" if isinstance(r[5], str) and r[5].startswith("+") and float(r[5]) > 0 else "" for r in rows]
+    missing = "" if benchmarks.start is not None else \
+        "<p>The starting weights were not scored (the run did not train, or <code>evaluation.benchmark_start=false</code>).</p>"
+    sources = ", ".join(f"<code>{esc(t)}</code>: {esc(src)}" for t, src in benchmarks.sources.items())
+    return ('<section id="benchmarks"><h2>Benchmarks (lm-evaluation-harness)</h2><p>Scored on the run\'s model in '
+            f"memory; cost = how much worse the trained weights are (positive: forgotten). Tasks from {sources}.</p>"
+            f"{missing}" + table(["task", "metric", "starting weights", "trained weights", "stderr", "cost", "items"],
+                                 rows, classes) + "</section>")
+
+
+def human_section(run_dir: Path) -> str:
+    """Blind human evaluation (``humaneval/results.json``) and the LLM judge (``humaneval/judge.json``),
+    when ``python -m framework.humaneval`` wrote them; else nothing."""
+    from framework.humaneval.sections import human_html
+
+    return human_html(run_dir)
 
 
 def artifacts_section(run_dir: Path, checkpoint: Path | None, export_dir: Path | None) -> str:
@@ -319,7 +343,7 @@ def artifacts_section(run_dir: Path, checkpoint: Path | None, export_dir: Path |
         rows.append(["export", Markup(link(run_dir, export_dir) + ": " + ", ".join(esc(p.name) for p in files))])
     else:
         rows.append(["export", "not written (add export to stages)"])
-    for name in ("report.md", "summary.json", "metrics.jsonl", "eval/reports.json"):
+    for name in ("report.md", "summary.json", "metrics.jsonl", "eval/reports.json", "eval/benchmarks.json"):
         if (run_dir / name).is_file() or name == "summary.json":
             rows.append([name, Markup(link(run_dir, run_dir / name))])
     return '<section id="artifacts"><h2>Where things are</h2>' + table(["what", "path"], rows) + "</section>"
@@ -367,8 +391,50 @@ def render(run: RunReport) -> str:
     body += [split_section(report, run.run_dir) for report in run.reports]
     if run.retention is not None:
         body.append(retention_section(run.retention))
+    if run.benchmarks is not None and run.benchmarks.trained is not None:
+        body.append(benchmarks_section(run.benchmarks))
+    human = human_section(run.run_dir)
+    if human:
+        body.append(human)
     body.append(artifacts_section(run.run_dir, run.checkpoint, run.export_dir))
     return page(f"Evaluation report: {run.modality} ({run.run_dir.name})", body)
+
+
+def load_run_report(run_dir: Path, verdicts: Sequence[Verdict] | None = None) -> RunReport | None:
+    """The page of a finished run, rebuilt from what it wrote (``eval/reports.json``,
+    ``eval/benchmarks.json``, ``summary.json``, its config), for results added after the run
+    (human evaluation); ``None`` when the run never evaluated.
+
+    Args:
+        run_dir: The run directory.
+        verdicts: The success criteria checked again; default: none shown.
+    """
+    from framework.evaluation.benchmarks import load_benchmarks
+    from framework.evaluation.report import load_reports_json
+    from framework.evaluation.retention import SPLIT, START_SPLIT
+    from framework.humaneval.run_files import run_config
+    from framework.training import latest_checkpoint
+
+    run_dir = Path(run_dir)
+    reports = load_reports_json(run_dir)
+    if not reports:
+        return None
+    cfg = run_config(run_dir)
+    retention = None
+    if SPLIT in reports:
+        source = (cfg.get("evaluation") or {}).get("retention") or "retention set"
+        trained = reports[SPLIT]
+        retention = Retention(source=Path(source), start=reports.get(START_SPLIT), trained=trained,
+                              size=int(trained.metrics["count"]) if "count" in trained.metrics else None)
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    export_dir = run_dir / "export"
+    return RunReport(modality=str((cfg.get("modality") or {}).get("name", "")), run_dir=run_dir,
+                     reports=[r for s, r in reports.items() if s not in (SPLIT, START_SPLIT)],
+                     verdicts=list(verdicts or []), enforce=bool(summary.get("enforce_success", True)),
+                     config_yaml=yaml.safe_dump(cfg, sort_keys=False) if cfg else "", retention=retention,
+                     benchmarks=load_benchmarks(run_dir), checkpoint=latest_checkpoint(run_dir),
+                     export_dir=export_dir if export_dir.is_dir() else None)
 
 
 def write(run: RunReport, path: Path | None = None) -> Path:

@@ -16,6 +16,7 @@ from framework.evaluation.types import EvalReport
 from framework.json_values import jsonable
 
 if TYPE_CHECKING:
+    from framework.evaluation.benchmarks import Benchmarks
     from framework.evaluation.retention import Retention
 
 REPORTS_JSON = "eval/reports.json"
@@ -43,7 +44,8 @@ def _metrics_table(metrics: Mapping[str, float]) -> str:
 
 
 def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[success.Verdict],
-           run_dir: Path, audit_line: str | None = None, retention: "Retention | None" = None) -> str:
+           run_dir: Path, audit_line: str | None = None, retention: "Retention | None" = None,
+           benchmarks: "Benchmarks | None" = None) -> str:
     """The Markdown text of ``report.md``."""
     out = [f"# Evaluation report: {modality}", ""]
     if verdicts:
@@ -73,6 +75,8 @@ def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[succ
         out.append("")
     if retention is not None:
         out += ["## Retention (forgetting)", "", retention.markdown(), ""]
+    if benchmarks is not None and benchmarks.trained is not None:
+        out += ["## Benchmarks (lm-evaluation-harness)", "", benchmarks.markdown(), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
