@@ -325,12 +325,59 @@ def benchmarks_section(benchmarks: Benchmarks) -> str:
                                  rows, classes) + "</section>")
 
 
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _or_nan(value: Any) -> Any:
+    return math.nan if value is None else value
+
+
+def _rate_rows(rows: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
+    out = []
+    for name, r in rows.items():
+        ci = f"[{_or_nan(r.get('win_rate_low')):.3f}, {_or_nan(r.get('win_rate_high')):.3f}]" if "win_rate_low" in r else ""
+        out.append([name, _or_nan(r.get("win_rate")), ci, _or_nan(r.get("tie_rate")), _or_nan(r.get("loss_rate")),
+                    _or_nan(r.get("pairs")), _or_nan(r.get("judgments"))])
+    return out
+
+
 def human_section(run_dir: Path) -> str:
     """Blind human evaluation (``humaneval/results.json``) and the LLM judge (``humaneval/judge.json``),
-    when ``python -m framework.humaneval`` wrote them; else nothing."""
-    from framework.humaneval.sections import human_html
+    as ``python -m framework.humaneval`` wrote them; ``""`` when it wrote neither."""
+    from framework.humaneval.pairs import HUMANEVAL_DIR, JUDGE_JSON, RESULTS_JSON
 
-    return human_html(run_dir)
+    folder = Path(run_dir) / HUMANEVAL_DIR
+    results, judge = _load(folder / RESULTS_JSON), _load(folder / JUDGE_JSON)
+    if results is None and judge is None:
+        return ""
+    head = ["", "win rate", "95% interval", "tie rate", "loss rate", "pairs", "judgments"]
+    out = ['<section id="human"><h2>Blind human evaluation</h2>']
+    if results is not None:
+        agree = results["agreement"]
+        gold = results["gold"]
+        out.append(f"<p>Trained model against {esc(results['baseline'])} on split <code>{esc(results['split'])}</code> "
+                   f"({esc(results['interface'])} interface); rates are the trained model's, intervals from resampling "
+                   f"pairs. Rater agreement: {esc(agree['method'])} {_or_nan(agree['value']):.3f} over {agree['items']} pairs "
+                   f"with two or more raters. Gold pairs: accuracy {_or_nan(gold['accuracy']):.3f} over "
+                   f"{gold['judgments']} judgments ({gold['pairs']} pairs planted).</p>")
+        out.append(table(head, _rate_rows({"overall": results["overall"], **results.get("per_slice", {})})))
+        raters = results.get("per_rater") or {}
+        rows = [[w, r["judgments"], _or_nan(r["gold_accuracy"]), _or_nan(r["share_a"]), _or_nan(r["kappa_vs_consensus"]),
+                 "position bias" if r["position_bias"] else ""] for w, r in raters.items()]
+        out.append("<h3>Raters</h3>" + table(["rater", "judgments", "gold accuracy", "share of A", "kappa vs consensus",
+                                               "flag"], rows, ["fail" if r["position_bias"] else "" for r in raters.values()]))
+    if judge is not None:
+        out.append(f"<h3>LLM judge</h3><p>Judge <code>{esc(judge['judge'])}</code>, each pair in both orders; "
+                   f"position-consistent on {_or_nan(judge['consistency']):.3f} of pairs; gold accuracy "
+                   f"{_or_nan(judge['gold_accuracy']):.3f}.</p>")
+        out.append(table(head, _rate_rows({"judge": judge["overall"]})))
+        human = judge.get("human_agreement")
+        if human:
+            out.append(f"<p>Against the human consensus on {human['pairs']} pairs: kappa {_or_nan(human['kappa']):.3f}, "
+                       f"accuracy {_or_nan(human['accuracy']):.3f}.</p>")
+    out.append("</section>")
+    return "".join(out)
 
 
 def artifacts_section(run_dir: Path, checkpoint: Path | None, export_dir: Path | None) -> str:
@@ -412,14 +459,14 @@ def load_run_report(run_dir: Path, verdicts: Sequence[Verdict] | None = None) ->
     from framework.evaluation.benchmarks import load_benchmarks
     from framework.evaluation.report import load_reports_json
     from framework.evaluation.retention import SPLIT, START_SPLIT
-    from framework.humaneval.run_files import run_config
+    from framework.evaluation.report import load_run_config
     from framework.training import latest_checkpoint
 
     run_dir = Path(run_dir)
     reports = load_reports_json(run_dir)
     if not reports:
         return None
-    cfg = run_config(run_dir)
+    cfg = load_run_config(run_dir)
     retention = None
     if SPLIT in reports:
         source = (cfg.get("evaluation") or {}).get("retention") or "retention set"

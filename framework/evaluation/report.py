@@ -102,3 +102,20 @@ def load_reports_json(run_dir: Path) -> dict[str, EvalReport]:
         clean["artifacts"] = [Path(a) for a in clean.get("artifacts", [])]
         out[row["split"]] = EvalReport(**clean)
     return out
+
+
+def load_run_config(run_dir: Path) -> dict[str, Any]:
+    """The run's config: Hydra's ``.hydra/config.yaml``, else the one beside its export or newest
+    checkpoint (empty when none is found)."""
+    import yaml
+
+    from framework.training import latest_checkpoint
+
+    candidates = [run_dir / ".hydra" / "config.yaml", run_dir / "export" / "config.yaml"]
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is not None:
+        candidates.append(checkpoint / "config.yaml")
+    for path in candidates:
+        if path.is_file():
+            return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {}

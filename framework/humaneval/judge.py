@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from framework.errors import FrameworkError
-from framework.humaneval.pairs import GOOD, HUMANEVAL_DIR, Key, Pair, key_path
+from framework.humaneval.pairs import GOOD, HUMANEVAL_DIR, JUDGE_JSON, Key, Pair, key_path
 from framework.humaneval.results import JUDGMENTS_JSON, outcome, rates
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,6 @@ def metrics(result: dict[str, Any]) -> dict[str, float]:
 def judge_run(run_dir: Path, judge_path: Path, margin: float = TIE_MARGIN) -> dict[str, Any]:
     """Judge every exported pair of ``run_dir`` in both orders; write the results into the run."""
     from framework.humaneval.run_files import update_run
-    from framework.humaneval.sections import JUDGE_JSON
 
     run_dir = Path(run_dir)
     key = Key.read(key_path(run_dir))

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 HUMANEVAL_DIR = "humaneval"
 KEY_JSON = "key.json"
+RESULTS_JSON = "results.json"  # the human verdicts summarised (framework.humaneval.results)
+JUDGE_JSON = "judge.json"  # the LLM judge's (framework.humaneval.judge)
 ANNOTATE_DIR = "annotate"  # what annotators see: tasks.json and config.xml
 TRAINED, BASELINE, GOOD, BAD = "trained", "baseline", "gold_good", "gold_bad"
 

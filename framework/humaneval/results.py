@@ -26,10 +26,9 @@ import numpy as np
 
 from framework.errors import FrameworkError
 from framework.humaneval.label_studio import Judgment, read_export
-from framework.humaneval.pairs import GOOD, HUMANEVAL_DIR, TRAINED, Key, Pair, key_path
+from framework.humaneval.pairs import GOOD, HUMANEVAL_DIR, RESULTS_JSON, TRAINED, Key, Pair, key_path
 
 PREFIX = "human/"
-RESULTS_JSON = "results.json"
 JUDGMENTS_JSON = "judgments.json"
 POSITION_BIAS = 0.3  # |share of A - 0.5| beyond this flags a rater
 MIN_CHOICES = 10  # non-tie verdicts a rater needs before being judged for position bias
