@@ -329,6 +329,18 @@ def hub_offline(offline: bool = True) -> Iterator[None]:
                 os.environ[key] = value
 
 
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """``logger``'s warnings held back inside the block."""
+    target = logging.getLogger(logger)
+    level = target.level
+    target.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        target.setLevel(level)
+
+
 def _flatten(results: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -> Scores:
     """lm-eval's ``results`` (``"acc,none": 0.5``) as task -> metric -> float for ``names``."""
     out: Scores = {}
@@ -374,7 +386,8 @@ def run_benchmarks(model: BenchmarkModel, options: BenchmarkOptions) -> tuple[Sc
     specs = task_specs(options.tasks, manager, local)
     sources = {n: str(local[n]) if n in local else "lm-eval" for n in options.tasks}
     was_training = bool(getattr(model.model, "training", False))
-    lm = HFLM(pretrained=model.model, tokenizer=model.tokenizer, batch_size=model.batch_size)
+    with _quiet("lm_eval.models.huggingface"):  # its warnings about a model passed in memory are the design here
+        lm = HFLM(pretrained=model.model, tokenizer=model.tokenizer, batch_size=model.batch_size)
     try:
         with hub_offline(not options.downloads):
             out = simple_evaluate(model=lm, tasks=specs, task_manager=manager, num_fewshot=options.num_fewshot,
