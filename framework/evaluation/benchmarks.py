@@ -394,12 +394,16 @@ def run_benchmarks(model: BenchmarkModel, options: BenchmarkOptions) -> tuple[Sc
                                   limit=options.limit, log_samples=False, bootstrap_iters=1000,
                                   random_seed=options.seed, numpy_random_seed=options.seed,
                                   torch_random_seed=options.seed, fewshot_random_seed=options.seed)
-    except (ConnectionError, OSError) as exc:
+    except (ConnectionError, OSError) as exc:  # offline hub, or a data file that is not there
         catalogue = [n for n in options.tasks if n not in local]
-        hint = ("set evaluation.benchmark_downloads=true to let lm-eval download it into the Hugging Face cache, "
-                "or write a local task YAML over local files" if not options.downloads else "check the network")
+        if catalogue:
+            hint = (f"catalogue tasks {catalogue} read their data sets from the Hugging Face hub: "
+                    + ("set evaluation.benchmark_downloads=true to let lm-eval download them into the Hugging Face "
+                       "cache, or write local task YAMLs over local files" if not options.downloads else "check the network"))
+        else:
+            hint = "check the data_files of the local task YAMLs " + ", ".join(str(local[n]) for n in options.tasks)
         raise FrameworkError(f"evaluation.benchmarks: a task's data could not be read ({type(exc).__name__}: {exc}); "
-                             f"catalogue tasks {catalogue} read their data sets from the Hugging Face hub: {hint}") from None
+                             f"{hint}") from None
     finally:
         model.model.train(was_training)
     if out is None:  # only on non-zero ranks, which never get here

@@ -157,3 +157,12 @@ def test_a_modality_without_a_language_model_says_so(tmp_path) -> None:
     with pytest.raises(FrameworkError, match="modality 'vision' has no language model to benchmark"):
         run_framework(["+modality=vision", "stages=[train,evaluate]", "evaluation.benchmarks=[unit_choice]"],
                       tmp_path / "run")
+
+
+@pytest.mark.slow  # loads the tiny LM and lm-eval
+def test_a_local_task_whose_data_is_missing_names_its_yaml(tiny_lm, tmp_path) -> None:
+    model, tok = tiny_lm
+    tasks = write_task(tmp_path / "tasks")
+    (tasks / "data" / "tiny_units.jsonl").unlink()
+    with pytest.raises(FrameworkError, match="could not be read .*tiny_units.yaml"):
+        run_benchmarks(BenchmarkModel(model, tok), BenchmarkOptions(tasks=("tiny_units",), task_dirs=(tasks,)))
