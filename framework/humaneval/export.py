@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -77,15 +78,21 @@ def export(run_dir: Path, *, n: int = DEFAULT_N, baseline: Path | None = None, i
         seed: Seeds the sample and the side draws.
         weights: The run's export or checkpoint directory (default: export, else newest checkpoint).
     """
-    from framework.monitoring.monitor import load_trained
-
     if interface not in label_studio.INTERFACES:
         raise FrameworkError(f"--interface {interface!r} is not one of {', '.join(label_studio.INTERFACES)}")
     if not 0.0 <= gold_rate <= 1.0:
         raise FrameworkError(f"--gold-rate {gold_rate} is not a share between 0 and 1")
     run_dir = Path(run_dir)
-    out = run_dir / HUMANEVAL_DIR
-    trained = load_trained(run_dir, out / "work", weights=weights)
+    with tempfile.TemporaryDirectory(prefix="humaneval-") as work:  # the loaded runs' context dirs
+        return _export(run_dir, Path(work), n=n, baseline=baseline, interface=interface, split=split,
+                       gold_rate=gold_rate, seed=seed, weights=weights)
+
+
+def _export(run_dir: Path, work: Path, *, n: int, baseline: Path | None, interface: str, split: str | None,
+            gold_rate: float, seed: int, weights: Path | None) -> Exported:
+    from framework.monitoring.monitor import load_trained
+
+    trained = load_trained(run_dir, work / "run", weights=weights)
     evaluated = ((yaml.safe_load(trained.ctx.config_yaml) or {}).get("evaluation") or {}).get("splits") or ["val", "test"]
     split = split or first_split(evaluated, trained.data.splits)
     records = trained.data.records(split)
@@ -96,7 +103,7 @@ def export(run_dir: Path, *, n: int = DEFAULT_N, baseline: Path | None = None, i
     trained.task = None
     gc.collect()
     if baseline is not None:
-        other = load_trained(Path(baseline), out / "work_baseline")
+        other = load_trained(Path(baseline), work / "baseline")
         if other.modality.name != trained.modality.name:
             raise FrameworkError(f"--baseline {baseline} is a {other.modality.name} run; {run_dir} is {trained.modality.name}")
         base_outputs, _ = _outputs(other.modality, other.ctx, other.task, sample, split)

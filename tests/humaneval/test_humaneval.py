@@ -238,3 +238,17 @@ def test_export_pairs_a_trained_text_run_with_its_starting_model(tmp_path) -> No
     assert trained != starting  # thirty steps of SFT changed the answers
     tasks = json.loads(written.tasks.read_text())
     assert {t["data"]["pair_id"] for t in tasks} == set(key.pairs)
+    against_itself = Key.read(export(run, n=6, baseline=run, gold_rate=0).key)  # --baseline RUN2: another run's weights
+    assert against_itself.baseline == str(run)
+    assert all(p.output_a == p.output_b for p in against_itself.pairs.values())
+
+
+def test_the_command_line_exits_2_with_the_fix_named(tmp_path, capsys) -> None:
+    from framework.humaneval.__main__ import main
+
+    export = tmp_path / "export.json"
+    export.write_text("[]")
+    assert main(["import", str(tmp_path / "run"), str(export)]) == 2
+    assert "humaneval export RUN" in capsys.readouterr().err
+    assert main(["judge", str(tmp_path / "run"), "--judge", str(tmp_path / "nowhere")]) == 2
+
