@@ -27,11 +27,10 @@ dataset_kwargs:
     test: data/tiny_units.jsonl
 test_split: test
 output_type: multiple_choice
-doc_to_text: "Question: {{question}}\\nAnswer:"
-doc_to_choice: "{{choices}}"
-doc_to_target: "{{answer}}"
-metric_list:
-  - metric: acc
+doc_to_text: "{{question}} ="
+doc_to_choice: choices   # columns named directly
+doc_to_target: answer
+metric_list: [{metric: acc}]
 """
 
 
