@@ -74,6 +74,7 @@ _LAZY = {
     "EvalReport": "framework.evaluation.types",
     "Metric": "framework.evaluation.types",
     "evaluation_report": "framework.evaluation.classification",
+    "BenchmarkModel": "framework.evaluation.benchmarks",
     # training and export
     "Engine": "framework.training",
     "all_reduce_sum": "framework.training.distributed",

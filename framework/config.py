@@ -48,6 +48,13 @@ class EvaluationConfig:
     sets: dict[str, str] = field(default_factory=dict)  # name -> manifest or folder (under data.root), reported as name/metric
     sets_format: str = "auto"  # reader for `sets`
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    # lm-evaluation-harness tasks scored on the model in memory (framework/evaluation/benchmarks.py)
+    benchmarks: list[str] = field(default_factory=list)  # task or group names: [mmlu, truthfulqa_mc2]
+    benchmark_tasks: list[str] = field(default_factory=list)  # folders of local task YAMLs (relative: cwd)
+    benchmark_limit: Optional[float] = None  # items per task (a float below 1: a share); None: all
+    benchmark_fewshot: Optional[int] = None  # few-shot examples; None: each task's default
+    benchmark_downloads: bool = False  # let lm-eval fetch catalogue data sets; false: the hub stays offline
+    benchmark_start: bool = True  # also score the starting weights when the run trains (retention/...)
 
 
 @dataclass

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import torch
 
     from framework.data.config import DataConfig
+    from framework.evaluation.benchmarks import BenchmarkModel
     from framework.plugins import Plugins
     from framework.training import Engine
 
@@ -249,6 +250,18 @@ class Modality(abc.ABC, Generic[ModalityConfigT, ModelConfigT]):
         predicted-class mix, score and embedding distributions) are then monitored.
         """
         return {}
+
+    def benchmark_model(self, ctx: RunContext[ModalityConfigT, ModelConfigT],
+                        task: "torch.nn.Module") -> "BenchmarkModel | None":
+        """Called by the evaluate and retention stages when ``evaluation.benchmarks`` names
+        lm-evaluation-harness tasks; returns the task's causal LM and tokenizer as lm-eval scores
+        them (:class:`framework.evaluation.benchmarks.BenchmarkModel`), in memory, as they are
+        when called (trained or starting weights), plus any task folders the plugin ships.
+
+        The default returns ``None``: the modality has no language model to benchmark, and a run
+        that sets ``evaluation.benchmarks`` stops with an error saying so.
+        """
+        return None
 
     def export(self, ctx: RunContext[ModalityConfigT, ModelConfigT], task: "torch.nn.Module",
                out_dir: Path) -> list[Path]:

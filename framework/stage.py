@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from framework.config import FrameworkConfig
     from framework.data.audit import AuditReport
     from framework.data.records import DataBundle
+    from framework.evaluation.benchmarks import Benchmarks
     from framework.evaluation.retention import Retention
     from framework.evaluation.sets import EvalSet
     from framework.evaluation.types import EvalReport
@@ -97,6 +98,7 @@ class Run:
         audit: The audit report, after the audit stage.
         task: The model with its loss, after the build stage.
         retention: The retention set and its scores, when ``evaluation.retention`` is set.
+        benchmarks: The lm-eval benchmark scores, when ``evaluation.benchmarks`` is set.
         reports: One report per evaluated split, after the evaluate stage.
         sets: The extra sets of ``evaluation.sets``, in config order, after the evaluate stage.
         set_reports: One report per extra set, in the same order.
@@ -114,6 +116,7 @@ class Run:
     audit: "AuditReport | None" = None
     task: "nn.Module | None" = None
     retention: "Retention | None" = None
+    benchmarks: "Benchmarks | None" = None
     reports: list["EvalReport"] = field(default_factory=list)
     sets: list["EvalSet"] = field(default_factory=list)
     set_reports: list["EvalReport"] = field(default_factory=list)

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from framework.evaluation import plots
+from framework.evaluation.benchmarks import Benchmarks
 from framework.evaluation.retention import Retention, lower_is_better
 from framework.evaluation.success import Verdict
 from framework.evaluation.types import EvalReport
@@ -62,6 +63,7 @@ class RunReport:
         enforce: Whether a failed criterion fails the run (``evaluation.enforce_success``).
         config_yaml: The resolved run config.
         retention: The retention set's before/after reports, when configured.
+        benchmarks: The lm-eval benchmark scores, when ``evaluation.benchmarks`` is set.
         checkpoint: The checkpoint the evaluated weights came from (the last one written).
         export_dir: Where the export stage wrote the deployable model, when it ran.
         sources: The extra sets of ``evaluation.sets`` among ``reports`` (by split name) and
@@ -75,6 +77,7 @@ class RunReport:
     enforce: bool = True
     config_yaml: str = ""
     retention: Retention | None = None
+    benchmarks: Benchmarks | None = None
     checkpoint: Path | None = None
     export_dir: Path | None = None
     sources: Mapping[str, Path] = field(default_factory=dict)
@@ -313,9 +316,77 @@ def retention_section(retention: Retention) -> str:
     classes = ["weak" if cost.get(n, 0.0) > 0 else "" for n in names]
     missing = "" if retention.start else "<p>The run did not train, so the starting weights were not measured.</p>"
     return (f'<section id="retention"><h2>Retention (forgetting)</h2><p>Retention set <code>{esc(retention.source)}</code>, '
-            f"{len(retention.records)} items; cost = how much worse the trained weights are than the starting ones "
+            f"{retention.items} items; cost = how much worse the trained weights are than the starting ones "
             f"(positive: forgotten).</p>{missing}"
             + table(["metric", "starting weights", "trained weights", "cost"], rows, classes) + "</section>")
+
+
+def benchmarks_section(benchmarks: Benchmarks) -> str:
+    """lm-eval tasks, starting against trained weights; a positive cost is forgetting."""
+    rows = benchmarks.rows()
+    classes = ["weak" if isinstance(r[5], str) and r[5].startswith("+") and float(r[5]) > 0 else "" for r in rows]
+    missing = "" if benchmarks.start is not None else \
+        "<p>The starting weights were not scored (the run did not train, or <code>evaluation.benchmark_start=false</code>).</p>"
+    sources = ", ".join(f"<code>{esc(t)}</code>: {esc(src)}" for t, src in benchmarks.sources.items())
+    return ('<section id="benchmarks"><h2>Benchmarks (lm-evaluation-harness)</h2><p>Scored on the run\'s model in '
+            f"memory; cost = how much worse the trained weights are (positive: forgotten). Tasks from {sources}.</p>"
+            f"{missing}" + table(["task", "metric", "starting weights", "trained weights", "stderr", "cost", "items"],
+                                 rows, classes) + "</section>")
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _or_nan(value: Any) -> Any:
+    return math.nan if value is None else value
+
+
+def _rate_rows(rows: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
+    out = []
+    for name, r in rows.items():
+        ci = f"[{_or_nan(r.get('win_rate_low')):.3f}, {_or_nan(r.get('win_rate_high')):.3f}]" if "win_rate_low" in r else ""
+        out.append([name, _or_nan(r.get("win_rate")), ci, _or_nan(r.get("tie_rate")), _or_nan(r.get("loss_rate")),
+                    _or_nan(r.get("pairs")), _or_nan(r.get("judgments"))])
+    return out
+
+
+def human_section(run_dir: Path) -> str:
+    """Blind human evaluation (``humaneval/results.json``) and the LLM judge (``humaneval/judge.json``),
+    as ``python -m framework.humaneval`` wrote them; ``""`` when it wrote neither."""
+    from framework.humaneval.pairs import HUMANEVAL_DIR, JUDGE_JSON, RESULTS_JSON
+
+    folder = Path(run_dir) / HUMANEVAL_DIR
+    results, judge = _load(folder / RESULTS_JSON), _load(folder / JUDGE_JSON)
+    if results is None and judge is None:
+        return ""
+    head = ["", "win rate", "95% interval", "tie rate", "loss rate", "pairs", "judgments"]
+    out = ['<section id="human"><h2>Blind human evaluation</h2>']
+    if results is not None:
+        agree = results["agreement"]
+        gold = results["gold"]
+        out.append(f"<p>Trained model against {esc(results['baseline'])} on split <code>{esc(results['split'])}</code> "
+                   f"({esc(results['interface'])} interface); rates are the trained model's, intervals from resampling "
+                   f"pairs. Rater agreement: {esc(agree['method'])} {_or_nan(agree['value']):.3f} over {agree['items']} pairs "
+                   f"with two or more raters. Gold pairs: accuracy {_or_nan(gold['accuracy']):.3f} over "
+                   f"{gold['judgments']} judgments ({gold['pairs']} pairs planted).</p>")
+        out.append(table(head, _rate_rows({"overall": results["overall"], **results.get("per_slice", {})})))
+        raters = results.get("per_rater") or {}
+        rows = [[w, r["judgments"], _or_nan(r["gold_accuracy"]), _or_nan(r["share_a"]), _or_nan(r["kappa_vs_consensus"]),
+                 "position bias" if r["position_bias"] else ""] for w, r in raters.items()]
+        out.append("<h3>Raters</h3>" + table(["rater", "judgments", "gold accuracy", "share of A", "kappa vs consensus",
+                                               "flag"], rows, ["fail" if r["position_bias"] else "" for r in raters.values()]))
+    if judge is not None:
+        out.append(f"<h3>LLM judge</h3><p>Judge <code>{esc(judge['judge'])}</code>, each pair in both orders; "
+                   f"position-consistent on {_or_nan(judge['consistency']):.3f} of pairs; gold accuracy "
+                   f"{_or_nan(judge['gold_accuracy']):.3f}.</p>")
+        out.append(table(head, _rate_rows({"judge": judge["overall"]})))
+        human = judge.get("human_agreement")
+        if human:
+            out.append(f"<p>Against the human consensus on {human['pairs']} pairs: kappa {_or_nan(human['kappa']):.3f}, "
+                       f"accuracy {_or_nan(human['accuracy']):.3f}.</p>")
+    out.append("</section>")
+    return "".join(out)
 
 
 def artifacts_section(run_dir: Path, checkpoint: Path | None, export_dir: Path | None) -> str:
@@ -328,7 +399,7 @@ def artifacts_section(run_dir: Path, checkpoint: Path | None, export_dir: Path |
         rows.append(["export", Markup(link(run_dir, export_dir) + ": " + ", ".join(esc(p.name) for p in files))])
     else:
         rows.append(["export", "not written (add export to stages)"])
-    for name in ("report.md", "summary.json", "metrics.jsonl", "eval/reports.json"):
+    for name in ("report.md", "summary.json", "metrics.jsonl", "eval/reports.json", "eval/benchmarks.json"):
         if (run_dir / name).is_file() or name == "summary.json":
             rows.append([name, Markup(link(run_dir, run_dir / name))])
     return '<section id="artifacts"><h2>Where things are</h2>' + table(["what", "path"], rows) + "</section>"
@@ -376,8 +447,50 @@ def render(run: RunReport) -> str:
     body += [split_section(report, run.run_dir, run.sources.get(report.split)) for report in run.reports]
     if run.retention is not None:
         body.append(retention_section(run.retention))
+    if run.benchmarks is not None and run.benchmarks.trained is not None:
+        body.append(benchmarks_section(run.benchmarks))
+    human = human_section(run.run_dir)
+    if human:
+        body.append(human)
     body.append(artifacts_section(run.run_dir, run.checkpoint, run.export_dir))
     return page(f"Evaluation report: {run.modality} ({run.run_dir.name})", body)
+
+
+def load_run_report(run_dir: Path, verdicts: Sequence[Verdict] | None = None) -> RunReport | None:
+    """The page of a finished run, rebuilt from what it wrote (``eval/reports.json``,
+    ``eval/benchmarks.json``, ``summary.json``, its config), for results added after the run
+    (human evaluation); ``None`` when the run never evaluated.
+
+    Args:
+        run_dir: The run directory.
+        verdicts: The success criteria checked again; default: none shown.
+    """
+    from framework.evaluation.benchmarks import load_benchmarks
+    from framework.evaluation.report import load_reports_json
+    from framework.evaluation.retention import SPLIT, START_SPLIT
+    from framework.evaluation.report import load_run_config
+    from framework.training import latest_checkpoint
+
+    run_dir = Path(run_dir)
+    reports = load_reports_json(run_dir)
+    if not reports:
+        return None
+    cfg = load_run_config(run_dir)
+    retention = None
+    if SPLIT in reports:
+        source = (cfg.get("evaluation") or {}).get("retention") or "retention set"
+        trained = reports[SPLIT]
+        retention = Retention(source=Path(source), start=reports.get(START_SPLIT), trained=trained,
+                              size=int(trained.metrics["count"]) if "count" in trained.metrics else None)
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    export_dir = run_dir / "export"
+    return RunReport(modality=str((cfg.get("modality") or {}).get("name", "")), run_dir=run_dir,
+                     reports=[r for s, r in reports.items() if s not in (SPLIT, START_SPLIT)],
+                     verdicts=list(verdicts or []), enforce=bool(summary.get("enforce_success", True)),
+                     config_yaml=yaml.safe_dump(cfg, sort_keys=False) if cfg else "", retention=retention,
+                     benchmarks=load_benchmarks(run_dir), checkpoint=latest_checkpoint(run_dir),
+                     export_dir=export_dir if export_dir.is_dir() else None)
 
 
 def write(run: RunReport, path: Path | None = None) -> Path:

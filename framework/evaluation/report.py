@@ -16,6 +16,7 @@ from framework.evaluation.types import EvalReport
 from framework.json_values import jsonable
 
 if TYPE_CHECKING:
+    from framework.evaluation.benchmarks import Benchmarks
     from framework.evaluation.retention import Retention
 
 REPORTS_JSON = "eval/reports.json"
@@ -44,7 +45,7 @@ def _metrics_table(metrics: Mapping[str, float]) -> str:
 
 def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[success.Verdict],
            run_dir: Path, audit_line: str | None = None, retention: "Retention | None" = None,
-           sources: Mapping[str, Path] | None = None) -> str:
+           benchmarks: "Benchmarks | None" = None, sources: Mapping[str, Path] | None = None) -> str:
     """The Markdown text of ``report.md``; ``sources`` names the extra sets' reports (by split)
     and where each set came from."""
     sources = sources or {}
@@ -81,6 +82,8 @@ def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[succ
         out.append("")
     if retention is not None:
         out += ["## Retention (forgetting)", "", retention.markdown(), ""]
+    if benchmarks is not None and benchmarks.trained is not None:
+        out += ["## Benchmarks (lm-evaluation-harness)", "", benchmarks.markdown(), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -106,3 +109,20 @@ def load_reports_json(run_dir: Path) -> dict[str, EvalReport]:
         clean["artifacts"] = [Path(a) for a in clean.get("artifacts", [])]
         out[row["split"]] = EvalReport(**clean)
     return out
+
+
+def load_run_config(run_dir: Path) -> dict[str, Any]:
+    """The run's config: Hydra's ``.hydra/config.yaml``, else the one beside its export or newest
+    checkpoint (empty when none is found)."""
+    import yaml
+
+    from framework.training import latest_checkpoint
+
+    candidates = [run_dir / ".hydra" / "config.yaml", run_dir / "export" / "config.yaml"]
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is not None:
+        candidates.append(checkpoint / "config.yaml")
+    for path in candidates:
+        if path.is_file():
+            return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {}

@@ -41,12 +41,19 @@ class Retention:
         start: The report with the starting weights (``None`` when the run did not train, so
             there were no starting weights to measure).
         trained: The report with the trained weights, once measured.
+        size: The number of items when ``records`` is not at hand (a report read back from disk).
     """
 
     source: Path
     start: EvalReport | None = None
     trained: EvalReport | None = None
     records: list[Record] = field(default_factory=list, repr=False)
+    size: int | None = None
+
+    @property
+    def items(self) -> str:
+        """How many items the set has, as shown in reports."""
+        return str(len(self.records)) if self.records or self.size is None else str(self.size)
 
     def cost(self) -> dict[str, float]:
         """Metric -> how much worse the trained weights are than the starting ones (plain metrics)."""
@@ -72,7 +79,7 @@ class Retention:
 
     def markdown(self) -> str:
         """A table: metric, starting weights, trained weights, cost (positive = forgotten)."""
-        lines = [f"Retention set: `{self.source}` ({len(self.records)} items). A positive cost is forgetting.", ""]
+        lines = [f"Retention set: `{self.source}` ({self.items} items). A positive cost is forgetting.", ""]
         if self.start is None:
             lines += ["The run did not train, so the starting weights were not measured.", ""]
         lines += ["| metric | starting weights | trained weights | cost |", "|---|---|---|---|"]

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from framework.atomic import atomic_write_text
 from framework.errors import FrameworkError
 from framework.evaluation import success
 from framework.evaluation.types import EvalReport, flatten
 from framework.stage import Run, RunResult
+
+if TYPE_CHECKING:
+    from framework.evaluation.benchmarks import Scores
 
 log = logging.getLogger(__name__)
 
@@ -28,28 +32,56 @@ def evaluate_split(run: Run, split: str) -> EvalReport:
     return report
 
 
+def run_benchmarks(run: Run) -> "Scores":
+    """The lm-eval tasks of ``evaluation.benchmarks`` on the task's weights as they are now; the
+    tasks scored, their sizes and sources are recorded on ``run.benchmarks``."""
+    from framework.evaluation.benchmarks import BenchmarkOptions, Benchmarks, run_benchmarks as score
+
+    options = BenchmarkOptions.from_config(run.config.evaluation, run.config.seed)
+    model = run.call("benchmark_model", run.require(run.task, "task"))
+    if model is None:
+        raise FrameworkError(f"evaluation.benchmarks={list(options.tasks)}: modality {run.modality.name!r} has no "
+                             f"language model to benchmark (its benchmark_model returns None); remove "
+                             f"evaluation.benchmarks for this modality")
+    scores, samples, sources = score(model, options)
+    if run.benchmarks is None:
+        run.benchmarks = Benchmarks(tasks=list(options.tasks))
+    run.benchmarks.samples.update(samples)
+    run.benchmarks.sources.update(sources)
+    return scores
+
+
 class RetentionStart:
-    """``evaluation.retention`` set, on the main process of a run that evaluates: read the
-    retention set; when the run trains, score it with the starting weights first (those of
+    """``evaluation.retention`` or ``evaluation.benchmarks`` set, on the main process of a run
+    that evaluates: read the retention set; when the run trains, score the retention set and
+    (with ``evaluation.benchmark_start``) the benchmarks with the starting weights first (those of
     ``trainer.init_from`` when fine-tuning, which the engine loads again when training starts)."""
 
     name = "retention (starting weights)"
 
     def applies(self, run: Run) -> bool:
-        return run.selected("evaluate") and run.is_main and run.config.evaluation.retention is not None
+        cfg = run.config.evaluation
+        return run.selected("evaluate") and run.is_main and (cfg.retention is not None or bool(cfg.benchmarks))
 
     def __call__(self, run: Run) -> None:
         from framework.evaluation.retention import START_SPLIT, load_retention
         from framework.training import load_trained_weights
 
-        run.retention = load_retention(run.config.evaluation, run.require(run.data, "data"), run.ctx.data)
-        if run.retention is None or not run.selected("train"):
+        cfg = run.config.evaluation
+        run.retention = load_retention(cfg, run.require(run.data, "data"), run.ctx.data)
+        start_benchmarks = bool(cfg.benchmarks) and cfg.benchmark_start
+        if not run.selected("train") or (run.retention is None and not start_benchmarks):
             return
         init_from = run.config.trainer.init_from
         if init_from:
             load_trained_weights(run.require(run.task, "task"), Path(init_from), what="trainer.init_from")
-        run.retention.start = evaluate_split(run, START_SPLIT)
-        log.info("retention set, starting weights: %s", brief(run.retention.start.metrics))
+        if run.retention is not None:
+            run.retention.start = evaluate_split(run, START_SPLIT)
+            log.info("retention set, starting weights: %s", brief(run.retention.start.metrics))
+        if start_benchmarks:
+            start = run_benchmarks(run)
+            run.require(run.benchmarks, "benchmarks").start = start
+            log.info("benchmarks, starting weights: %s", brief(_flat(start)))
 
 
 class Evaluate:
@@ -89,10 +121,17 @@ class Evaluate:
         if run.retention is not None:
             run.retention.trained = evaluate_split(run, RETENTION_SPLIT)
             result.metrics.update(run.retention.metrics())
+        if cfg.benchmarks:
+            trained = run_benchmarks(run)
+            benchmarks = run.require(run.benchmarks, "benchmarks")
+            benchmarks.trained = trained
+            benchmarks.write(run.run_dir)
+            result.metrics.update(benchmarks.metrics())
+            log.info("benchmarks: %s", brief(_flat(trained)))
         result.verdicts = success.check(success.parse_criteria(run.config.success), result.metrics)
         reports = [*run.reports, *run.set_reports]
         text = report_md.render(run.modality.name, reports, result.verdicts, run.run_dir, audit_line(run),
-                                run.retention, sources={s.name: s.source for s in run.sets})
+                                run.retention, run.benchmarks, sources={s.name: s.source for s in run.sets})
         atomic_write_text(run.ctx.path("report.md"), text)
         retained = [r for r in (run.retention.start, run.retention.trained) if r is not None] if run.retention else []
         report_md.write_reports_json([*reports, *retained], run.ctx.path(report_md.REPORTS_JSON))
@@ -145,6 +184,7 @@ class Report:
             modality=run.modality.name, run_dir=run.run_dir, reports=[*run.reports, *run.set_reports],
             sources={s.name: s.source for s in run.sets}, verdicts=run.result.verdicts,
             enforce=run.result.enforce_success, config_yaml=run.ctx.config_yaml, retention=run.retention,
+            benchmarks=run.benchmarks,
             checkpoint=checkpoint, export_dir=run.run_dir / "export" if run.selected("export") else None)
         say_verdict(run.result, html_report.write(page))
 
@@ -161,6 +201,11 @@ def say_verdict(result: RunResult, report_path: Path) -> None:
         log.warning("NOT fit to ship%s: %s -> %s", code, "; ".join(failed), report_path)
     else:
         log.info("fit to ship: all %d success criteria met -> %s", len(result.verdicts), report_path)
+
+
+def _flat(scores: "Scores") -> dict[str, float]:
+    return {f"{task}/{name}": v for task, metrics in scores.items() for name, v in metrics.items()
+            if not name.endswith("_stderr")}
 
 
 def brief(metrics: dict[str, float]) -> str:

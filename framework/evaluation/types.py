@@ -27,7 +27,9 @@ class Predictions:
         scores: Optional per-item class probabilities, shape ``(N, C)``, ordered like ``classes``.
         classes: Class names for classification-like tasks.
         slices: Per-item slice values (``language``, ``lighting``...), for per-slice metrics.
-        extras: Anything else a metric may need (per-item losses, reward margins, logits).
+        extras: Anything else a metric may need (per-item losses, reward margins, logits);
+            ``extras["inputs"]``, one string per item, is the input as a person should read it
+            (human evaluation shows it beside the outputs).
     """
 
     split: str

@@ -17,6 +17,7 @@ from torch import nn
 
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
+from framework.evaluation.benchmarks import BenchmarkModel
 from framework.evaluation.types import EvalReport, Predictions
 from framework.modality import Modality, RunContext, StashKey
 from plugins.text import chat
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 TOKENIZER_KEY = StashKey[Any]("text.tokenizer")  # the run's tokenizer, shared by the methods
 RECIPE_KEY = StashKey[TextRecipe]("text.recipe")  # the run's recipe (SFT or DPO), chosen once
 Ctx = RunContext[TextConfig, TextModelConfig]
+BENCHMARK_TASKS = "examples/data/unit_bench"  # lm-eval task YAMLs the plugin ships (examples/make_unit_bench.py)
 
 
 def reference_answer(record: Record) -> str:
@@ -171,11 +173,14 @@ class TextModality(Modality[TextConfig, TextModelConfig]):
 
     def predict(self, ctx: Ctx, task: nn.Module, records: list[Record], split: str) -> Predictions:
         """Generated answers (``outputs``) to each record's prompt; ``targets`` are the reference
-        answers (``None`` for unlabeled records)."""
-        outputs = self.answer(ctx, task, [prompt_of(r) for r in records]) if records else []
+        answers (``None`` for unlabeled records); ``extras["inputs"]`` the prompts as people read
+        them (``role: content`` per turn), for human evaluation."""
+        prompts = [prompt_of(r) for r in records]
+        outputs = self.answer(ctx, task, prompts) if records else []
         targets = [reference_answer(r) or None for r in records]
+        inputs = ["\n".join(f"{m['role']}: {m['content']}" for m in p) for p in prompts]
         return Predictions(split=split, ids=[r.id for r in records], targets=targets, outputs=outputs,
-                           slices=[dict(r.slices) for r in records])
+                           slices=[dict(r.slices) for r in records], extras={"inputs": inputs})
 
     def evaluate(self, ctx: Ctx, task: nn.Module, data: DataBundle, split: str) -> EvalReport:
         """Loss and perplexity (SFT), preference accuracy and margin with traps and gold pairs
@@ -252,6 +257,13 @@ class TextModality(Modality[TextConfig, TextModelConfig]):
                     report.notes.append(f"{failed} of {len(rows)} hallucination probes answered with an invention "
                                         f"rather than a refusal or correction; see eval/hallucination_{split}.jsonl")
         return metrics
+
+    def benchmark_model(self, ctx: Ctx, task: nn.Module) -> BenchmarkModel:
+        """The causal LM (LoRA adapters active) and tokenizer as they are in memory, with the
+        plugin's bundled lm-eval tasks (:data:`BENCHMARK_TASKS`, e.g. ``unit_choice``)."""
+        bundled = resolve_root(BENCHMARK_TASKS)
+        return BenchmarkModel(model=task.model, tokenizer=self.tokenizer(ctx), batch_size=ctx.modality.eval_batch_size,
+                              task_dirs=(bundled,) if bundled.is_dir() else ())
 
     # --- monitoring --------------------------------------------------------------------------
 
