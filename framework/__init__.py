@@ -49,6 +49,7 @@ _LAZY = {
     "AUDIO_EXTENSIONS": "framework.data.probes",
     "render_chat": "framework.data.readers.text",
     "resolve_media": "framework.data.paths",
+    "read_lines": "framework.data.textio",
     # tar shards (docs/data.md#shards): media inside shards, and streaming a split for training
     "open_media": "framework.data.shards",
     "LoadedSample": "framework.data.shards",

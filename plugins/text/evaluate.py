@@ -142,7 +142,7 @@ def jsonl_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     Raises:
         DataError: naming ``file:line`` for a line that is not UTF-8, not JSON or not an object.
     """
-    from framework.data.textio import read_lines
+    from framework import read_lines
 
     for line_no, line in read_lines(path):
         if not line.strip():
