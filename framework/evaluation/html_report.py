@@ -94,6 +94,11 @@ def fmt(value: Any) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}"
 
 
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """``1 item``, ``2 items``, ``0 items``."""
+    return f"{count} {noun if count == 1 else plural_form or noun + 's'}"
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], row_classes: Sequence[str] = ()) -> str:
     """An HTML table; numbers are right-aligned; ``row_classes`` gives each row a CSS class."""
     out = ["<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead><tbody>"]
@@ -349,9 +354,45 @@ def drift_section(drift: Mapping[str, Any], figures: Mapping[str, str] | None = 
     review = drift.get("review")
     if review:
         strata = ", ".join(f"{k}: {v}" for k, v in review.get("strata", {}).items())
-        out.append(f"<h3>Review sample</h3><p>{review.get('size')} items ({esc(review.get('share'))} of the batch, "
+        out.append(f"<h3>Review sample</h3><p>{plural(int(review.get('size') or 0), 'item')} "
+                   f"({esc(review.get('share'))} of the batch, "
                    f"lowest confidence first within each predicted class; strata {esc(strata)}) written to "
                    f"<code>{esc(review.get('path'))}</code> for Label Studio.</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def history_section(entries: Sequence[Any]) -> str:
+    """The monitoring history (``monitor/history.jsonl`` entries, oldest first): error rates over
+    time against the launch figures, drift signals' PSI over time, and the latest evaluation's
+    rates with their intervals."""
+    evaluations = [e for e in entries if e.kind == "evaluate"]
+    drifts = [e for e in entries if e.kind == "drift"]
+    out = ['<section id="history"><h2>History</h2>',
+           f"<p>{plural(len(evaluations), 'evaluation')} of labelled batches and "
+           f"{plural(len(drifts), 'drift check')}, oldest first.</p>"]
+    if evaluations:
+        out.append(figure(plots.error_rate_history(evaluations), "error rate per evaluated batch, with 95% Wilson "
+                          "intervals; dashed: the launch run's rate"))
+        latest = evaluations[-1]
+        state = ("ALERT: " + "; ".join(latest.alerts)) if latest.alerts else "no metric past its threshold"
+        out.append(f"<h3>Latest evaluation: <code>{esc(latest.batch)}</code> ({esc(latest.timestamp)})</h3>"
+                   f"<p>{esc(state)} (allowed increases: "
+                   f"{esc(', '.join(f'{k} +{v:g}' for k, v in latest.max_increase.items()) or 'none')}; launch figures "
+                   f"from split <code>{esc(latest.launch_split or 'none')}</code>).</p>")
+        rows, classes = [], []
+        for name, rate in latest.rates.items():
+            change = latest.changes.get(name) or {}
+            rows.append([name, rate["rate"], f"[{fmt(rate['low'])}, {fmt(rate['high'])}]", rate["n"],
+                         change.get("launch", ""), "" if not change else f"{change['change']:+.4f}",
+                         "" if not change else "yes" if change["beyond_noise"] else "no"])
+            alerted = any(line.startswith(name + " ") for line in latest.alerts)
+            classes.append("fail" if alerted else "weak" if change.get("beyond_noise") and change["change"] > 0 else "")
+        out.append(table(["metric", "error rate", "95% interval", "items", "launch", "change", "beyond noise"],
+                         rows, classes))
+    if drifts:
+        out.append(figure(plots.psi_history(drifts), "PSI of each drift signal per checked batch; "
+                          "filled markers: drift"))
     out.append("</section>")
     return "".join(out)
 

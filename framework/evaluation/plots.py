@@ -35,6 +35,17 @@ def file_uri(path: Path) -> str:
     return png_uri(Path(path).read_bytes())
 
 
+def write_png(uri: str, path: Path) -> Path:
+    """Write a PNG ``data:`` URI (as these functions return) to ``path`` (parents created)."""
+    from framework.atomic import atomic_write_bytes
+
+    prefix = "data:image/png;base64,"
+    if not uri.startswith(prefix):
+        raise ValueError(f"not a PNG data URI: {uri[:40]!r}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(Path(path), base64.b64decode(uri[len(prefix):]))
+
+
 def _finish(fig: Any) -> str:
     plt = _pyplot()
     try:
@@ -121,4 +132,64 @@ def distributions(reference: Sequence[Any], batch: Sequence[Any], title: str, ca
         ax.set_ylabel("density")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
+    return _finish(fig)
+
+
+def _batch_axis(ax: Any, labels: Sequence[str]) -> None:
+    ax.set_xticks(range(len(labels)), labels=labels, rotation=30 if len(labels) > 4 else 0, fontsize=7, ha="right"
+                  if len(labels) > 4 else "center")
+    ax.set_xlim(-0.5, max(len(labels) - 0.5, 0.5))
+    ax.grid(alpha=0.3)
+
+
+def error_rate_history(entries: Sequence[Any], max_classes: int = 6) -> str:
+    """Error rate per evaluated batch (``evaluate`` entries of the monitoring history, oldest
+    first): the overall rate with its interval as error bars and the launch rate dashed, and the
+    per-class rates (the ``max_classes`` worst in the latest batch) as thin lines."""
+    plt = _pyplot()
+    labels = [e.batch for e in entries]
+    x = np.arange(len(entries))
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    overall = [e.rates.get("error_rate") for e in entries]
+    shown = [i for i, r in enumerate(overall) if r is not None]
+    if shown:
+        rate = np.array([overall[i]["rate"] for i in shown])
+        err = np.array([[overall[i]["rate"] - overall[i]["low"] for i in shown],
+                        [overall[i]["high"] - overall[i]["rate"] for i in shown]])  # (2, K)
+        ax.errorbar(x[shown], rate, yerr=err, color="tab:blue", marker="o", capsize=3, label="error_rate")
+        launch = [(i, (entries[i].changes.get("error_rate") or {}).get("launch")) for i in shown]
+        launch = [(i, v) for i, v in launch if v is not None]
+        if launch:
+            ax.plot([i for i, _ in launch], [v for _, v in launch], color="tab:blue", linestyle="--", alpha=0.6,
+                    marker="_", markersize=12, label="launch error_rate")
+    latest = entries[-1].rates if entries else {}
+    worst = sorted((n for n in latest if n.startswith("class/")), key=lambda n: -latest[n]["rate"])[:max_classes]
+    for name, colour in zip(worst, plt.get_cmap("tab10").colors[1:]):
+        points = [(i, e.rates[name]["rate"]) for i, e in enumerate(entries) if name in e.rates]
+        ax.plot(*zip(*points), color=colour, linewidth=1, alpha=0.8, marker=".", label=name)
+    _batch_axis(ax, labels)
+    ax.set_ylabel("error rate")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    return _finish(fig)
+
+
+def psi_history(entries: Sequence[Any]) -> str:
+    """PSI of every drift signal per checked batch (``drift`` entries, oldest first); a filled
+    marker where the signal's verdict was drift, a hollow one otherwise."""
+    plt = _pyplot()
+    labels = [e.batch for e in entries]
+    names = sorted({n for e in entries for n, s in e.signals.items() if s.get("psi") is not None})
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    for name, colour in zip(names, plt.get_cmap("tab20").colors):
+        points = [(i, e.signals[name]) for i, e in enumerate(entries)
+                  if name in e.signals and e.signals[name].get("psi") is not None]
+        xs = [i for i, _ in points]
+        ax.plot(xs, [s["psi"] for _, s in points], color=colour, linewidth=1, label=name)
+        ax.scatter(xs, [s["psi"] for _, s in points], color=colour, zorder=3,
+                   facecolors=[colour if s["verdict"] == "drift" else "white" for _, s in points])
+    _batch_axis(ax, labels)
+    ax.set_ylabel("PSI")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     return _finish(fig)
