@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from framework.evaluation.types import EvalReport, Predictions
+from framework.wording import plural
 
 # A public module (docs/plugins.md): these names are its API.
 __all__ = ["ClassificationResult", "classification_report", "confusion_markdown", "critical_classes", "evaluation_report",
@@ -112,7 +113,7 @@ def weakest_class_note(result: ClassificationResult) -> str | None:
     row = result.per_class[name]
     return (
         f"weakest class `{name}`: recall {row['recall']:.2f} vs accuracy {result.metrics['accuracy']:.2f} overall "
-        f"({int(row['support'])} items; precision {row['precision']:.2f})"
+        f"({plural(int(row['support']), 'item')}; precision {row['precision']:.2f})"
     )
 
 
@@ -139,7 +140,7 @@ def critical_classes(result: ClassificationResult, critical: Sequence[str], spli
         recalls.append(row["recall"])
         notes.append(
             f"critical class `{name}`: recall {row['recall']:.2f}, precision {row['precision']:.2f} "
-            f"({int(row['support'])} items)"
+            f"({plural(int(row['support']), 'item')})"
         )
     if recalls:
         metrics["critical_min_recall"] = float(min(recalls))

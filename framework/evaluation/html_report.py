@@ -27,6 +27,7 @@ from framework.evaluation import plots
 from framework.evaluation.retention import Retention, lower_is_better
 from framework.evaluation.success import Verdict
 from framework.evaluation.types import EvalReport
+from framework.wording import plural
 
 WEAKEST_SHARE = 0.2  # the weakest fifth of the rows (at least one) is marked
 _KEY_COLUMNS = ("recall", "accuracy", "f1", "wer", "cer")  # the column that ranks rows, first present
@@ -92,11 +93,6 @@ def fmt(value: Any) -> str:
     if math.isnan(value):
         return "nan"
     return str(int(value)) if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}"
-
-
-def plural(count: int, noun: str, plural_form: str | None = None) -> str:
-    """``1 item``, ``2 items``, ``0 items``."""
-    return f"{count} {noun if count == 1 else plural_form or noun + 's'}"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], row_classes: Sequence[str] = ()) -> str:
@@ -309,7 +305,7 @@ def retention_section(retention: Retention) -> str:
     classes = ["weak" if cost.get(n, 0.0) > 0 else "" for n in names]
     missing = "" if retention.start else "<p>The run did not train, so the starting weights were not measured.</p>"
     return (f'<section id="retention"><h2>Retention (forgetting)</h2><p>Retention set <code>{esc(retention.source)}</code>, '
-            f"{len(retention.records)} items; cost = how much worse the trained weights are than the starting ones "
+            f"{plural(len(retention.records), 'item')}; cost = how much worse the trained weights are than the starting ones "
             f"(positive: forgotten).</p>{missing}"
             + table(["metric", "starting weights", "trained weights", "cost"], rows, classes) + "</section>")
 

@@ -37,6 +37,7 @@ from framework.monitoring.drift import DriftConfig, DriftReport, compare, model_
 from framework.monitoring.page import DRIFT_FIGURES, figure_path, write_monitor_page
 from framework.monitoring.review_sample import review_sample, write_review_queue
 from framework.plugins import Plugins
+from framework.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +56,26 @@ class TrainedRun:
 
 
 def weights_of(run_dir: Path) -> Path:
-    """The weights a run serves: ``export/`` when written, else its newest valid checkpoint."""
+    """The weights a run serves: ``export/`` when it holds the task's weights with the config
+    (``model.safetensors``, ``config.yaml``), else the newest valid checkpoint.
+
+    An ``export/`` in another format (a merged Hugging Face model, say) is named in a warning
+    before the checkpoint is used, so the fallback is never silent.
+    """
     from framework.training import latest_checkpoint
+    from framework.training.checkpoint import CONFIG, WEIGHTS
 
     export = Path(run_dir) / "export"
-    if (export / "model.safetensors").is_file() and (export / "config.yaml").is_file():
+    missing = [name for name in (WEIGHTS, CONFIG) if not (export / name).is_file()]
+    if export.is_dir() and not missing:
         return export
     checkpoint = latest_checkpoint(Path(run_dir))
     if checkpoint is None:
-        raise FrameworkError(f"{run_dir} has neither export/ nor a valid checkpoint; pass a trained run's "
-                             f"directory, or --weights PATH to an export or checkpoint directory")
+        raise FrameworkError(f"{run_dir} has neither export/ (with {WEIGHTS} and {CONFIG}) nor a valid checkpoint; "
+                             f"pass a trained run's directory, or --weights PATH to an export or checkpoint directory")
+    if export.is_dir():
+        log.warning("monitor: %s has no %s (the modality exports another format); scoring with the newest "
+                    "checkpoint %s instead", export, " or ".join(missing), checkpoint)
     return checkpoint
 
 
@@ -193,8 +204,6 @@ def monitor(run_dir: Path, manifest: Path, *, cfg: DriftConfig | None = None, ou
     _write_figures(out_dir, payload, ref_signals, new_signals)
     history.append(out_dir / history.HISTORY_FILE, drift_entry(report, manifest, trained.weights, name))
     write_monitor_page(out_dir, run_dir, trained.modality.name, trained.weights)
-    from framework.evaluation.html_report import plural
-
     verdict = f"DRIFT in {', '.join(report.drifted)}" if report.drifted else "no drift"
     log.info("monitor: %s (%d signals; batch %d vs reference %d); review sample of %s -> %s", verdict,
              len(report.signals), len(batch), len(reference), plural(len(sample.ids), "item"), out_dir)
