@@ -57,6 +57,15 @@ def _finish(fig: Any) -> str:
     return png_uri(buffer.getvalue())
 
 
+def series_label(key: str) -> str:
+    """A metric series' name for a legend: ``train/loss`` -> ``train loss``, ``val/val_loss`` ->
+    ``val loss``, ``val/val_acc`` -> ``val acc`` (the split said once)."""
+    group, _, name = key.rpartition("/")
+    if group and name.startswith(group + "_"):
+        name = name[len(group) + 1:]
+    return f"{group} {name}".strip().replace("_", " ")
+
+
 def training_curves(series: Mapping[str, Sequence[tuple[int, float]]], loss_keys: Sequence[str],
                     metric_key: str | None) -> str | None:
     """Train and val loss (left axis) and the main validation metric (right axis) against the step.
@@ -77,15 +86,15 @@ def training_curves(series: Mapping[str, Sequence[tuple[int, float]]], loss_keys
     fig, ax = plt.subplots(figsize=(7.5, 3.9))
     for key, colour in zip(present, ("tab:blue", "tab:orange", "tab:purple", "tab:brown")):
         steps, values = zip(*series[key])
-        ax.plot(steps, values, label=key, color=colour, marker="o" if len(steps) < 30 else None, markersize=3)
+        ax.plot(steps, values, label=series_label(key), color=colour, marker="o" if len(steps) < 30 else None, markersize=3)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
     handles, labels = ax.get_legend_handles_labels()
     if metric_key and series.get(metric_key):
         right = ax.twinx()
         steps, values = zip(*series[metric_key])
-        right.plot(steps, values, label=metric_key, color="tab:green", linestyle="--", marker="s", markersize=3)
-        right.set_ylabel(metric_key.rsplit("/", 1)[-1])
+        right.plot(steps, values, label=series_label(metric_key), color="tab:green", linestyle="--", marker="s", markersize=3)
+        right.set_ylabel(series_label(metric_key))
         more_h, more_l = right.get_legend_handles_labels()
         handles, labels = handles + more_h, labels + more_l
     # Below the plot: inside, it would hide the curves of one axis or the other.
@@ -95,18 +104,29 @@ def training_curves(series: Mapping[str, Sequence[tuple[int, float]]], loss_keys
 
 
 def per_class_bars(values: Mapping[str, float], metric: str, weakest: Sequence[str] = ()) -> str:
-    """One bar per class of ``metric`` (recall, say); the weakest classes in red."""
+    """One bar per class of ``metric`` (recall, say); the weakest classes in red; a class at zero
+    gets a visible marker and a ``0`` label, since its bar has no height."""
     plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(values) + 2.0), 3.0))
+    draw_per_class(ax, values, metric, weakest)
+    return _finish(fig)
+
+
+def draw_per_class(ax: Any, values: Mapping[str, float], metric: str, weakest: Sequence[str] = ()) -> None:
+    """:func:`per_class_bars` drawn on the axes ``ax``."""
     names = list(values)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(names) + 2.0), 3.0))
     colours = ["tab:red" if n in weakest else "tab:blue" for n in names]
     ax.bar(range(len(names)), [values[n] for n in names], color=colours)
+    top = max(max(values.values(), default=1.0), 1.0)
+    for i, name in enumerate(names):
+        if values[name] == 0:
+            ax.plot([i], [0], marker="^", markersize=8, color=colours[i], clip_on=False, zorder=3)
+            ax.annotate("0", (i, 0), xytext=(0, 7), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=8, color=colours[i], fontweight="bold")
     ax.set_xticks(range(len(names)), labels=names, rotation=90 if len(names) > 12 else 0, fontsize=8)
     ax.set_ylabel(metric)
-    top = max(values.values(), default=1.0)
-    ax.set_ylim(0, max(1.0, top) * 1.05)
+    ax.set_ylim(0, top * 1.05)
     ax.grid(axis="y", alpha=0.3)
-    return _finish(fig)
 
 
 def distributions(reference: Sequence[Any], batch: Sequence[Any], title: str, categorical: bool) -> str:
