@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from framework.data.records import DataBundle, Record
 from framework.evaluation.direction import lower_is_better
 from framework.evaluation.types import EvalReport
+from framework.wording import plural
 
 if TYPE_CHECKING:
     from framework.config import EvaluationConfig
@@ -51,9 +52,9 @@ class Retention:
     size: int | None = None
 
     @property
-    def items(self) -> str:
-        """How many items the set has, as shown in reports."""
-        return str(len(self.records)) if self.records or self.size is None else str(self.size)
+    def items(self) -> int:
+        """How many items the set has: its records, or ``size`` for a report read back from disk."""
+        return len(self.records) if self.records or self.size is None else self.size
 
     def cost(self) -> dict[str, float]:
         """Metric -> how much worse the trained weights are than the starting ones (plain metrics)."""
@@ -79,7 +80,7 @@ class Retention:
 
     def markdown(self) -> str:
         """A table: metric, starting weights, trained weights, cost (positive = forgotten)."""
-        lines = [f"Retention set: `{self.source}` ({self.items} items). A positive cost is forgetting.", ""]
+        lines = [f"Retention set: `{self.source}` ({plural(self.items, 'item')}). A positive cost is forgetting.", ""]
         if self.start is None:
             lines += ["The run did not train, so the starting weights were not measured.", ""]
         lines += ["| metric | starting weights | trained weights | cost |", "|---|---|---|---|"]
