@@ -158,7 +158,7 @@ def test_loss_plot_draws_the_train_loss_once_with_clear_labels(tmp_path: Path, m
 def test_a_class_at_zero_recall_gets_a_visible_marker() -> None:
     from framework.evaluation import plots
 
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     fig, ax = plt.subplots()
     try:
         plots.draw_per_class(ax, {"cat": 0.9, "dog": 0.0, "eel": 0.7}, "recall", weakest=["dog"])
