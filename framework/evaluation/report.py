@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from framework.evaluation import success
 from framework.evaluation.types import EvalReport
@@ -43,8 +43,10 @@ def _metrics_table(metrics: Mapping[str, float]) -> str:
 
 
 def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[success.Verdict],
-           run_dir: Path, audit_line: str | None = None, retention: "Retention | None" = None) -> str:
-    """The Markdown text of ``report.md``."""
+           run_dir: Path, audit_line: str | None = None, retention: "Retention | None" = None,
+           merged: Mapping[str, Any] | None = None) -> str:
+    """The Markdown text of ``report.md``; ``merged`` is the training split's
+    :func:`framework.data.provenance.merged_summary`, shown when given."""
     out = [f"# Evaluation report: {modality}", ""]
     if verdicts:
         fit = all(v.passed for v in verdicts)
@@ -55,6 +57,10 @@ def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[succ
         out += ["No success criteria were set (`success:` in the config), so no verdict is given.", ""]
     if audit_line:
         out += [f"Data audit: {audit_line}", ""]
+    if merged:
+        from framework.data.provenance import summary_markdown
+
+        out += summary_markdown(merged)
     for report in reports:
         out += [f"## Split `{report.split}`", "", _metrics_table(report.metrics), ""]
         if report.notes:
