@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from framework.modality import Modality, RunContext
     from framework.plugins import Plugins
 
-__all__ = ["compose_config", "modality_sections", "stored_run_context"]
+__all__ = ["compose_config", "modality_sections", "stored_run_config", "stored_run_context"]
 
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:
@@ -45,6 +45,29 @@ def modality_sections(cfg: DictConfig, modality: Modality) -> dict[str, Any]:
     hold in a run. Raises :class:`~framework.errors.FrameworkError` naming the valid keys when a
     node holds a key its dataclass lacks."""
     return {name: OmegaConf.to_object(typed_section(cfg, name, schema)) for name, schema in modality.sections.items()}
+
+
+def stored_run_config(run_dir: Path) -> Path:
+    """The resolved config a run stored: ``.hydra/config.yaml``, else the ``config.yaml`` beside its
+    export or newest checkpoint.
+
+    Raises:
+        FrameworkError: when the directory holds none of them.
+    """
+    from pathlib import Path
+
+    from framework.errors import FrameworkError
+    from framework.training import latest_checkpoint
+
+    run_dir = Path(run_dir)
+    checkpoint = latest_checkpoint(run_dir) if run_dir.is_dir() else None
+    candidates = [run_dir / ".hydra" / "config.yaml", run_dir / "export" / "config.yaml"]
+    candidates += [checkpoint / "config.yaml"] if checkpoint is not None else []
+    found = next((path for path in candidates if path.is_file()), None)
+    if found is None:
+        raise FrameworkError(f"{run_dir} holds no stored config (.hydra/config.yaml, export/config.yaml or a "
+                             f"checkpoint's); pass the directory of a run made by python -m framework")
+    return found
 
 
 def stored_run_context(cfg: DictConfig, out_dir: Path, plugins: Plugins | None = None) -> tuple[Modality, RunContext]:

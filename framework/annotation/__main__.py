@@ -77,12 +77,10 @@ def _merge(args: argparse.Namespace) -> str:
     from omegaconf import OmegaConf
 
     from framework.annotation.merge import merge_corrections
-    from framework.compose import stored_run_context
+    from framework.compose import stored_run_config, stored_run_context
     from framework.errors import FrameworkError
 
-    config = args.run_dir / ".hydra" / "config.yaml"
-    if not config.is_file():
-        raise FrameworkError(f"{config} does not exist; pass the directory of a run made by python -m framework")
+    config = stored_run_config(args.run_dir)
     for export in args.exports:
         if not export.is_file():
             raise FrameworkError(f"{export}: no such file; pass exports written by python -m framework.annotation pull")
