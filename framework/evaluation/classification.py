@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from framework.evaluation.types import EvalReport, Predictions
+from framework.wording import plural
 
 # A public module (docs/plugins.md): these names are its API.
 __all__ = ["ClassificationResult", "classification_report", "confusion_markdown", "critical_classes", "evaluation_report",
@@ -98,21 +99,39 @@ def classification_report(predictions: Predictions) -> ClassificationResult:
     return ClassificationResult(classes, metrics, per_class, confusion)
 
 
+def _weakest(result: ClassificationResult) -> list[str]:
+    """Classes with items at the lowest recall, tied ones all (empty when every class with items
+    has the same recall: nothing is weakest, e.g. when all are perfect)."""
+    rows = {name: row for name, row in result.per_class.items() if row["support"] > 0}
+    recalls = {row["recall"] for row in rows.values()}
+    if len(rows) < 2 or len(recalls) < 2:
+        return []
+    low = min(recalls)
+    return sorted(name for name, row in rows.items() if row["recall"] == low)
+
+
 def weakest_class(result: ClassificationResult) -> str | None:
-    """The class with the lowest recall among those with items (ties: lower F1, then name)."""
-    candidates = [(row["recall"], row["f1"], name) for name, row in result.per_class.items() if row["support"] > 0]
-    return min(candidates)[2] if len(candidates) > 1 else None
+    """The class with the lowest recall among those with items (ties: lower F1, then name);
+    ``None`` for one class, or when every class has the same recall (all perfect, say)."""
+    tied = _weakest(result)
+    return min(tied, key=lambda n: (result.per_class[n]["f1"], n)) if tied else None
 
 
 def weakest_class_note(result: ClassificationResult) -> str | None:
-    """``"weakest class `7`: recall 0.61 vs accuracy 0.93 overall"``, or ``None`` for one class."""
-    name = weakest_class(result)
-    if name is None:
+    """``"weakest class `7`: recall 0.61 vs accuracy 0.93 overall"``; for a tie, ``"weakest classes
+    `3`, `8` (tied): recall 0.61 ..."``; ``None`` when no class is weaker than another."""
+    tied = _weakest(result)
+    if not tied:
         return None
-    row = result.per_class[name]
+    accuracy = result.metrics["accuracy"]
+    if len(tied) > 1:
+        recall = result.per_class[tied[0]]["recall"]
+        return (f"weakest classes {', '.join(f'`{n}`' for n in tied)} (tied): recall {recall:.2f} each vs accuracy "
+                f"{accuracy:.2f} overall")
+    row = result.per_class[tied[0]]
     return (
-        f"weakest class `{name}`: recall {row['recall']:.2f} vs accuracy {result.metrics['accuracy']:.2f} overall "
-        f"({int(row['support'])} items; precision {row['precision']:.2f})"
+        f"weakest class `{tied[0]}`: recall {row['recall']:.2f} vs accuracy {accuracy:.2f} overall "
+        f"({plural(int(row['support']), 'item')}; precision {row['precision']:.2f})"
     )
 
 
@@ -139,7 +158,7 @@ def critical_classes(result: ClassificationResult, critical: Sequence[str], spli
         recalls.append(row["recall"])
         notes.append(
             f"critical class `{name}`: recall {row['recall']:.2f}, precision {row['precision']:.2f} "
-            f"({int(row['support'])} items)"
+            f"({plural(int(row['support']), 'item')})"
         )
     if recalls:
         metrics["critical_min_recall"] = float(min(recalls))

@@ -27,6 +27,7 @@ from framework.evaluation import plots
 from framework.evaluation.retention import Retention, lower_is_better
 from framework.evaluation.success import Verdict
 from framework.evaluation.types import EvalReport
+from framework.wording import COUNT_NAMES, number, plural
 
 WEAKEST_SHARE = 0.2  # the weakest fifth of the rows (at least one) is marked
 _KEY_COLUMNS = ("recall", "accuracy", "f1", "wer", "cer")  # the column that ranks rows, first present
@@ -88,13 +89,11 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def fmt(value: Any) -> str:
-    """Counts as integers, other numbers to four decimals, the rest as text."""
+def fmt(value: Any, name: str | None = None) -> str:
+    """Numbers in one format (:func:`framework.wording.number`; ``name`` tells a count), the rest as text."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "" if value is None else str(value)
-    if math.isnan(value):
-        return "nan"
-    return str(int(value)) if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}"
+    return number(value, name)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], row_classes: Sequence[str] = ()) -> str:
@@ -102,8 +101,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], row_classes: Seq
     out = ["<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead><tbody>"]
     for i, row in enumerate(rows):
         cls = row_classes[i] if i < len(row_classes) and row_classes[i] else ""
-        cells = "".join(f'<td class="num">{esc(fmt(c))}</td>' if isinstance(c, (int, float)) and not isinstance(c, bool)
-                        else f"<td>{c if isinstance(c, Markup) else esc(c)}</td>" for c in row)
+        # A count is told by its column's header, or by the row's name in a metric/value table.
+        names = [header[j] if j < len(header) else None for j in range(len(row))]
+        if len(row) == 2 and isinstance(row[0], str) and row[0] in COUNT_NAMES:
+            names[1] = row[0]
+        cells = "".join(f'<td class="num">{esc(fmt(c, n))}</td>' if isinstance(c, (int, float)) and not isinstance(c, bool)
+                        else f"<td>{c if isinstance(c, Markup) else esc(c)}</td>" for c, n in zip(row, names))
         out.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
     out.append("</tbody></table>")
     return "".join(out)
@@ -167,6 +170,12 @@ def verdict_section(verdicts: Sequence[Verdict], enforce: bool) -> str:
                     ["pass" if v.passed else "fail" for v in verdicts]) + "</section>")
 
 
+def yaml_value(value: Any) -> str:
+    """A config value as its YAML (what the user writes in an override): ``false``, ``null``,
+    ``[audit, train]``, ``{accuracy: '>=0.9'}``; never Python's ``False`` or ``None``."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...").strip()
+
+
 def config_section(config_yaml: str) -> str:
     """The settings a reader asks about first, then the whole resolved config, folded."""
     try:
@@ -183,8 +192,8 @@ def config_section(config_yaml: str) -> str:
                 continue
             for key, value in section.items():
                 if (keys is None or key in keys) and not isinstance(value, (dict, list)) and value is not None:
-                    rows.append([f"{node}.{key}", str(value)])
-        rows += [[key, json.dumps(cfg[key])] for key in ("stages", "seed", "success") if key in cfg]
+                    rows.append([f"{node}.{key}", yaml_value(value)])
+        rows += [[key, yaml_value(cfg[key])] for key in ("stages", "seed", "success") if key in cfg]
     half = (len(rows) + 1) // 2  # two settings per row keeps the summary short
     paired = [[*rows[i], *(rows[i + half] if i + half < len(rows) else ["", ""])] for i in range(half)]
     summary = table(["setting", "value", "setting", "value"], paired) if rows else "<p>No config recorded.</p>"
@@ -216,7 +225,10 @@ def curves_section(run_dir: Path) -> str:
     from framework.tracking.compare import load_metric_series
 
     series = load_metric_series(run_dir)
-    losses = [k for k in series if k.startswith(("train/", "val/")) and "loss" in k.rsplit("/", 1)[-1]]
+    # A validation row repeats the train loss (``val/train_loss``, its mean since the last
+    # validation): the train curve is drawn once, from the train rows.
+    losses = [k for k in series if k.startswith(("train/", "val/")) and "loss" in k.rsplit("/", 1)[-1]
+              and not k.startswith("val/train_")]
     losses.sort(key=lambda k: (not k.startswith("train/"), k))
     candidates = [k for k in series if k.startswith("val/") and "loss" not in k]
     metric = max(candidates, key=lambda k: (len(series[k]), any(w in k for w in ("acc", "f1", "wer")), k), default=None)
@@ -224,8 +236,8 @@ def curves_section(run_dir: Path) -> str:
     head = '<section id="curves"><h2>Training curves</h2>'
     if uri is None:
         return head + "<p>No training metrics in <code>metrics.jsonl</code> (the run did not train).</p></section>"
-    return head + figure(uri, "loss (left axis) and " + (metric or "no validation metric") + " (right axis) by step") + \
-        "</section>"
+    return head + figure(uri, "loss (left axis) and " + (plots.series_label(metric) if metric else "no validation metric")
+                         + " (right axis) by optimizer step") + "</section>"
 
 
 def _key_column(rows: Mapping[str, Mapping[str, float]]) -> str | None:
@@ -238,23 +250,30 @@ def _key_column(rows: Mapping[str, Mapping[str, float]]) -> str | None:
 
 
 def weakest_rows(rows: Mapping[str, Mapping[str, float]]) -> tuple[str | None, list[str]]:
-    """The ranking column and the weakest fifth of the rows (at least one) by it; rows that tie
-    with the best row are never marked."""
+    """The ranking column and the weakest fifth of the rows (at least one) by it.
+
+    Rows that tie with the last one taken are taken too (two classes at the same lowest recall
+    are both weakest, never one picked by name), and rows as good as the best row are never
+    marked (every class perfect: nothing is weakest)."""
     key = _key_column(rows)
     ranked = [n for n in rows if key in rows[n] and not math.isnan(rows[n][key])] if key else []
     if len(ranked) < 2:
         return key, []
     worse_first = sorted(ranked, key=lambda n: rows[n][key], reverse=lower_is_better(key))
     best = rows[worse_first[-1]][key]
-    weak = worse_first[: max(1, math.ceil(WEAKEST_SHARE * len(ranked)))]
-    return key, [n for n in weak if rows[n][key] != best]  # rows as good as the best are not weak
+    cutoff = rows[worse_first[max(1, math.ceil(WEAKEST_SHARE * len(ranked))) - 1]][key]
+    weak = [n for n in worse_first if (rows[n][key] >= cutoff if lower_is_better(key) else rows[n][key] <= cutoff)]
+    return key, [n for n in weak if rows[n][key] != best]
 
 
 def breakdown_table(rows: Mapping[str, Mapping[str, float]], first: str) -> tuple[str, str | None, list[str]]:
-    """A per-class or per-slice table with the weakest rows marked; also the key and weakest rows."""
+    """A per-class or per-slice table with the weakest rows marked (``tied`` when several share
+    the weakest value); also the key and weakest rows."""
     key, weak = weakest_rows(rows)
     columns = sorted({c for row in rows.values() for c in row}, key=lambda c: (c != key, c))
-    body = [[Markup(f'{esc(name)} <span class="tag">◀ weakest</span>') if name in weak else name,
+    values = [rows[n][key] for n in weak] if key else []
+    tag = "◀ weakest" + (" (tied)" if len(weak) > 1 and len(set(values)) == 1 else "")
+    body = [[Markup(f'{esc(name)} <span class="tag">{tag}</span>') if name in weak else name,
              *[row.get(c, "") for c in columns]] for name, row in rows.items()]
     return table([first, *columns], body, ["weak" if n in weak else "" for n in rows]), key, weak
 
@@ -271,7 +290,7 @@ def split_section(report: EvalReport, run_dir: Path) -> str:
         out.append(f'<div class="per-class"><h3>Per class</h3>{html_table}')
         if key:
             values = {n: r[key] for n, r in report.per_class.items() if key in r}
-            out.append(figure(plots.per_class_bars(values, key, weak), f"{key} per class (weakest in red)"))
+            out.append(figure(plots.per_class_bars(values, key, weak), f"{key} per class" + (" (weakest in red)" if weak else "")))
         out.append("</div>")
     if report.per_slice:
         html_table, _, _ = breakdown_table(report.per_slice, "slice")
@@ -307,7 +326,7 @@ def retention_section(retention: Retention) -> str:
     classes = ["weak" if cost.get(n, 0.0) > 0 else "" for n in names]
     missing = "" if retention.start else "<p>The run did not train, so the starting weights were not measured.</p>"
     return (f'<section id="retention"><h2>Retention (forgetting)</h2><p>Retention set <code>{esc(retention.source)}</code>, '
-            f"{len(retention.records)} items; cost = how much worse the trained weights are than the starting ones "
+            f"{plural(len(retention.records), 'item')}; cost = how much worse the trained weights are than the starting ones "
             f"(positive: forgotten).</p>{missing}"
             + table(["metric", "starting weights", "trained weights", "cost"], rows, classes) + "</section>")
 
@@ -364,9 +383,45 @@ def drift_section(drift: Mapping[str, Any], figures: Mapping[str, str] | None = 
     review = drift.get("review")
     if review:
         strata = ", ".join(f"{k}: {v}" for k, v in review.get("strata", {}).items())
-        out.append(f"<h3>Review sample</h3><p>{review.get('size')} items ({esc(review.get('share'))} of the batch, "
+        out.append(f"<h3>Review sample</h3><p>{plural(int(review.get('size') or 0), 'item')} "
+                   f"({esc(review.get('share'))} of the batch, "
                    f"lowest confidence first within each predicted class; strata {esc(strata)}) written to "
                    f"<code>{esc(review.get('path'))}</code> for Label Studio.</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def history_section(entries: Sequence[Any]) -> str:
+    """The monitoring history (``monitor/history.jsonl`` entries, oldest first): error rates over
+    time against the launch figures, drift signals' PSI over time, and the latest evaluation's
+    rates with their intervals."""
+    evaluations = [e for e in entries if e.kind == "evaluate"]
+    drifts = [e for e in entries if e.kind == "drift"]
+    out = ['<section id="history"><h2>History</h2>',
+           f"<p>{plural(len(evaluations), 'evaluation')} of labelled batches and "
+           f"{plural(len(drifts), 'drift check')}, oldest first.</p>"]
+    if evaluations:
+        out.append(figure(plots.error_rate_history(evaluations), "error rate per evaluated batch, with 95% Wilson "
+                          "intervals; dashed: the launch run's rate"))
+        latest = evaluations[-1]
+        state = ("ALERT: " + "; ".join(latest.alerts)) if latest.alerts else "no metric past its threshold"
+        out.append(f"<h3>Latest evaluation: <code>{esc(latest.batch)}</code> ({esc(latest.timestamp)})</h3>"
+                   f"<p>{esc(state)} (allowed increases: "
+                   f"{esc(', '.join(f'{k} +{v:g}' for k, v in latest.max_increase.items()) or 'none')}; launch figures "
+                   f"from split <code>{esc(latest.launch_split or 'none')}</code>).</p>")
+        rows, classes = [], []
+        for name, rate in latest.rates.items():
+            change = latest.changes.get(name) or {}
+            rows.append([name, rate["rate"], f"[{fmt(rate['low'])}, {fmt(rate['high'])}]", rate["n"],
+                         change.get("launch", ""), "" if not change else f"{change['change']:+.4f}",
+                         "" if not change else "yes" if change["beyond_noise"] else "no"])
+            alerted = any(line.startswith(name + " ") for line in latest.alerts)
+            classes.append("fail" if alerted else "weak" if change.get("beyond_noise") and change["change"] > 0 else "")
+        out.append(table(["metric", "error rate", "95% interval", "items", "launch", "change", "beyond noise"],
+                         rows, classes))
+    if drifts:
+        out.append(figure(plots.psi_history(drifts), "PSI of each drift signal per checked batch; "
+                          "filled markers: drift"))
     out.append("</section>")
     return "".join(out)
 

@@ -35,6 +35,17 @@ def file_uri(path: Path) -> str:
     return png_uri(Path(path).read_bytes())
 
 
+def write_png(uri: str, path: Path) -> Path:
+    """Write a PNG ``data:`` URI (as these functions return) to ``path`` (parents created)."""
+    from framework.atomic import atomic_write_bytes
+
+    prefix = "data:image/png;base64,"
+    if not uri.startswith(prefix):
+        raise ValueError(f"not a PNG data URI: {uri[:40]!r}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(Path(path), base64.b64decode(uri[len(prefix):]))
+
+
 def _finish(fig: Any) -> str:
     plt = _pyplot()
     try:
@@ -44,6 +55,15 @@ def _finish(fig: Any) -> str:
     finally:
         plt.close(fig)
     return png_uri(buffer.getvalue())
+
+
+def series_label(key: str) -> str:
+    """A metric series' name for a legend: ``train/loss`` -> ``train loss``, ``val/val_loss`` ->
+    ``val loss``, ``val/val_acc`` -> ``val acc`` (the split said once)."""
+    group, _, name = key.rpartition("/")
+    if group and name.startswith(group + "_"):
+        name = name[len(group) + 1:]
+    return f"{group} {name}".strip().replace("_", " ")
 
 
 def training_curves(series: Mapping[str, Sequence[tuple[int, float]]], loss_keys: Sequence[str],
@@ -66,15 +86,15 @@ def training_curves(series: Mapping[str, Sequence[tuple[int, float]]], loss_keys
     fig, ax = plt.subplots(figsize=(7.5, 3.9))
     for key, colour in zip(present, ("tab:blue", "tab:orange", "tab:purple", "tab:brown")):
         steps, values = zip(*series[key])
-        ax.plot(steps, values, label=key, color=colour, marker="o" if len(steps) < 30 else None, markersize=3)
+        ax.plot(steps, values, label=series_label(key), color=colour, marker="o" if len(steps) < 30 else None, markersize=3)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
     handles, labels = ax.get_legend_handles_labels()
     if metric_key and series.get(metric_key):
         right = ax.twinx()
         steps, values = zip(*series[metric_key])
-        right.plot(steps, values, label=metric_key, color="tab:green", linestyle="--", marker="s", markersize=3)
-        right.set_ylabel(metric_key.rsplit("/", 1)[-1])
+        right.plot(steps, values, label=series_label(metric_key), color="tab:green", linestyle="--", marker="s", markersize=3)
+        right.set_ylabel(series_label(metric_key))
         more_h, more_l = right.get_legend_handles_labels()
         handles, labels = handles + more_h, labels + more_l
     # Below the plot: inside, it would hide the curves of one axis or the other.
@@ -84,18 +104,29 @@ def training_curves(series: Mapping[str, Sequence[tuple[int, float]]], loss_keys
 
 
 def per_class_bars(values: Mapping[str, float], metric: str, weakest: Sequence[str] = ()) -> str:
-    """One bar per class of ``metric`` (recall, say); the weakest classes in red."""
+    """One bar per class of ``metric`` (recall, say); the weakest classes in red; a class at zero
+    gets a visible marker and a ``0`` label, since its bar has no height."""
     plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(values) + 2.0), 3.0))
+    draw_per_class(ax, values, metric, weakest)
+    return _finish(fig)
+
+
+def draw_per_class(ax: Any, values: Mapping[str, float], metric: str, weakest: Sequence[str] = ()) -> None:
+    """:func:`per_class_bars` drawn on the axes ``ax``."""
     names = list(values)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(names) + 2.0), 3.0))
     colours = ["tab:red" if n in weakest else "tab:blue" for n in names]
     ax.bar(range(len(names)), [values[n] for n in names], color=colours)
+    top = max(max(values.values(), default=1.0), 1.0)
+    for i, name in enumerate(names):
+        if values[name] == 0:
+            ax.plot([i], [0], marker="^", markersize=8, color=colours[i], clip_on=False, zorder=3)
+            ax.annotate("0", (i, 0), xytext=(0, 7), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=8, color=colours[i], fontweight="bold")
     ax.set_xticks(range(len(names)), labels=names, rotation=90 if len(names) > 12 else 0, fontsize=8)
     ax.set_ylabel(metric)
-    top = max(values.values(), default=1.0)
-    ax.set_ylim(0, max(1.0, top) * 1.05)
+    ax.set_ylim(0, top * 1.05)
     ax.grid(axis="y", alpha=0.3)
-    return _finish(fig)
 
 
 def distributions(reference: Sequence[Any], batch: Sequence[Any], title: str, categorical: bool) -> str:
@@ -121,4 +152,64 @@ def distributions(reference: Sequence[Any], batch: Sequence[Any], title: str, ca
         ax.set_ylabel("density")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
+    return _finish(fig)
+
+
+def _batch_axis(ax: Any, labels: Sequence[str]) -> None:
+    ax.set_xticks(range(len(labels)), labels=labels, rotation=30 if len(labels) > 4 else 0, fontsize=7, ha="right"
+                  if len(labels) > 4 else "center")
+    ax.set_xlim(-0.5, max(len(labels) - 0.5, 0.5))
+    ax.grid(alpha=0.3)
+
+
+def error_rate_history(entries: Sequence[Any], max_classes: int = 6) -> str:
+    """Error rate per evaluated batch (``evaluate`` entries of the monitoring history, oldest
+    first): the overall rate with its interval as error bars and the launch rate dashed, and the
+    per-class rates (the ``max_classes`` worst in the latest batch) as thin lines."""
+    plt = _pyplot()
+    labels = [e.batch for e in entries]
+    x = np.arange(len(entries))
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    overall = [e.rates.get("error_rate") for e in entries]
+    shown = [i for i, r in enumerate(overall) if r is not None]
+    if shown:
+        rate = np.array([overall[i]["rate"] for i in shown])
+        err = np.array([[overall[i]["rate"] - overall[i]["low"] for i in shown],
+                        [overall[i]["high"] - overall[i]["rate"] for i in shown]])  # (2, K)
+        ax.errorbar(x[shown], rate, yerr=err, color="tab:blue", marker="o", capsize=3, label="error_rate")
+        launch = [(i, (entries[i].changes.get("error_rate") or {}).get("launch")) for i in shown]
+        launch = [(i, v) for i, v in launch if v is not None]
+        if launch:
+            ax.plot([i for i, _ in launch], [v for _, v in launch], color="tab:blue", linestyle="--", alpha=0.6,
+                    marker="_", markersize=12, label="launch error_rate")
+    latest = entries[-1].rates if entries else {}
+    worst = sorted((n for n in latest if n.startswith("class/")), key=lambda n: -latest[n]["rate"])[:max_classes]
+    for name, colour in zip(worst, plt.get_cmap("tab10").colors[1:]):
+        points = [(i, e.rates[name]["rate"]) for i, e in enumerate(entries) if name in e.rates]
+        ax.plot(*zip(*points), color=colour, linewidth=1, alpha=0.8, marker=".", label=name)
+    _batch_axis(ax, labels)
+    ax.set_ylabel("error rate")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    return _finish(fig)
+
+
+def psi_history(entries: Sequence[Any]) -> str:
+    """PSI of every drift signal per checked batch (``drift`` entries, oldest first); a filled
+    marker where the signal's verdict was drift, a hollow one otherwise."""
+    plt = _pyplot()
+    labels = [e.batch for e in entries]
+    names = sorted({n for e in entries for n, s in e.signals.items() if s.get("psi") is not None})
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    for name, colour in zip(names, plt.get_cmap("tab20").colors):
+        points = [(i, e.signals[name]) for i, e in enumerate(entries)
+                  if name in e.signals and e.signals[name].get("psi") is not None]
+        xs = [i for i, _ in points]
+        ax.plot(xs, [s["psi"] for _, s in points], color=colour, linewidth=1, label=name)
+        ax.scatter(xs, [s["psi"] for _, s in points], color=colour, zorder=3,
+                   facecolors=[colour if s["verdict"] == "drift" else "white" for _, s in points])
+    _batch_axis(ax, labels)
+    ax.set_ylabel("PSI")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     return _finish(fig)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from framework.evaluation import success
 from framework.evaluation.types import EvalReport
 from framework.json_values import jsonable
+from framework.wording import number
 
 if TYPE_CHECKING:
     from framework.evaluation.retention import Retention
@@ -21,16 +22,11 @@ if TYPE_CHECKING:
 REPORTS_JSON = "eval/reports.json"
 
 
-def _fmt(value: float) -> str:
-    """Counts as integers, everything else to four decimals."""
-    return str(int(value)) if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}"
-
-
 def _table(rows: Mapping[str, Mapping[str, float]], first: str) -> str:
     columns = sorted({c for row in rows.values() for c in row})
     lines = [f"| {first} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, row in rows.items():
-        cells = " | ".join("" if c not in row else _fmt(row[c]) for c in columns)
+        cells = " | ".join("" if c not in row else number(row[c], c) for c in columns)
         lines.append(f"| {name} | {cells} |")
     return "\n".join(lines)
 
@@ -38,7 +34,7 @@ def _table(rows: Mapping[str, Mapping[str, float]], first: str) -> str:
 def _metrics_table(metrics: Mapping[str, float]) -> str:
     """Overall metrics, one per row; namespaced ones (``robust/...``) have their own sections."""
     lines = ["| metric | value |", "|---|---|"]
-    lines += [f"| {name} | {_fmt(value)} |" for name, value in metrics.items() if "/" not in name]
+    lines += [f"| {name} | {number(value, name)} |" for name, value in metrics.items() if "/" not in name]
     return "\n".join(lines)
 
 

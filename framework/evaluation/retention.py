@@ -24,6 +24,7 @@ from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
 from framework.evaluation.direction import lower_is_better
 from framework.evaluation.types import EvalReport
+from framework.wording import plural
 
 if TYPE_CHECKING:
     from framework.config import EvaluationConfig
@@ -76,7 +77,7 @@ class Retention:
 
     def markdown(self) -> str:
         """A table: metric, starting weights, trained weights, cost (positive = forgotten)."""
-        lines = [f"Retention set: `{self.source}` ({len(self.records)} items). A positive cost is forgetting.", ""]
+        lines = [f"Retention set: `{self.source}` ({plural(len(self.records), 'item')}). A positive cost is forgetting.", ""]
         if self.start is None:
             lines += ["The run did not train, so the starting weights were not measured.", ""]
         lines += ["| metric | starting weights | trained weights | cost |", "|---|---|---|---|"]

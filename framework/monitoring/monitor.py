@@ -8,7 +8,10 @@ features (:meth:`framework.Modality.drift_features`) and the model's own signals
 
 * ``drift.json``: one verdict per signal (PSI, KS / chi-square / MMD), the sizes compared and
   the review sample's strata;
-* ``report.html``: the drift section with reference-against-batch plots;
+* ``drift_figures/``: one reference-against-batch plot per signal;
+* ``history.jsonl``: one ``drift`` entry appended (:mod:`framework.monitoring.history`);
+* ``report.html``: the monitoring report (:mod:`framework.monitoring.page`): the history over
+  time and this drift check;
 * ``review_tasks.json``: the review sample as a Label Studio import with pre-annotations.
 """
 
@@ -27,9 +30,12 @@ from framework.atomic import atomic_write_text
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
 from framework.modality import Modality, RunContext
+from framework.monitoring import history
 from framework.monitoring.drift import DriftConfig, DriftReport, compare, model_signals
+from framework.monitoring.page import DRIFT_FIGURES, figure_path, write_monitor_page
 from framework.monitoring.review_sample import review_sample, write_review_queue
 from framework.plugins import Plugins
+from framework.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +54,26 @@ class TrainedRun:
 
 
 def weights_of(run_dir: Path) -> Path:
-    """The weights a run serves: ``export/`` when written, else its newest valid checkpoint."""
+    """The weights a run serves: ``export/`` when it holds the task's weights with the config
+    (``model.safetensors``, ``config.yaml``), else the newest valid checkpoint.
+
+    An ``export/`` in another format (a merged Hugging Face model, say) is named in a warning
+    before the checkpoint is used, so the fallback is never silent.
+    """
     from framework.training import latest_checkpoint
+    from framework.training.checkpoint import CONFIG, WEIGHTS
 
     export = Path(run_dir) / "export"
-    if (export / "model.safetensors").is_file() and (export / "config.yaml").is_file():
+    missing = [name for name in (WEIGHTS, CONFIG) if not (export / name).is_file()]
+    if export.is_dir() and not missing:
         return export
     checkpoint = latest_checkpoint(Path(run_dir))
     if checkpoint is None:
-        raise FrameworkError(f"{run_dir} has neither export/ nor a valid checkpoint; pass a trained run's "
-                             f"directory, or --weights PATH to an export or checkpoint directory")
+        raise FrameworkError(f"{run_dir} has neither export/ (with {WEIGHTS} and {CONFIG}) nor a valid checkpoint; "
+                             f"pass a trained run's directory, or --weights PATH to an export or checkpoint directory")
+    if export.is_dir():
+        log.warning("monitor: %s has no %s (the modality exports another format); scoring with the newest "
+                    "checkpoint %s instead", export, " or ".join(missing), checkpoint)
     return checkpoint
 
 
@@ -139,7 +155,7 @@ def signals_of(trained: TrainedRun, records: list[Record], split: str) -> tuple[
 
 def monitor(run_dir: Path, manifest: Path, *, cfg: DriftConfig | None = None, out_dir: Path | None = None,
             weights: Path | None = None, root: Path | None = None, format: str = "auto",
-            plugins: Plugins | None = None) -> DriftReport:
+            plugins: Plugins | None = None, name: str | None = None) -> DriftReport:
     """Check a new batch for drift against a trained run's reference; write the artifacts.
 
     Args:
@@ -151,6 +167,7 @@ def monitor(run_dir: Path, manifest: Path, *, cfg: DriftConfig | None = None, ou
         root: What the batch's relative media paths resolve against; default the manifest's folder.
         format: The batch's reader (``auto`` from its extension).
         plugins: The plugin facade; the installed plugins when omitted.
+        name: The batch's name in ``history.jsonl``; default its folder or manifest stem.
 
     Returns:
         The drift report (also written as ``drift.json``).
@@ -173,26 +190,36 @@ def monitor(run_dir: Path, manifest: Path, *, cfg: DriftConfig | None = None, ou
                      "ids": sample.ids, "path": str(queue)}
     payload = report.to_json()
     atomic_write_text(out_dir / "drift.json", json.dumps(payload, indent=1, allow_nan=False))
-    _write_page(out_dir / "report.html", trained, payload, ref_signals, new_signals, run_dir)
+    _write_figures(out_dir, payload, ref_signals, new_signals)
+    history.append(out_dir / history.HISTORY_FILE, drift_entry(report, manifest, trained.weights, name))
+    write_monitor_page(out_dir, run_dir, trained.modality.name, trained.weights)
     verdict = f"DRIFT in {', '.join(report.drifted)}" if report.drifted else "no drift"
-    log.info("monitor: %s (%d signals; batch %d vs reference %d); review sample of %d -> %s", verdict,
-             len(report.signals), len(batch), len(reference), len(sample.ids), out_dir)
+    log.info("monitor: %s (%d signals; batch %d vs reference %d); review sample of %s -> %s", verdict,
+             len(report.signals), len(batch), len(reference), plural(len(sample.ids), "item"), out_dir)
     return report
 
 
-def _write_page(path: Path, trained: TrainedRun, payload: dict[str, Any], reference: dict[str, Any],
-                batch: dict[str, Any], run_dir: Path) -> Path:
-    from framework.evaluation import plots
-    from framework.evaluation.html_report import drift_section, esc, page
+def drift_entry(report: DriftReport, manifest: Path, weights: Path, name: str | None = None) -> history.Entry:
+    """The ``drift`` line of ``history.jsonl`` for a drift report."""
+    signals = {s.name: {"verdict": s.verdict, "psi": s.psi, "p_value": s.p_value} for s in report.signals}
+    return history.Entry(kind="drift", batch=name or history.batch_name(manifest), timestamp=history.now_utc(),
+                         manifest=str(manifest), weights=str(weights), size=report.batch_size, signals=signals,
+                         drifted=report.drifted)
 
-    figures = {}
+
+def _write_figures(out_dir: Path, payload: dict[str, Any], reference: dict[str, Any], batch: dict[str, Any]) -> None:
+    """One reference-against-batch plot per scalar or categorical signal (at most 16), replacing the last check's."""
+    import shutil
+
+    from framework.evaluation import plots
+
+    shutil.rmtree(out_dir / DRIFT_FIGURES, ignore_errors=True)
+    drawn = 0
     for signal in payload["signals"]:
-        if signal["kind"] == "vectors" or len(figures) >= 16:
+        if signal["kind"] == "vectors" or drawn >= 16:
             continue
         name = signal["name"]
-        figures[name] = plots.distributions(reference[name], batch[name], f"{name} ({signal['verdict']})",
-                                            categorical=signal["kind"] == "categorical")
-    body = [f"<h1>Monitoring report: {esc(trained.modality.name)}</h1>",
-            f"<p>Run <code>{esc(run_dir)}</code>, weights <code>{esc(trained.weights)}</code>.</p>",
-            drift_section(payload, figures)]
-    return atomic_write_text(path, page(f"Monitoring report ({run_dir.name})", body))
+        uri = plots.distributions(reference[name], batch[name], f"{name} ({signal['verdict']})",
+                                  categorical=signal["kind"] == "categorical")
+        plots.write_png(uri, figure_path(out_dir, name))
+        drawn += 1

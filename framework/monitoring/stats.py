@@ -4,8 +4,8 @@ Each function compares a *reference* sample (the training data, the model's outp
 *batch* (new inputs) and is deterministic given its ``seed``.
 
 * :func:`psi_numeric` / :func:`psi_categorical`: the population stability index,
-  ``sum((b - r) * ln(b / r))`` over bins (reference quantiles; up to ten, fewer for small
-  samples) or categories, with half a pseudo-count per bin, an effect size:
+  ``sum((b - r) * ln(b / r))`` over bins (reference quantiles, up to ten, fewer for small
+  samples, and a bin each side for values outside the reference's range) or categories, with half a pseudo-count per bin, an effect size:
   below 0.1 is usually read as stable, 0.1-0.25 as a moderate shift, above 0.25 as a large one.
 * :func:`ks_test` (scipy's two-sample Kolmogorov-Smirnov) and :func:`chi2_test` (scipy's
   contingency test): the evidence that the two samples differ at all.
@@ -41,13 +41,24 @@ def psi_bins(n_reference: int, n_batch: int, most: int = 10) -> int:
     return int(np.clip(min(n_reference, n_batch) // 10, 2, most))
 
 
+def psi_edges(reference: Sequence[float], bins: int) -> np.ndarray:
+    """Bin edges of a PSI (values equal to an edge fall in the bin above it): the reference's
+    inner quantiles, plus its minimum and just above its maximum, so that values outside the
+    reference's range get bins of their own. A single-valued reference (every image 32 px wide)
+    thus has three bins: below, at and above its value, and a batch at another value scores a
+    large PSI instead of sharing the reference's one bin."""
+    ref = np.asarray(reference, dtype=float)
+    inner = np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1])
+    return np.unique(np.concatenate([inner, [ref.min(), np.nextafter(ref.max(), np.inf)]]))
+
+
 def psi_numeric(reference: Sequence[float], batch: Sequence[float], bins: int | None = None) -> float:
-    """PSI of a scalar over the reference's quantile bins (:func:`psi_bins` of them unless given;
-    fewer when values tie)."""
+    """PSI of a scalar over :func:`psi_edges` (:func:`psi_bins` quantile bins unless given; fewer
+    when values tie; one more each side for values outside the reference's range)."""
     ref = np.asarray(reference, dtype=float)
     new = np.asarray(batch, dtype=float)
     bins = bins or psi_bins(len(ref), len(new))
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+    edges = psi_edges(ref, bins)
     ref_counts = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=len(edges) + 1)
     new_counts = np.bincount(np.searchsorted(edges, new, side="right"), minlength=len(edges) + 1)
     return _psi(ref_counts, new_counts)

@@ -94,3 +94,86 @@ def test_criteria_failures_not_enforced_are_labelled(tmp_path: Path) -> None:
 ])
 def test_weakest_rows(rows, weak) -> None:
     assert html_report.weakest_rows(rows)[1] == weak
+
+
+def test_tied_weakest_classes_are_all_marked_and_said_tied() -> None:
+    rows = {c: {"recall": r, "support": 6.0} for c, r in (("cat", 0.5), ("dog", 0.5), ("eel", 0.9), ("fox", 1.0),
+                                                           ("gnu", 1.0), ("hen", 1.0), ("ant", 1.0), ("bee", 1.0),
+                                                           ("cow", 1.0), ("elk", 1.0))}
+    key, weak = html_report.weakest_rows(rows)
+    assert key == "recall" and weak == ["cat", "dog"]  # a fifth of ten is two; never one of a tie by name
+    rows["eel"]["recall"] = 0.5  # three tied at the bottom: all three, not the first two by name
+    assert sorted(html_report.weakest_rows(rows)[1]) == ["cat", "dog", "eel"]
+    text, _, _ = html_report.breakdown_table(rows, "class")
+    assert text.count("◀ weakest (tied)") == 3
+
+
+def test_nothing_is_weakest_when_every_class_is_perfect() -> None:
+    from framework.evaluation.classification import classification_report, weakest_class, weakest_class_note
+    from framework.evaluation.types import Predictions
+
+    perfect = Predictions("val", list("abcd"), ["x", "x", "y", "y"], ["x", "x", "y", "y"], classes=["x", "y"])
+    result = classification_report(perfect)
+    assert weakest_class(result) is None and weakest_class_note(result) is None
+    rows = {c: {"recall": 1.0, "support": 2.0} for c in ("x", "y")}
+    assert html_report.weakest_rows(rows)[1] == []
+    report = EvalReport("val", metrics={"accuracy": 1.0}, per_class=rows)
+    assert "weakest" not in html_report.split_section(report, Path("."))
+    tied = Predictions("val", list("abcdef"), ["x", "x", "y", "y", "z", "z"], ["x", "y", "y", "x", "z", "z"],
+                       classes=["x", "y", "z"])
+    assert weakest_class_note(classification_report(tied)) == (
+        "weakest classes `x`, `y` (tied): recall 0.50 each vs accuracy 0.67 overall")
+
+
+def test_numbers_have_one_format_and_counts_are_integers() -> None:
+    report = EvalReport("val", metrics={"accuracy": 1.0, "macro_f1": 0.963, "count": 27.0},
+                        per_class={"a": {"recall": 1.0, "f1": 0.9630, "support": 13.0},
+                                   "b": {"recall": 0.9286, "f1": 0.9630, "support": 14.0}})
+    text = html_report.split_section(report, Path("."))
+    assert '<td class="num">1.0000</td>' in text and '<td class="num">0.9630</td>' in text
+    assert '<td class="num">27</td>' in text and '<td class="num">13</td>' in text
+    assert '<td class="num">1</td>' not in text
+    from framework.evaluation.report import render
+
+    md = render("toy", [report], [], Path("."), "")
+    assert "| accuracy | 1.0000 |" in md and "| count | 27 |" in md
+
+
+def test_loss_plot_draws_the_train_loss_once_with_clear_labels(tmp_path: Path, monkeypatch) -> None:
+    from framework.evaluation import plots
+
+    run = _run_dir(tmp_path)
+    with open(run / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps({"step": 10, "kind": "val", "split": "val",
+                             "metrics": {"val_loss": 0.3, "val_acc": 0.9, "train_loss": 0.25}}) + "\n")
+    drawn = {}
+    monkeypatch.setattr(plots, "training_curves",
+                        lambda series, losses, metric: drawn.update(losses=list(losses), metric=metric) or "data:,")
+    html_report.curves_section(run)
+    assert drawn == {"losses": ["train/loss", "val/val_loss"], "metric": "val/val_acc"}
+    assert [plots.series_label(k) for k in ("train/loss", "val/val_loss", "val/val_acc", "test/mse")] == [
+        "train loss", "val loss", "val acc", "test mse"]
+
+
+def test_a_class_at_zero_recall_gets_a_visible_marker() -> None:
+    from framework.evaluation import plots
+
+    plt = plots._pyplot()
+    fig, ax = plt.subplots()
+    try:
+        plots.draw_per_class(ax, {"cat": 0.9, "dog": 0.0, "eel": 0.7}, "recall", weakest=["dog"])
+        markers = [(tuple(line.get_xdata()), line.get_marker()) for line in ax.get_lines()]
+        assert markers == [((1,), "^")]
+        assert [(t.get_text(), t.xy) for t in ax.texts] == [("0", (1, 0))]
+    finally:
+        plt.close(fig)
+    assert plots.per_class_bars({"cat": 0.0}, "recall").startswith("data:image/png;base64,")
+
+
+def test_config_table_shows_yaml_values() -> None:
+    text = html_report.config_section("modality: {name: toy}\nmodel: {pretrained: false, name: tiny}\n"
+                                      "trainer: {lr: 0.001, device: null, max_steps: 10}\nstages: [audit, train]\nsuccess: {accuracy: '>=0.9'}\n")
+    assert "<td>false</td>" in text and "False" not in text
+    assert "<td>[audit, train]</td>" in text and "<td>{accuracy: &#x27;&gt;=0.9&#x27;}</td>" in text
+    assert [html_report.yaml_value(v) for v in (False, None, True, 3, "x", 0.5)] == [
+        "false", "null", "true", "3", "x", "0.5"]

@@ -85,3 +85,48 @@ def test_compare_gives_one_verdict_per_signal_and_skips_missing_values(rng) -> N
     assert report.drifted == ["input/brightness"]
     payload = report.to_json()
     assert payload["verdict"] == "drift" and payload["signals"][1]["psi"] is not None
+
+
+def test_a_single_valued_reference_sees_a_changed_value_as_drift() -> None:
+    ref = [32.0] * 260  # every training image 32 px wide
+    assert stats.psi_numeric(ref, [96.0] * 60) > 2.0
+    assert stats.psi_numeric(ref, [16.0] * 60) > 2.0  # below the reference's value too
+    assert stats.psi_numeric(ref, [32.0] * 60) == pytest.approx(0.0, abs=1e-12)
+    assert list(stats.psi_edges(ref, 10)) == [32.0, np.nextafter(32.0, np.inf)]  # below, at, above
+    report = compare({"input/width": ref}, {"input/width": [96.0] * 60}, DriftConfig(), reference_size=260,
+                     batch_size=60)
+    width = report.signal("input/width")
+    assert width.verdict == "drift" and width.statistic == 1.0, (width.psi, width.p_value)
+    # A few-valued reference: a value above its largest one no longer shares that value's bin.
+    assert stats.psi_numeric([32.0] * 100 + [64.0] * 100, [96.0] * 60) > 2.0
+
+
+def test_the_monitor_tries_the_export_before_the_checkpoint(tmp_path, monkeypatch, caplog) -> None:
+    import framework.training
+    from framework.errors import FrameworkError
+    from framework.monitoring.monitor import weights_of
+
+    checkpoint = tmp_path / "checkpoints" / "step_00000010"
+    monkeypatch.setattr(framework.training, "latest_checkpoint", lambda run_dir: checkpoint)
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "config.yaml").write_text("modality: {name: toy}\n")
+    with caplog.at_level("WARNING"):
+        assert weights_of(tmp_path) == checkpoint  # an export in another format: named, then the checkpoint
+    assert "has no model.safetensors" in caplog.text and str(checkpoint) in caplog.text
+    (export / "model.safetensors").write_bytes(b"")
+    assert weights_of(tmp_path) == export
+    monkeypatch.setattr(framework.training, "latest_checkpoint", lambda run_dir: None)
+    with pytest.raises(FrameworkError, match="neither export/"):
+        weights_of(tmp_path / "nothing")
+
+
+def test_review_sample_of_one_item_is_worded_in_the_singular() -> None:
+    from framework.evaluation.html_report import drift_section
+    from framework.wording import plural
+
+    assert (plural(1, "item"), plural(0, "item"), plural(2, "class", "classes")) == ("1 item", "0 items", "2 classes")
+    payload = {"signals": [], "batch_size": 60, "reference_size": 260, "alpha": 0.01, "psi_threshold": 0.2,
+               "review": {"size": 1, "share": 0.02, "strata": {"9": 1}, "path": "review_tasks.json"}}
+    text = drift_section(payload)
+    assert "1 item (0.02 of the batch" in text and "1 items" not in text

@@ -35,15 +35,18 @@ def colour_run(tmp_path_factory) -> tuple[Path, Path]:
     return run, root
 
 
-def _batch(folder: Path, counts: dict[str, int], brightness: float = 1.0, seed: int = 11) -> Path:
-    """A JSONL manifest of new colour squares, ``brightness`` times as bright as training's."""
+def _batch(folder: Path, counts: dict[str, int], brightness: float = 1.0, seed: int = 11,
+           labels: dict[str, str] | None = None) -> Path:
+    """A JSONL manifest of new colour squares, ``brightness`` times as bright as training's;
+    ``labels`` gives each colour's label (none when omitted)."""
     rng = np.random.default_rng(seed)
     lines = []
     for name, n in counts.items():
         colour = tuple(int(c * brightness) for c in COLOURS[name])
         for i in range(n):
             write_image(folder / name / f"{i:03d}.png", colour, rng)
-            lines.append(json.dumps({"path": f"{name}/{i:03d}.png"}))
+            row = {"path": f"{name}/{i:03d}.png"} | ({"label": labels[name]} if labels else {})
+            lines.append(json.dumps(row))
     manifest = folder / "batch.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
@@ -84,8 +87,11 @@ def test_drift_found_on_darker_skewed_batch_and_not_on_a_same_distribution_one(c
     payload = json.loads((tmp_path / "m2" / "drift.json").read_text())
     assert payload["verdict"] == "drift" and payload["reference_size"] == 60 and payload["batch_size"] == 60
     page = (tmp_path / "m2" / "report.html").read_text()
-    assert section_ids(page) == ["drift"] and "input/brightness" in page
-    assert len(embedded_images(page)) >= 5
+    assert section_ids(page) == ["history", "drift"] and "input/brightness" in page
+    assert len(embedded_images(page)) >= 6  # the PSI history and one plot per scalar or categorical signal
+    (entry,) = [json.loads(line) for line in (tmp_path / "m2" / "history.jsonl").read_text().splitlines()]
+    assert entry["kind"] == "drift" and entry["batch"] == "batch" and entry["size"] == 60
+    assert set(entry["drifted"]) == set(shifted.drifted) and entry["signals"]["input/brightness"]["verdict"] == "drift"
     assert_self_contained(page)
 
 
@@ -113,6 +119,37 @@ def test_monitor_command_line_exit_codes(colour_run, tmp_path: Path, capsys) -> 
     assert main(args) == 0  # drift is reported, not failed, without --fail-on-drift
     assert main([str(run), str(tmp_path / "nope.jsonl")]) == 2
     assert "nope.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_evaluate_appends_error_rates_and_alerts_when_they_rise(colour_run, tmp_path: Path, capsys) -> None:
+    from framework.monitoring.__main__ import DEGRADED_EXIT_CODE, main
+
+    run, _ = colour_run
+    out = tmp_path / "monitor"
+    right = _batch(tmp_path / "good", {"red": 10, "green": 10, "blue": 10}, labels={c: c for c in COLOURS}, seed=15)
+    assert main(["evaluate", str(run), str(right), "--out", str(out)]) == 0
+    # Half the blue squares filed as red: the model (right) now disagrees with their labels.
+    wrong = _batch(tmp_path / "relabelled", {"red": 10, "green": 10, "blue": 10},
+                   labels={"red": "red", "green": "green", "blue": "red"}, seed=16)
+    code = main(["evaluate", str(run), str(wrong), "--out", str(out), "--name", "week-2",
+                 "--max-increase", "error_rate=0.1", "--max-increase", "class/green=0.5"])
+    assert code == DEGRADED_EXIT_CODE == 5
+    (alert,) = capsys.readouterr().err.strip().splitlines()
+    assert alert.startswith("ALERT: batch week-2: error_rate rose from 0.0000 at launch to 0.3333")
+    first, second = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert first["kind"] == second["kind"] == "evaluate" and second["batch"] == "week-2"
+    assert first["rates"]["error_rate"]["rate"] == 0.0 and first["alerts"] == []
+    assert second["rates"]["error_rate"]["errors"] == 10 and second["rates"]["error_rate"]["n"] == 30
+    assert second["rates"]["class/red"]["rate"] == pytest.approx(0.5) and "class/blue" not in second["rates"]
+    assert second["changes"]["error_rate"]["beyond_noise"] and second["launch_split"] == "test"
+    assert second["max_increase"] == {"error_rate": 0.1, "class/green": 0.5}
+    assert second["weights"] == str(run / "export")  # the export is tried first
+    page = (out / "report.html").read_text()
+    assert section_ids(page) == ["history"] and "week-2" in page and "ALERT" in page
+    assert len(embedded_images(page)) == 1
+    assert main(["evaluate", str(run), str(right), "--out", str(out), "--max-increase", "class/nope=0.1"]) == 2
+    assert "class/nope" in capsys.readouterr().err
 
 
 def _swapped_folder(root: Path) -> Path:
