@@ -143,10 +143,22 @@ def _leak(item: Reviewed, index: tuple[dict[Path, str], dict[str, str]]) -> str 
 
 
 def _line(record: Record, root: Path) -> dict[str, Any]:
-    line = {k: v for k, v in record.fields.items() if k not in ("path", "media", "file", "image", "audio")}
+    """One manifest line; audio items are written as NeMo lines (``audio_filepath``, ``text`` = the
+    transcript), which the speech readers and the generic JSONL reader both read."""
+    from framework.data.probes import AUDIO_EXTENSIONS
+
+    line = {k: v for k, v in record.fields.items() if k not in ("path", "media", "file", "image", "audio", "audio_filepath")}
     line.update({"id": record.id, "label": record.label})
     if record.media is not None:
-        line["path"] = Path(record.media).absolute().relative_to(root.absolute()).as_posix()
+        media = Path(record.media)
+        rel = media.absolute().relative_to(root.absolute()).as_posix()
+        if media.suffix.lower() in AUDIO_EXTENSIONS:
+            import soundfile
+
+            line.update({"audio_filepath": rel, "text": record.label})
+            line.setdefault("duration", round(float(soundfile.info(str(media)).duration), 3))
+        else:
+            line["path"] = rel
     if record.text is not None and "text" not in line:
         line["text"] = record.text
     return line

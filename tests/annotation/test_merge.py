@@ -123,3 +123,35 @@ def test_merges_key_must_stay_last_in_the_card(tmp_path) -> None:
     (tmp_path / "datacard.yaml").write_text("merges:\n  - {date: x}\nname: greys\n")
     with pytest.raises(DataError, match="datacard.yaml:1.*not the card's last key"):
         record_merge(tmp_path, {"date": "y"})
+
+
+def test_transcripts_merge_as_nemo_lines_the_speech_reader_reads(tmp_path) -> None:
+    import wave
+
+    import numpy as np
+
+    def wav(path: Path, pitch: float) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
+            out.writeframes((np.sin(np.arange(8000) * pitch) * 8000).astype("<i2").tobytes())
+        return path
+
+    root = tmp_path / "speech"
+    train = Record(id="a.wav", split="train", source="m:1", media=wav(root / "a.wav", 0.05), label="old words",
+                   text="old words", fields={"audio_filepath": "a.wav", "text": "old words"})
+    data = DataBundle(root=root, splits={"train": [train]})
+    said = [{"from_name": "transcription", "to_name": "audio", "type": "textarea", "value": {"text": [words]}}
+            for words in ("new words", "helo there", "hello there")]
+    export = _export(tmp_path / "pulled.json", [
+        {"data": {"item_id": "a.wav", "audio": str(root / "a.wav")},
+         "annotations": [{"completed_by": 1, "result": said[:1]}]},
+        {"data": {"item_id": "b.wav", "audio": str(wav(tmp_path / "batch" / "b.wav", 0.09))},
+         "predictions": [{"model_version": "asr", "result": said[1:2]}], "annotations": [{"completed_by": 1, "result": said[2:]}]},
+    ])
+    out = root / "corrections" / "c1" / "train.jsonl"
+    done = merge_corrections(data, [export], out=out, min_kappa=0.7, now=NOW)
+    assert done.relabelled == {"a.wav": ("old words", "new words")}
+    records, _ = read_manifest(out, root=root, split="train", format="speech")
+    assert {r.id: r.label for r in records} == {"a.wav": "new words", "corrections/c1/media/b.wav": "hello there"}
+    assert merged_summary(records)["label_changes"] == {"old words -> new words": 1, "helo there -> hello there": 1}
