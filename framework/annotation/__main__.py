@@ -89,7 +89,8 @@ def _merge(args: argparse.Namespace) -> str:
     now = datetime.now(timezone.utc)
     out = args.out or data.root / "corrections" / now.strftime("%Y%m%dT%H%M%SZ") / "train.jsonl"
     min_kappa = args.min_kappa if args.min_kappa is not None else float(ctx.data.gates.consistency["min_kappa"])
-    done = merge_corrections(data, args.exports, out=out, min_kappa=min_kappa, model_version=args.run_dir.name, now=now)
+    done = merge_corrections(data, args.exports, out=out, min_kappa=min_kappa, model_version=args.run_dir.name, now=now,
+                             label_type=data.label_type_for(modality.label_type))
     lines = [f"{len(done.added)} items added, {len(done.relabelled)} relabelled, {len(done.refused)} refused -> {done.manifest}"]
     if done.agreement:
         lines.append("agreement over {2} items labelled by several annotators: {0} {1:.3f}".format(*done.agreement))

@@ -164,8 +164,23 @@ def _line(record: Record, root: Path) -> dict[str, Any]:
     return line
 
 
+MERGEABLE = "class labels (any modality) and audio transcripts"
+
+
+def _unmergeable(item: Reviewed, label_type: str) -> str | None:
+    """Why an item's label cannot become a training label of this data, or ``None``."""
+    from framework.data.probes import AUDIO_EXTENSIONS
+
+    if label_type == "class" and isinstance(item.annotations[0].label, str):
+        return None
+    if label_type == "text" and item.media is not None and item.media.suffix.lower() in AUDIO_EXTENSIONS:
+        return None
+    return f"only {MERGEABLE} are merged into training data; correct this item in the data set itself"
+
+
 def merge_corrections(data: DataBundle, exports: Sequence[Path], *, out: Path, min_kappa: float,
-                      model_version: str | None = None, now: datetime | None = None) -> MergeResult:
+                      model_version: str | None = None, now: datetime | None = None,
+                      label_type: str = "class") -> MergeResult:
     """Write ``out``: the training split of ``data`` with the reviewed items of ``exports`` folded in.
 
     Args:
@@ -175,6 +190,8 @@ def merge_corrections(data: DataBundle, exports: Sequence[Path], *, out: Path, m
         min_kappa: The agreement gate's threshold.
         model_version: Recorded when a task's prediction names none.
         now: The merge's time (default: now, UTC).
+        label_type: The run's label type: ``"class"``, or ``"text"`` for transcripts of audio items.
+            Other items (captions, ratings, pairwise choices) are refused with the reason.
 
     Raises:
         FrameworkError: when ``out`` is outside the data root, the agreement gate fails, or no
@@ -196,8 +213,10 @@ def merge_corrections(data: DataBundle, exports: Sequence[Path], *, out: Path, m
     merged: list[Record] = []
     for item in items:
         verdict = consensus.get(item.item_id)
-        reason = ("annotators tie; adjudicate it in Label Studio" if verdict is None or verdict.tie else
-                  "its media file is missing" if item.media is not None and not item.media.is_file() else _leak(item, leaks))
+        reason = (_unmergeable(item, label_type) or
+                  ("annotators tie; adjudicate it in Label Studio" if verdict is None or verdict.tie else
+                   "its media file is missing" if item.media is not None and not item.media.is_file() else
+                   _leak(item, leaks)))
         if reason:
             result.refused[item.item_id] = reason
             continue

@@ -150,8 +150,18 @@ def test_transcripts_merge_as_nemo_lines_the_speech_reader_reads(tmp_path) -> No
          "predictions": [{"model_version": "asr", "result": said[1:2]}], "annotations": [{"completed_by": 1, "result": said[2:]}]},
     ])
     out = root / "corrections" / "c1" / "train.jsonl"
-    done = merge_corrections(data, [export], out=out, min_kappa=0.7, now=NOW)
+    done = merge_corrections(data, [export], out=out, min_kappa=0.7, now=NOW, label_type="text")
     assert done.relabelled == {"a.wav": ("old words", "new words")}
     records, _ = read_manifest(out, root=root, split="train", format="speech")
     assert {r.id: r.label for r in records} == {"a.wav": "new words", "corrections/c1/media/b.wav": "hello there"}
     assert merged_summary(records)["label_changes"] == {"old words -> new words": 1, "helo there -> hello there": 1}
+
+
+def test_captions_are_refused_with_the_reason(tmp_path) -> None:
+    data = _data(tmp_path / "data")
+    caption = [{"from_name": "transcription", "to_name": "image", "type": "textarea", "value": {"text": ["a red disc"]}}]
+    tasks = [{"data": {"item_id": "x#caption0", "image": str(_png(tmp_path / "x.png", 77)), "text": "a blue disc"},
+              "annotations": [{"completed_by": 1, "result": caption}]}]
+    with pytest.raises(FrameworkError, match="every reviewed item was refused: x#caption0: only class labels"):
+        merge_corrections(data, [_export(tmp_path / "p.json", tasks)], out=tmp_path / "data" / "m.jsonl",
+                          min_kappa=0.7, now=NOW, label_type="text")
