@@ -6,14 +6,20 @@ virtualenv; its executable is found through ``LABEL_STUDIO_BIN``, then ``PATH``,
 data folder, on a free local port, with one user and a known legacy API token, and serves local
 files from a temporary document root. Where it cannot start, the tests that need it are skipped
 with the reason (and the tail of its log).
+
+The first start of a server creates its SQLite database (Django migrations: most of the start-up
+time). With ``LABEL_STUDIO_TEST_CACHE=DIR`` the freshly created database is kept in ``DIR`` (per
+executable) and copied into later sessions' data folders, which then start without migrating.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -25,6 +31,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EMAIL, PASSWORD, TOKEN = "reviewer@example.com", "framework-tests-1", "framework-test-token-0123456789"
 START_TIMEOUT_S = float(os.environ.get("LABEL_STUDIO_START_TIMEOUT", "480"))  # first start migrates SQLite
+DATABASE = "label_studio.sqlite3"  # the server's SQLite file in its --data-dir
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,25 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def cached_database(exe: str) -> Path | None:
+    """Where ``LABEL_STUDIO_TEST_CACHE`` keeps the migrated database of ``exe``, or ``None`` when unset."""
+    folder = os.environ.get("LABEL_STUDIO_TEST_CACHE")
+    if not folder:
+        return None
+    real = Path(exe).resolve()
+    key = hashlib.sha1(f"{real}:{real.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    return Path(folder) / f"label_studio-{key}.sqlite3"
+
+
+def _keep(database: Path, cache: Path) -> None:
+    """A consistent copy of the live ``database`` at ``cache`` (SQLite's backup API), written atomically."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_suffix(".partial")
+    with sqlite3.connect(database) as source, sqlite3.connect(partial) as target:
+        source.backup(target)
+    partial.replace(cache)
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
     return "\n".join(text.splitlines()[-lines:])
@@ -82,6 +108,10 @@ def start(base: Path):
                     "(docs/annotation.md) or set LABEL_STUDIO_BIN")
     document_root, data_dir, log = base / "media", base / "data", base / "server.log"
     document_root.mkdir(parents=True)
+    data_dir.mkdir()
+    cache = cached_database(exe)
+    if cache is not None and cache.is_file():
+        shutil.copyfile(cache, data_dir / DATABASE)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "LOCAL_FILES_SERVING_ENABLED": "true", "LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
@@ -101,6 +131,8 @@ def start(base: Path):
                 pytest.skip(f"label-studio did not answer {url}/health within {START_TIMEOUT_S:.0f} s "
                             f"(LABEL_STUDIO_START_TIMEOUT):\n{_tail(log)}")
             time.sleep(1.0)
+        if cache is not None and not cache.is_file():
+            _keep(data_dir / DATABASE, cache)  # before any test adds a project
         yield LiveLabelStudio(url, TOKEN, document_root, log, time.monotonic() - began)
     finally:
         if proc.poll() is None:
