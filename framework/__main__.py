@@ -72,6 +72,14 @@ class ExitCode(enum.IntEnum):
     NOT_FIT = 3  #: evaluated, but no run met its enforced success criteria
 
 
+_EXIT_MEANINGS = {
+    ExitCode.OK: "done (or interrupted by SIGTERM after a checkpoint; rerun the command to resume)",
+    ExitCode.FAILED: "a modality or training failed, or the disk is full (the run's run.log has the traceback)",
+    ExitCode.USAGE: "a config or command-line error you can fix (the one-line message says how)",
+    ExitCode.NOT_FIT: "evaluated, but not fit to ship: a success criterion failed (everything is still written)",
+}
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a run ends: its exit code and the one line reported (``None``: nothing to say)."""
@@ -111,6 +119,59 @@ def _one_line(exc: BaseException) -> tuple[str, int] | None:
     return None if ended is None else (ended.message or "", int(ended.code))
 
 
+USAGE = """\
+usage: python -m framework +modality=NAME [KEY=VALUE ...]      one run: audit, train, evaluate, export
+       python -m framework -m +modality=NAME KEY=A,B ...       a sweep, one job per value, one summary table
+       python -m framework --plugins                           installed plugins and their modalities
+       python -m framework --compare RUN_DIR_A RUN_DIR_B       config and metric differences of two runs
+       python -m framework --help | --hydra-help               this help | Hydra's own flags
+
+Installed modalities (select one with +modality=NAME, the + included):
+{modalities}
+
+Common overrides:
+  stages=[audit,train,evaluate,export]   the stages to run, in this order (the default); a subset such as
+                                         stages=[audit] or stages=[evaluate] checkpoint=RUN_DIR/checkpoints/step_N
+  model=NAME  data.root=DIR  data.train=MANIFEST  trainer.lr=1e-3  trainer.max_steps=100  seed=0
+  tracking=jsonl|mlflow|tensorboard|wandb|all
+  '+success.accuracy=>=0.9'              a success criterion (quoted: it holds '>')
+  python -m framework +modality=NAME --cfg job    print the composed config without running
+
+Outputs: outputs/<modality>/<run id>/ (hydra.run.dir=DIR elsewhere): report.html, report.md,
+summary.json, metrics.jsonl, audit/, checkpoints/, export/ (the deployable model; stages=[export]).
+
+After training:
+  python -m framework.monitoring RUN_DIR BATCH [--fail-on-drift]         drift of a new batch (exit 4 on drift)
+  python -m framework.monitoring evaluate RUN_DIR LABELLED_BATCH [--max-increase error_rate=0.05]
+                                         error rates into RUN_DIR/monitor/history.jsonl (exit 5 on an alert)
+  python -m framework.annotation report EXPORT    agreement, gold accuracy, adjudication of annotations
+                                         (python -m framework.annotation --help lists every command)
+  python -m framework.data split SOURCE OUT       train/val/test manifests from one source
+
+Exit codes of python -m framework:
+{exit_codes}
+"""
+
+
+def usage() -> str:
+    """The project's own usage text: commands, the installed modalities, overrides, exit codes."""
+    from framework.plugins import load_plugins
+
+    try:
+        found = load_plugins(strict=False).modalities()
+        modalities = "\n".join(f"  {name:<12} {m.description}".rstrip() for name, m in found.items()) or \
+            "  none (install a plugin package; python -m framework --plugins explains failures)"
+    except Exception as exc:  # noqa: BLE001 - help must print even when a plugin is broken
+        modalities = f"  (could not list them: {type(exc).__name__}: {exc}; python -m framework --plugins)"
+    codes = "\n".join(f"  {int(code)}  {_EXIT_MEANINGS[code]}" for code in ExitCode)
+    return USAGE.format(modalities=modalities, exit_codes=codes)
+
+
+def _print_help() -> None:
+    print(usage())
+    print("=" * 100)  # Hydra's own help (config groups) follows
+
+
 def _list_plugins() -> int:
     from framework.plugins import load_plugins
 
@@ -127,6 +188,11 @@ def _compare(args: list[str]) -> int:
         return 2
     print(compare_runs(Path(args[0]), Path(args[1])))
     return 0
+
+
+def _overrides(args: list[str]) -> list[str]:
+    """The ``KEY=VALUE`` arguments of a command line."""
+    return [a for a in args if "=" in a and not a.startswith("-")]
 
 
 def _agree_on_run_dir() -> None:
@@ -325,6 +391,13 @@ def _friendly(exc: BaseException) -> str | None:
         wanted = [a.split("=", 1)[1] for a in sys.argv[1:] if a.lstrip("+").startswith("modality=")]
         installed = ", ".join(default_plugins().modalities()) or "none"
         return f"unknown modality {wanted[0] if wanted else '?'!r}. Installed modalities: {installed}."
+    if isinstance(exc, ConfigCompositionException) and "Could not override 'modality'" in str(exc):
+        from framework.plugins import default_plugins
+
+        wanted = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("modality=")]
+        installed = ", ".join(default_plugins().modalities()) or "none"
+        return (f"select a modality with +modality={wanted[0] if wanted else 'NAME'} (the + is needed: a modality "
+                f"is added to the config, not swapped in). Installed modalities: {installed}.")
     if isinstance(exc, (ConfigCompositionException, OmegaConfBaseException)):
         return explain(exc, sections=_modality_sections())
     return None
@@ -362,6 +435,8 @@ def main() -> None:
     """Console entry point (``python -m framework`` and the ``framework`` script)."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
     args = sys.argv[1:]
+    if args[:1] == ["--help"] or args[:1] == ["-h"] or (("--help" in args or "-h" in args) and not _overrides(args)):
+        _print_help()  # then Hydra's own help, below
     if args[:1] == ["--plugins"]:
         sys.exit(_list_plugins())
     if args[:1] == ["--compare"]:

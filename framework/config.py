@@ -325,7 +325,8 @@ def missing_option_message(exc: Any) -> str | None:
         return None
     options = sorted(getattr(exc, "options", None) or [])
     close = difflib.get_close_matches(option, options, n=1)
-    hint = f" Did you mean {group}={close[0]}?" if close else ""
+    # A modality is appended to the defaults list (+modality=NAME); other groups are chosen (group=NAME).
+    hint = f" Did you mean {'+' if group == 'modality' else ''}{group}={close[0]}?" if close else ""
     if group == "modality":
         return (f"unknown modality {option!r}. Installed modalities: {', '.join(options) or 'none'}.{hint} "
                 f"Install the plugin that provides it (python -m framework --plugins lists them).")

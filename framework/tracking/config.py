@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-BACKENDS = ("jsonl", "mlflow", "tensorboard")
+BACKENDS = ("jsonl", "mlflow", "tensorboard", "wandb")
 
 
 @dataclass
@@ -28,8 +28,25 @@ class TensorBoardConfig:
 
 
 @dataclass
+class WandbConfig:
+    """Weights & Biases backend settings.
+
+    ``mode: null`` leaves the choice to wandb (``WANDB_MODE``, ``wandb login``); ``offline`` never
+    touches the network (``wandb sync <dir>/wandb/offline-run-*`` uploads later). ``dir: null``
+    means the run dir (the W&B files go to ``<run_dir>/wandb/``). ``entity: null`` is the logged-in
+    user's default.
+    """
+
+    project: str = "framework"
+    entity: Optional[str] = None
+    mode: Optional[str] = None
+    dir: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
 class TrackingConfig:
-    """Tracking backends for a run: any of ``jsonl``, ``mlflow``, ``tensorboard``.
+    """Tracking backends for a run: any of ``jsonl``, ``mlflow``, ``tensorboard``, ``wandb``.
 
     ``metrics.jsonl`` in the run dir is always written by the engine; the ``jsonl`` backend adds
     the run's start and end (status, final metrics) and the evaluate stage's non-``val`` splits.
@@ -38,3 +55,4 @@ class TrackingConfig:
     backends: list[str] = field(default_factory=lambda: ["jsonl"])
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     tensorboard: TensorBoardConfig = field(default_factory=TensorBoardConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)

@@ -21,7 +21,7 @@ def open_trackers(cfg: TrackingConfig, run: RunInfo, base_dir: Path) -> list[Any
         base_dir: The directory the user launched from (default home of ``mlflow.db``).
 
     Raises:
-        ValueError: For a backend name that is not one of ``jsonl``, ``mlflow``, ``tensorboard``.
+        ValueError: For a backend name that is not one of ``jsonl``, ``mlflow``, ``tensorboard``, ``wandb``.
     """
     unknown = [name for name in cfg.backends if name not in BACKENDS]
     if unknown:
@@ -38,8 +38,12 @@ def open_trackers(cfg: TrackingConfig, run: RunInfo, base_dir: Path) -> list[Any
             from framework.tracking.mlflow_tracker import MlflowTracker
 
             trackers.append(MlflowTracker(cfg.mlflow, run, Path(base_dir)))
-        else:
+        elif name == "tensorboard":
             from framework.tracking.tensorboard_tracker import TensorBoardTracker
 
             trackers.append(TensorBoardTracker(cfg.tensorboard, run))
+        else:
+            from framework.tracking.wandb_tracker import WandbTracker
+
+            trackers.append(WandbTracker(cfg.wandb, run))
     return trackers

@@ -26,6 +26,14 @@ def test_an_unknown_group_option_names_the_group_option_and_valid_options() -> N
     assert "Did you mean model=vit?" in message
     assert "unknown modality" not in message
     assert "unknown modality 'visoin'" in _message(["+modality=visoin"])
+    assert "Did you mean +modality=vision?" in _message(["+modality=visoin"])  # the form that works
+
+
+def test_a_modality_without_the_plus_says_to_add_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["framework", "modality=vision"])
+    message = _message(["modality=vision"])
+    assert message.startswith("select a modality with +modality=vision (the + is needed")
+    assert "vision" in message.split("Installed modalities:")[1]
 
 
 def test_documented_threshold_overrides_work() -> None:

@@ -89,8 +89,8 @@ def test_mlflow_and_tensorboard(tmp_path):
 def test_non_main_ranks_get_no_backends_and_names_are_checked(tmp_path):
     run = RunInfo(run_dir=tmp_path, modality="toy", name="r", config_yaml="", rank=1, world_size=2)
     assert open_trackers(TrackingConfig(backends=["mlflow", "tensorboard"]), run, tmp_path) == []
-    with pytest.raises(ValueError, match="jsonl, mlflow, tensorboard"):
-        open_trackers(TrackingConfig(backends=["wandb"]), run, tmp_path)
+    with pytest.raises(ValueError, match="jsonl, mlflow, tensorboard, wandb"):
+        open_trackers(TrackingConfig(backends=["neptune"]), run, tmp_path)
 
 
 def test_compare_runs(tmp_path):
@@ -127,3 +127,90 @@ def test_tracking_mlflow_records_a_real_run(tmp_path):
     assert found.data.tags["last_checkpoint"].endswith("step_00000020")
     assert [m.step for m in client.get_metric_history(found.info.run_id, "train/loss")] == [5, 10, 15, 20]
     assert found.data.metrics["final/accuracy"] == pytest.approx(result.metrics["accuracy"])
+
+
+def _wandb_records(run_file: Path) -> list[Any]:
+    """The protobuf records of an offline W&B run file (``run-<id>.wandb``: a 7-byte header, then
+    LevelDB-log records of up to 32 KiB blocks, each ``crc32c, length, type`` and data)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data, pos, chunk, out = run_file.read_bytes(), 7, b"", []
+    assert data[:4] == b":W&B"
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
+            pos += 32768 - pos % 32768
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = chunk + data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind in (1, 4):  # a full record, or the last piece of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunk)
+            out.append(record)
+            chunk = b""
+    return out
+
+
+def _item_key(item: Any) -> str:
+    return item.key or "/".join(item.nested_key)  # "train/loss" may come as nested keys
+
+
+def _wandb_history(run_file: Path) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """``(run id, history rows, last summary values)`` of an offline W&B run file."""
+    run_id, rows, summary = "", [], {}
+    for record in _wandb_records(run_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run_id = record.run.run_id
+        elif kind == "history":
+            rows.append({_item_key(item): json.loads(item.value_json) for item in record.history.item})
+        elif kind == "summary":
+            summary.update({_item_key(item): json.loads(item.value_json) for item in record.summary.update})
+    return run_id, rows, summary
+
+
+@pytest.mark.slow
+def test_wandb_offline_logs_a_run_and_a_resume_continues_the_same_run(tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="tracking=wandb needs wandb (pip install 'framework[wandb]')")
+    from framework.tracking.config import WandbConfig
+    from framework.tracking.wandb_tracker import RUN_ID_FILE, WandbTracker
+
+    monkeypatch.setenv("WANDB_MODE", "offline")  # no network, no account
+    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / "wandb_home"))
+    run_dir = tmp_path / "run"
+    _run(run_dir, TrackingConfig(backends=["jsonl", "wandb"]), tmp_path, lr=0.1)
+    import wandb
+
+    wandb.teardown()  # the service process writes the run file; stopping it, as a process exit does, flushes it
+    stored = json.loads((run_dir / RUN_ID_FILE).read_text())["run_id"]
+    (first,) = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    run_id, rows, summary = _wandb_history(first)
+    assert run_id == stored and first.name == f"run-{stored}.wandb"
+    assert [r["_step"] for r in rows if "train/loss" in r] == [2, 4, 6, 8]
+    assert [r["_step"] for r in rows if "val/loss" in r] == [4, 8]
+    assert rows[-1]["test/mse"] == 0.5 and rows[-1]["_step"] == 8  # evaluations at the last step
+    assert summary["final/test_mse"] == 0.5 and summary["status"] == "completed"
+    assert summary["last_checkpoint"].endswith("step_00000008") and summary["modality"] == "toy"
+
+    # A resumed framework run (same run dir) reopens that W&B run and continues its steps.
+    info = RunInfo(run_dir=run_dir, modality="toy", name="resumed", config_yaml="trainer: {lr: 0.1}\n")
+    tracker = WandbTracker(WandbConfig(), info)
+    tracker.framework_run_start(run=info)
+    tracker.framework_step(run=info, step=10, metrics={"loss": 0.25})
+    tracker.framework_run_end(run=info, status="completed", metrics={})
+    wandb.teardown()
+    second = [p for p in run_dir.glob("wandb/offline-run-*/run-*.wandb") if p != first]
+    assert len(second) == 1 and second[0].name == f"run-{stored}.wandb"
+    run_id, rows, _ = _wandb_history(second[0])
+    assert run_id == stored and [(r["_step"], r["train/loss"]) for r in rows] == [(10, 0.25)]
+
+
+def test_tracking_wandb_config_group_composes() -> None:
+    from framework.testing import compose
+
+    cfg = compose(["+modality=tabular", "tracking=wandb", "tracking.wandb.mode=offline", "tracking.wandb.tags=[a]"])
+    assert list(cfg.tracking.backends) == ["jsonl", "wandb"]
+    assert cfg.tracking.wandb.project == "framework" and cfg.tracking.wandb.mode == "offline"
+    assert list(cfg.tracking.wandb.tags) == ["a"]

@@ -58,7 +58,7 @@ def test_report_html_has_every_section_curves_and_embedded_plots(colour_run) -> 
     text = (run / "report.html").read_text()
     assert section_ids(text) == ["verdict", "config", "audit", "curves", "split-val", "split-test", "artifacts"]
     assert "Fit to ship: yes" in text and 'href="audit/datacard.md"' in text
-    assert "val/val_acc (right axis)" in text  # the curves and their caption
+    assert "val acc (right axis)" in text  # the curves and their caption
     images = embedded_images(text)
     # curves + per split: the per-class bar chart and the confusion matrix
     assert len(images) == 1 + 2 * 2
