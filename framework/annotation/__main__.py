@@ -21,7 +21,8 @@ from framework.annotation.interfaces import INTERFACES
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m framework.annotation",
-                                     description="Annotation tools that need only the annotations.")
+                                     description="Annotation tools: reports from an export, a running Label Studio (push, pull), "
+                                                 "reviewed items into training (merge).")
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="agreement, gold accuracy, adjudication and review queue of an export")
     report.add_argument("export", type=Path, help="a Label Studio JSON export, or JSONL of item_id/annotator/label")
