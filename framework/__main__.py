@@ -145,6 +145,9 @@ After training:
   python -m framework.monitoring evaluate RUN_DIR LABELLED_BATCH [--max-increase error_rate=0.05]
                                          error rates into RUN_DIR/monitor/history.jsonl (exit 5 on an alert)
   python -m framework.annotation report EXPORT    agreement, gold accuracy, adjudication of annotations
+  python -m framework.annotation push TASKS --project TITLE    a review sample to a running Label Studio
+  python -m framework.annotation pull --project TITLE --out FILE    its finished annotations, annotators named
+  python -m framework.annotation merge RUN_DIR FILE    reviewed items into a new training manifest
                                          (python -m framework.annotation --help lists every command)
   python -m framework.data split SOURCE OUT       train/val/test manifests from one source
 

@@ -15,9 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 from framework.config import conf_dir, normalise_overrides, register_configs, typed_section
 
 if TYPE_CHECKING:
-    from framework.modality import Modality
+    from pathlib import Path
 
-__all__ = ["compose_config", "modality_sections"]
+    from framework.modality import Modality, RunContext
+    from framework.plugins import Plugins
+
+__all__ = ["compose_config", "modality_sections", "stored_run_config", "stored_run_context"]
 
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:
@@ -42,3 +45,45 @@ def modality_sections(cfg: DictConfig, modality: Modality) -> dict[str, Any]:
     hold in a run. Raises :class:`~framework.errors.FrameworkError` naming the valid keys when a
     node holds a key its dataclass lacks."""
     return {name: OmegaConf.to_object(typed_section(cfg, name, schema)) for name, schema in modality.sections.items()}
+
+
+def stored_run_config(run_dir: Path) -> Path:
+    """The resolved config a run stored: ``.hydra/config.yaml``, else the ``config.yaml`` beside its
+    export or newest checkpoint.
+
+    Raises:
+        FrameworkError: when the directory holds none of them.
+    """
+    from pathlib import Path
+
+    from framework.errors import FrameworkError
+    from framework.training import latest_checkpoint
+
+    run_dir = Path(run_dir)
+    checkpoint = latest_checkpoint(run_dir) if run_dir.is_dir() else None
+    candidates = [run_dir / ".hydra" / "config.yaml", run_dir / "export" / "config.yaml"]
+    candidates += [checkpoint / "config.yaml"] if checkpoint is not None else []
+    found = next((path for path in candidates if path.is_file()), None)
+    if found is None:
+        raise FrameworkError(f"{run_dir} holds no stored config (.hydra/config.yaml, export/config.yaml or a "
+                             f"checkpoint's); pass the directory of a run made by python -m framework")
+    return found
+
+
+def stored_run_context(cfg: DictConfig, out_dir: Path, plugins: Plugins | None = None) -> tuple[Modality, RunContext]:
+    """The modality and a context rebuilt from a run's stored, resolved config (the
+    ``config.yaml`` beside its weights, or ``.hydra/config.yaml``), for a tool that works on a
+    finished run (the monitor, the annotation merge); ``out_dir`` is the context's run dir."""
+    from framework.data.config import DataConfig
+    from framework.modality import RunContext
+    from framework.plugins import default_plugins
+
+    register_configs()  # resolvers a stored config may still name
+    plugins = plugins or default_plugins()
+    modality = plugins.modality(str(cfg.modality.name))
+    sections = modality_sections(cfg, modality)
+    ctx = RunContext(run_dir=out_dir, modality=sections.get("modality", cfg.modality),
+                     model=sections.get("model", cfg.get("model")),
+                     data=OmegaConf.to_object(typed_section(cfg, "data", DataConfig)), seed=int(cfg.get("seed", 0)),
+                     plugins=plugins, config_yaml=OmegaConf.to_yaml(cfg))
+    return modality, ctx

@@ -30,3 +30,13 @@ def cli(tmp_path):  # type: ignore[no-untyped-def]
                               capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A running Label Studio (tests/label_studio_server.py), started once and shared by every test
+    that needs one; skipped with the reason where it cannot start."""
+    pytest.importorskip("label_studio_sdk", reason="label-studio-sdk is not installed: pip install '.[labelstudio]'")
+    from label_studio_server import start
+
+    yield from start(tmp_path_factory.mktemp("label_studio"))

@@ -151,5 +151,9 @@ def render_datacard(data: DataBundle, results: list[CheckResult], *, modality: s
     lines = [f"# Data card: {modality}", "", f"Audited {timestamp}. Gates: **{'PASSED' if passed else 'FAILED'}**.", ""]
     lines += _sources_section(data, sources, manifests, documented or {})
     lines += _counts_section(data) + _annotator_section(data, guidelines_version, results)
+    from framework.data.provenance import merged_summary, summary_markdown
+
+    merged = merged_summary(data.records("train"))
+    lines += summary_markdown(merged) if merged else []
     lines += _gates_section(results) + _quarantine_section(data.quarantine)
     return "\n".join(lines)

@@ -14,6 +14,8 @@ the data card (``audit/datacard.md``) read it.
     guidelines_version: v1         # the annotation guidelines the labels follow, if any
     collected: 1998                # when or how it was collected (free text)
     notes: written by examples/make_digits.py
+    merges:                        # appended by python -m framework.annotation merge, one per merge
+      - {"date": "2026-12-02T19:30:00Z", "manifest": "corrections/2026-12-02/train.jsonl", "added": 12, ...}
 
 ``DATASET.md`` is free Markdown; the bullet items under a ``Sources`` heading are the sources and
 the first paragraph is the description.
@@ -28,7 +30,8 @@ from pathlib import Path
 from framework.data.errors import DataError
 
 CARD_FILES = ("datacard.yaml", "datacard.yml", "DATASET.md")
-CARD_KEYS = ("name", "description", "sources", "license", "guidelines_version", "collected", "notes")
+CARD_KEYS = ("name", "description", "sources", "license", "guidelines_version", "collected", "notes", "merges")
+MERGES_HEADING = "## Merged corrections"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class DatasetCard:
         guidelines_version: The annotation guidelines version its labels follow, or ``""``.
         collected: When or how it was collected (free text).
         notes: Anything else worth knowing.
+        merges: The reviewed corrections merged into the data, one mapping per merge (date,
+            manifest, items added/relabelled/refused, agreement), oldest first.
     """
 
     path: Path
@@ -54,6 +59,7 @@ class DatasetCard:
     guidelines_version: str = ""
     collected: str = ""
     notes: str = ""
+    merges: tuple[dict, ...] = ()
 
 
 def find_dataset_card(root: Path) -> Path | None:
@@ -105,8 +111,13 @@ def _from_yaml(path: Path, text: str) -> DatasetCard:
     if not isinstance(sources, list) or not all(isinstance(s, (str, int, float)) for s in sources):
         raise DataError(f"{path}:{_line_of(text, 'sources')}", "'sources' must be a list of strings",
                         "Write one line per source, e.g. sources: [\"survey photos, 2024, our team\"].")
-    values = {k: "" if raw.get(k) is None else str(raw[k]).strip() for k in CARD_KEYS if k != "sources"}
-    return DatasetCard(path=path, sources=tuple(str(s) for s in sources if str(s).strip()), **values)
+    merges = raw.get("merges") or []
+    if not isinstance(merges, list) or not all(isinstance(m, dict) for m in merges):
+        raise DataError(f"{path}:{_line_of(text, 'merges')}", "'merges' must be a list of mappings",
+                        "Leave the entries python -m framework.annotation merge writes as they are.")
+    values = {k: "" if raw.get(k) is None else str(raw[k]).strip() for k in CARD_KEYS if k not in ("sources", "merges")}
+    return DatasetCard(path=path, sources=tuple(str(s) for s in sources if str(s).strip()), merges=tuple(merges),
+                       **values)
 
 
 def _from_markdown(path: Path, text: str) -> DatasetCard:
@@ -130,3 +141,41 @@ def _from_markdown(path: Path, text: str) -> DatasetCard:
     description = description or " ".join(paragraph)
     title = next((m.group(1) for m in re.finditer(r"^#\s+(.*\S)", text, flags=re.MULTILINE)), "")
     return DatasetCard(path=path, name=title, description=description, sources=tuple(sources))
+
+
+def record_merge(root: Path, entry: dict) -> Path:
+    """Append one merge's ``entry`` to the card in ``root``; returns the card's path.
+
+    A ``datacard.yaml`` gains the entry at the end of its ``merges:`` list (one JSON line, so the
+    rest of the file, comments included, is left as it was); a ``DATASET.md`` gains a bullet under
+    a "Merged corrections" heading; data without a card gets a ``datacard.yaml`` holding only
+    ``merges``.
+
+    Raises:
+        DataError: when ``merges:`` is not the card's last key (the entry could not be appended
+            without rewriting the file), naming the file and line.
+    """
+    import json
+
+    from framework.atomic import atomic_write_text
+    from framework.data.textio import read_text
+
+    path = find_dataset_card(root) or Path(root) / CARD_FILES[0]
+    text = read_text(path) if path.is_file() else ""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    line = json.dumps(entry, ensure_ascii=False, default=str)
+    if path.suffix.lower() == ".md":
+        summary = ", ".join(f"{k}: {v}" for k, v in entry.items() if not isinstance(v, (dict, list)))
+        head = "" if MERGES_HEADING in text else f"\n{MERGES_HEADING}\n\n"
+        return atomic_write_text(path, text + head + f"- {summary}\n")
+    keys = [m.group(1) for m in re.finditer(r"^([A-Za-z_][\w-]*)\s*:", text, flags=re.MULTILINE)]
+    if "merges" in keys and keys[-1] != "merges":
+        raise DataError(f"{path}:{_line_of(text, 'merges')}", "'merges' is not the card's last key",
+                        "Move the merges: list to the end of the file, so merges can be appended to it.")
+    before = len(_from_yaml(path, text).merges) if text else 0
+    text += ("" if "merges" in keys else "merges:\n") + f"  - {line}\n"
+    if len(_from_yaml(path, text).merges) != before + 1:
+        raise DataError(f"{path}:{_line_of(text, 'merges')}", "the merges: list is not indented by two spaces",
+                        "Write each entry as '  - {...}' under merges:.")
+    return atomic_write_text(path, text)

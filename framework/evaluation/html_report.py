@@ -69,6 +69,8 @@ class RunReport:
         export_dir: Where the export stage wrote the deployable model, when it ran.
         sources: The extra sets of ``evaluation.sets`` among ``reports`` (by split name) and
             where each came from.
+        merged: The reviewed corrections in the training split
+            (:func:`framework.data.provenance.merged_summary`), when it holds any.
     """
 
     modality: str
@@ -82,6 +84,7 @@ class RunReport:
     checkpoint: Path | None = None
     export_dir: Path | None = None
     sources: Mapping[str, Path] = field(default_factory=dict)
+    merged: Mapping[str, Any] | None = None
 
 
 # --- small HTML helpers ---------------------------------------------------------------------
@@ -424,6 +427,18 @@ def artifacts_section(run_dir: Path, checkpoint: Path | None, export_dir: Path |
     return '<section id="artifacts"><h2>Where things are</h2>' + table(["what", "path"], rows) + "</section>"
 
 
+def merged_section(merged: Mapping[str, Any]) -> str:
+    """Reviewed corrections merged into the training split: how many, from where, which labels changed."""
+    head = (f'<section id="merged"><h2>Merged corrections</h2><p>{fmt(merged["items"])} training items came from '
+            f'review, {fmt(merged["corrected"])} with a label that differs from the model\'s prediction or the '
+            f'earlier label; merged {esc(", ".join(merged["merged_at"]))}.</p>')
+    out = [head, table(["source", "items"], [[s, n] for s, n in merged["sources"].items()])]
+    if merged["label_changes"]:
+        out.append(table(["label change", "items"], [[c, n] for c, n in merged["label_changes"].items()]))
+    out.append(f'<p>Annotators: {esc(", ".join(f"{a} ({n})" for a, n in merged["annotators"].items()))}</p></section>')
+    return "".join(out)
+
+
 def drift_section(drift: Mapping[str, Any], figures: Mapping[str, str] | None = None) -> str:
     """The drift verdict and one row per signal (a ``monitor/drift.json`` payload), with plots.
 
@@ -497,8 +512,10 @@ def history_section(entries: Sequence[Any]) -> str:
 def render(run: RunReport) -> str:
     """The HTML text of ``report.html``."""
     body = [f"<h1>Evaluation report: {esc(run.modality)}</h1><p>Run <code>{esc(run.run_dir)}</code></p>",
-            verdict_section(run.verdicts, run.enforce), config_section(run.config_yaml), audit_section(run.run_dir),
-            curves_section(run.run_dir)]
+            verdict_section(run.verdicts, run.enforce), config_section(run.config_yaml), audit_section(run.run_dir)]
+    if run.merged:
+        body.append(merged_section(run.merged))
+    body.append(curves_section(run.run_dir))
     body += [split_section(report, run.run_dir, run.sources.get(report.split)) for report in run.reports]
     if run.retention is not None:
         body.append(retention_section(run.retention))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from framework.evaluation import success
 from framework.evaluation.types import EvalReport
@@ -41,9 +41,11 @@ def _metrics_table(metrics: Mapping[str, float]) -> str:
 
 def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[success.Verdict],
            run_dir: Path, audit_line: str | None = None, retention: "Retention | None" = None,
-           benchmarks: "Benchmarks | None" = None, sources: Mapping[str, Path] | None = None) -> str:
+           benchmarks: "Benchmarks | None" = None, sources: Mapping[str, Path] | None = None,
+           merged: Mapping[str, Any] | None = None) -> str:
     """The Markdown text of ``report.md``; ``sources`` names the extra sets' reports (by split)
-    and where each set came from."""
+    and where each set came from; ``merged`` is the training split's
+    :func:`framework.data.provenance.merged_summary`, shown when given."""
     sources = sources or {}
     out = [f"# Evaluation report: {modality}", ""]
     if verdicts:
@@ -55,6 +57,10 @@ def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[succ
         out += ["No success criteria were set (`success:` in the config), so no verdict is given.", ""]
     if audit_line:
         out += [f"Data audit: {audit_line}", ""]
+    if merged:
+        from framework.data.provenance import summary_markdown
+
+        out += summary_markdown(merged)
     for report in reports:
         if report.split in sources:
             out += [f"## Set `{report.split}`", "", f"From `{sources[report.split]}`; metrics reported as "

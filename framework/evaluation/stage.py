@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from framework.atomic import atomic_write_text
 from framework.errors import FrameworkError
@@ -131,7 +131,8 @@ class Evaluate:
         result.verdicts = success.check(success.parse_criteria(run.config.success), result.metrics)
         reports = [*run.reports, *run.set_reports]
         text = report_md.render(run.modality.name, reports, result.verdicts, run.run_dir, audit_line(run),
-                                run.retention, run.benchmarks, sources={s.name: s.source for s in run.sets})
+                                run.retention, run.benchmarks, sources={s.name: s.source for s in run.sets},
+                                merged=merged_corrections(run))
         atomic_write_text(run.ctx.path("report.md"), text)
         retained = [r for r in (run.retention.start, run.retention.trained) if r is not None] if run.retention else []
         report_md.write_reports_json([*reports, *retained], run.ctx.path(report_md.REPORTS_JSON))
@@ -185,8 +186,16 @@ class Report:
             sources={s.name: s.source for s in run.sets}, verdicts=run.result.verdicts,
             enforce=run.result.enforce_success, config_yaml=run.ctx.config_yaml, retention=run.retention,
             benchmarks=run.benchmarks,
-            checkpoint=checkpoint, export_dir=run.run_dir / "export" if run.selected("export") else None)
+            checkpoint=checkpoint, export_dir=run.run_dir / "export" if run.selected("export") else None,
+            merged=merged_corrections(run))
         say_verdict(run.result, html_report.write(page))
+
+
+def merged_corrections(run: Run) -> dict[str, Any] | None:
+    """What reviewed corrections the run's training split holds (``framework.data.provenance``)."""
+    from framework.data.provenance import merged_summary
+
+    return merged_summary(run.data.records("train")) if run.data is not None else None
 
 
 def say_verdict(result: RunResult, report_path: Path) -> None:

@@ -27,8 +27,6 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from framework.atomic import atomic_write_text
-from framework.config import typed_section
-from framework.data.config import DataConfig
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
 from framework.modality import Modality, RunContext
@@ -89,26 +87,17 @@ def load_trained(run_dir: Path, out_dir: Path, *, weights: Path | None = None,
         weights: An export or checkpoint directory; default :func:`weights_of`.
         plugins: The plugin facade; the installed plugins when omitted.
     """
-    from framework.config import register_configs
-    from framework.plugins import default_plugins
+    from framework.compose import stored_run_context
     from framework.training import load_trained_weights
 
-    register_configs()  # resolvers a stored config may still name
     source = Path(weights) if weights is not None else weights_of(run_dir)
     config_path = source / "config.yaml"
     if not config_path.is_file():
         raise FrameworkError(f"{source} has no config.yaml beside its weights; point --weights at an export "
                              f"or checkpoint directory written by python -m framework")
     cfg = OmegaConf.create(config_path.read_text(encoding="utf-8"))
-    plugins = plugins or default_plugins()
-    modality = plugins.modality(str(cfg.modality.name))
-    sections = {name: OmegaConf.to_object(typed_section(cfg, name, schema))
-                for name, schema in modality.sections.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(run_dir=out_dir, modality=sections.get("modality", cfg.modality),
-                     model=sections.get("model", cfg.get("model")),
-                     data=OmegaConf.to_object(typed_section(cfg, "data", DataConfig)), seed=int(cfg.get("seed", 0)),
-                     plugins=plugins, config_yaml=OmegaConf.to_yaml(cfg))
+    modality, ctx = stored_run_context(cfg, out_dir, plugins)
     data = modality.load_data(ctx)
     task = modality.build_task(ctx, data)
     load_trained_weights(task, source, what="--weights")
