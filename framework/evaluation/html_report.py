@@ -63,6 +63,8 @@ class RunReport:
         config_yaml: The resolved run config.
         retention: The retention set's before/after reports, when configured.
         checkpoint: The checkpoint the evaluated weights came from (the last one written).
+        weights: Which weights were evaluated (``RunResult.weights``: trained, a checkpoint, or the
+            starting weights, not trained).
         export_dir: Where the export stage wrote the deployable model, when it ran.
     """
 
@@ -74,6 +76,7 @@ class RunReport:
     config_yaml: str = ""
     retention: Retention | None = None
     checkpoint: Path | None = None
+    weights: str = ""
     export_dir: Path | None = None
 
 
@@ -361,7 +364,8 @@ def drift_section(drift: Mapping[str, Any], figures: Mapping[str, str] | None = 
 
 def render(run: RunReport) -> str:
     """The HTML text of ``report.html``."""
-    body = [f"<h1>Evaluation report: {esc(run.modality)}</h1><p>Run <code>{esc(run.run_dir)}</code></p>",
+    weights = f"; weights evaluated: <strong>{esc(run.weights)}</strong>" if run.weights else ""
+    body = [f"<h1>Evaluation report: {esc(run.modality)}</h1><p>Run <code>{esc(run.run_dir)}</code>{weights}</p>",
             verdict_section(run.verdicts, run.enforce), config_section(run.config_yaml), audit_section(run.run_dir),
             curves_section(run.run_dir)]
     body += [split_section(report, run.run_dir) for report in run.reports]

@@ -43,9 +43,13 @@ def _metrics_table(metrics: Mapping[str, float]) -> str:
 
 
 def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[success.Verdict],
-           run_dir: Path, audit_line: str | None = None, retention: "Retention | None" = None) -> str:
-    """The Markdown text of ``report.md``."""
+           run_dir: Path, audit_line: str | None = None, retention: "Retention | None" = None,
+           weights: str = "") -> str:
+    """The Markdown text of ``report.md``; ``weights`` says which weights were evaluated
+    (``RunResult.weights``)."""
     out = [f"# Evaluation report: {modality}", ""]
+    if weights:
+        out += [f"Weights evaluated: **{weights}**", ""]
     if verdicts:
         fit = all(v.passed for v in verdicts)
         out += [f"**Fit to ship: {'yes' if fit else 'no'}** "

@@ -83,7 +83,7 @@ class Evaluate:
             result.metrics.update(run.retention.metrics())
         result.verdicts = success.check(success.parse_criteria(run.config.success), result.metrics)
         text = report_md.render(run.modality.name, run.reports, result.verdicts, run.run_dir, audit_line(run),
-                                run.retention)
+                                run.retention, weights=result.weights)
         atomic_write_text(run.ctx.path("report.md"), text)
         retained = [r for r in (run.retention.start, run.retention.trained) if r is not None] if run.retention else []
         report_md.write_reports_json([*run.reports, *retained], run.ctx.path(report_md.REPORTS_JSON))
@@ -107,7 +107,7 @@ class Report:
         page = html_report.RunReport(
             modality=run.modality.name, run_dir=run.run_dir, reports=run.reports, verdicts=run.result.verdicts,
             enforce=run.result.enforce_success, config_yaml=run.ctx.config_yaml, retention=run.retention,
-            checkpoint=checkpoint, export_dir=run.run_dir / "export" if run.selected("export") else None)
+            checkpoint=checkpoint, weights=run.result.weights, export_dir=run.run_dir / "export" if run.selected("export") else None)
         say_verdict(run.result, html_report.write(page))
 
 

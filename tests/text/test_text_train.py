@@ -175,3 +175,14 @@ def test_fsdp2_two_cpu_processes_checkpoint_sharded_and_resume(chat_root, tmp_pa
     assert json.loads((latest_checkpoint(run) / "manifest.json").read_text())["step"] == 4
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and "exact_match" in summary["metrics"]
+
+
+@pytest.mark.slow
+def test_evaluate_without_training_scores_the_starting_weights(chat_root, tmp_path) -> None:
+    from framework.stage import STARTING_WEIGHTS
+
+    result = run_framework(["+modality=text", f"data.root={chat_root}", "data.test=null", "stages=[evaluate]",
+                            "trainer.progress=false", "modality.baseline=false"], tmp_path / "run")
+    assert result.status == "completed" and result.weights == STARTING_WEIGHTS
+    assert "exact_match" in result.metrics
+    assert STARTING_WEIGHTS in (tmp_path / "run" / "report.md").read_text()
