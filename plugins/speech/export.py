@@ -51,6 +51,7 @@ class ServingInfo(ServingFile):
     beam_size: int = 0
     sample_len: int | None = None
     timestamps: bool = False
+    fallback: dict[str, Any] | None = None  # modality.fallback; None (older exports): no fallback
 
 
 
@@ -59,7 +60,7 @@ def serving_info(task: SpeechRecognitionTask, model_cfg: Any, modality_cfg: Any)
     return ServingInfo(dims=dataclasses.asdict(task.dims), model=_plain(model_cfg), language=modality_cfg.language,
                        audio=_plain(modality_cfg.audio), normalizer=_plain(modality_cfg.normalizer),
                        beam_size=int(modality_cfg.beam_size), sample_len=modality_cfg.sample_len,
-                       timestamps=bool(modality_cfg.timestamps))
+                       timestamps=bool(modality_cfg.timestamps), fallback=_plain(modality_cfg.fallback))
 
 
 def save_whisper_checkpoint(task: SpeechRecognitionTask, path: Path) -> Path:
