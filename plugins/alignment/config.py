@@ -80,6 +80,8 @@ class ImageTowerConfig:
         checkpoint_path: A local weights file to start from instead.
         image_size: Input side in pixels; ``null`` takes the architecture's default.
         kwargs: Further ``timm.create_model`` arguments (``depth``, ``embed_dim``...).
+        lr_scale: This tower's learning rate as a multiple of ``trainer.lr`` (its projection head
+            trains at ``trainer.lr``); below 1 keeps pretrained weights from being pulled to chance.
     """
 
     name: str = "vit_tiny_patch16_224"
@@ -87,6 +89,7 @@ class ImageTowerConfig:
     checkpoint_path: Optional[str] = None
     image_size: Optional[int] = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    lr_scale: float = 1.0
 
 
 @dataclass
@@ -110,12 +113,16 @@ class TextTowerConfig:
     Attributes:
         name: Hub name or local directory of a pretrained encoder; ``null`` builds a BERT-style
             encoder from ``config`` (random weights, no download).
-        tokenizer: Hub name or directory of the tokenizer; ``null`` uses ``name``'s.
+        tokenizer: Hub name or directory of the tokenizer; ``null`` uses ``name``'s own, or the
+            tokenizer the project ships (``plugins/alignment/tokenizer``) when ``name`` is null. A
+            tokenizer whose vocabulary does not fit the encoder's embedding table is an error.
         config: ``transformers.BertConfig`` arguments of the encoder built when ``name`` is null
             (``vocab_size`` comes from the tokenizer).
         pooling: ``cls`` (the first token) or ``mean`` (mean of the non-padding tokens).
         max_length: Captions are truncated (and padded) to this many tokens.
         lora: LoRA adapters on this tower.
+        lr_scale: This tower's learning rate as a multiple of ``trainer.lr`` (see
+            :attr:`ImageTowerConfig.lr_scale`).
     """
 
     name: Optional[str] = None
@@ -124,6 +131,7 @@ class TextTowerConfig:
     pooling: str = "mean"
     max_length: int = 32
     lora: LoraConfig = field(default_factory=LoraConfig)
+    lr_scale: float = 1.0
 
 
 @dataclass
