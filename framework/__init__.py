@@ -71,6 +71,7 @@ _LAZY = {
     "evaluation_report": "framework.evaluation.classification",
     # training and export
     "Engine": "framework.training",
+    "CHANCE_LOSS": "framework.training.metric_logger",
     "all_reduce_sum": "framework.training.distributed",
     "export_weights": "framework.training.checkpoint",
     "load_model_weights": "framework.training.checkpoint",
