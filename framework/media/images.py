@@ -200,3 +200,11 @@ def image_statistics(records: Sequence[Record]) -> dict[str, list[Any]]:
         out["height"].append(size[1])
         out["mode"].append(mode)
     return out
+
+
+def timm_kwargs(model_cfg: Any) -> dict[str, Any]:
+    """The ``timm.create_model`` arguments of an image model's config node (``name``, ``kwargs``,
+    ``kwargs_by_name``): ``kwargs_by_name[name]`` (a shipped config's shrinking of its default
+    architecture, dropped when another ``name`` is chosen) updated by ``kwargs`` (always applied)."""
+    by_name = dict(model_cfg.kwargs_by_name or {})
+    return {**dict(by_name.get(model_cfg.name) or {}), **dict(model_cfg.kwargs or {})}

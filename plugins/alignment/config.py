@@ -79,7 +79,11 @@ class ImageTowerConfig:
         pretrained: Load the architecture's published weights (needs network or a warm cache).
         checkpoint_path: A local weights file to start from instead.
         image_size: Input side in pixels; ``null`` takes the architecture's default.
-        kwargs: Further ``timm.create_model`` arguments (``depth``, ``embed_dim``...).
+        kwargs: Further ``timm.create_model`` arguments (``depth``, ``embed_dim``...), for whichever
+            model ``name`` is; ``null`` or ``{}`` for none.
+        kwargs_by_name: ``timm.create_model`` arguments that apply only while ``name`` is their key
+            (``kwargs`` win over them): ``dual_tiny`` shrinks its ViT here, so choosing another
+            ``model.image.name`` drops the shrinking without naming its keys.
         lr_scale: This tower's learning rate as a multiple of ``trainer.lr`` (its projection head
             trains at ``trainer.lr``); below 1 keeps pretrained weights from being pulled to chance.
     """
@@ -88,7 +92,8 @@ class ImageTowerConfig:
     pretrained: bool = False
     checkpoint_path: Optional[str] = None
     image_size: Optional[int] = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: Optional[dict[str, Any]] = field(default_factory=dict)
+    kwargs_by_name: Optional[dict[str, dict[str, Any]]] = field(default_factory=dict)
     lr_scale: float = 1.0
 
 

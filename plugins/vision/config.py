@@ -84,7 +84,11 @@ class VisionModelConfig:
             architectures with a fixed input size (ViTs) it is passed to the constructor too.
         drop_rate: Dropout before the classifier.
         drop_path_rate: Stochastic depth rate.
-        kwargs: Further ``timm.create_model`` arguments (``depth``, ``embed_dim``, ``patch_size``...).
+        kwargs: Further ``timm.create_model`` arguments (``depth``, ``embed_dim``, ``patch_size``...),
+            for whichever model ``name`` is; ``null`` or ``{}`` for none.
+        kwargs_by_name: ``timm.create_model`` arguments that apply only while ``name`` is their key
+            (``kwargs`` win over them): the shipped configs shrink their default architecture
+            here, so choosing another ``model.name`` drops the shrinking without naming its keys.
     """
 
     name: str = "vit_tiny_patch16_224"
@@ -93,4 +97,5 @@ class VisionModelConfig:
     image_size: Optional[int] = None
     drop_rate: float = 0.0
     drop_path_rate: float = 0.0
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: Optional[dict[str, Any]] = field(default_factory=dict)
+    kwargs_by_name: Optional[dict[str, dict[str, Any]]] = field(default_factory=dict)

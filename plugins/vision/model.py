@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from framework.errors import FrameworkError
-from framework.media.images import ImageSpec
+from framework.media.images import ImageSpec, timm_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def build_model(model_cfg: Any, num_classes: int) -> torch.nn.Module:
     import timm
 
     pretrained_cfg = _pretrained_cfg(model_cfg.name)
-    kwargs = dict(model_cfg.kwargs or {})
+    kwargs = timm_kwargs(model_cfg)
     # Architectures with position embeddings (ViT, Swin) fix their input size at construction.
     if model_cfg.image_size and pretrained_cfg.get("fixed_input_size"):
         kwargs.setdefault("img_size", int(model_cfg.image_size))
