@@ -77,6 +77,7 @@ _LAZY = {
     "load_model_weights": "framework.training.checkpoint",
     "ServingFile": "framework.serving",
     "find_serving_file": "framework.serving",
+    "export_onnx": "framework.serving",
     # files and config
     "atomic_write_text": "framework.atomic",
     "jsonable": "framework.json_values",

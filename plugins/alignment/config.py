@@ -56,6 +56,8 @@ class AlignmentConfig:
         audit: The misalignment audit's settings.
         eval_batch_size: Batch size of evaluation and encoding.
         cache_limit_mb: Decoded images are kept in memory when they fit in this budget.
+        export_onnx: The export stage also writes ``image_encoder.onnx`` (uint8 images in,
+            L2-normalised embeddings out), checked against onnxruntime (needs the ``real`` extra).
     """
 
     name: str = "alignment"
@@ -68,6 +70,7 @@ class AlignmentConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     eval_batch_size: int = 256
     cache_limit_mb: int = 2048
+    export_onnx: bool = False
 
 
 @dataclass

@@ -55,6 +55,8 @@ class VisionConfig:
         cache_limit_mb: Decoded images are kept in memory when they fit in this budget; larger
             data sets are decoded on the fly (each epoch).
         channels_last: Use the channels-last memory format on CUDA (faster convolutions).
+        export_onnx: The export stage also writes ``model.onnx`` (uint8 images in, probabilities
+            out, any batch size), checked against onnxruntime (needs the ``real`` extra).
     """
 
     name: str = "vision"
@@ -69,6 +71,7 @@ class VisionConfig:
     eval_batch_size: int = 256
     cache_limit_mb: int = 2048
     channels_last: bool = True
+    export_onnx: bool = False
 
 
 @dataclass

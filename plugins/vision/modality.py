@@ -188,4 +188,4 @@ class VisionModality(Modality[VisionConfig, VisionModelConfig]):
         """Weights (safetensors) + config, ``vision.json`` for serving, and a ``torch.export`` program."""
         cfg = ctx.modality
         info = serving_info(task, ctx.model, cfg.resize, cfg.top_k)
-        return export_model(task, info, out_dir, ctx.config_yaml)
+        return export_model(task, info, out_dir, ctx.config_yaml, onnx=cfg.export_onnx)
