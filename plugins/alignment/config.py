@@ -56,6 +56,8 @@ class AlignmentConfig:
         audit: The misalignment audit's settings.
         eval_batch_size: Batch size of evaluation and encoding.
         cache_limit_mb: Decoded images are kept in memory when they fit in this budget.
+        export_onnx: The export stage also writes ``image_encoder.onnx`` (uint8 images in,
+            L2-normalised embeddings out), checked against onnxruntime (needs the ``real`` extra).
     """
 
     name: str = "alignment"
@@ -68,6 +70,7 @@ class AlignmentConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     eval_batch_size: int = 256
     cache_limit_mb: int = 2048
+    export_onnx: bool = False
 
 
 @dataclass
@@ -79,7 +82,11 @@ class ImageTowerConfig:
         pretrained: Load the architecture's published weights (needs network or a warm cache).
         checkpoint_path: A local weights file to start from instead.
         image_size: Input side in pixels; ``null`` takes the architecture's default.
-        kwargs: Further ``timm.create_model`` arguments (``depth``, ``embed_dim``...).
+        kwargs: Further ``timm.create_model`` arguments (``depth``, ``embed_dim``...), for whichever
+            model ``name`` is; ``null`` or ``{}`` for none.
+        kwargs_by_name: ``timm.create_model`` arguments that apply only while ``name`` is their key
+            (``kwargs`` win over them): ``dual_tiny`` shrinks its ViT here, so choosing another
+            ``model.image.name`` drops the shrinking without naming its keys.
         lr_scale: This tower's learning rate as a multiple of ``trainer.lr`` (its projection head
             trains at ``trainer.lr``); below 1 keeps pretrained weights from being pulled to chance.
     """
@@ -88,7 +95,8 @@ class ImageTowerConfig:
     pretrained: bool = False
     checkpoint_path: Optional[str] = None
     image_size: Optional[int] = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: Optional[dict[str, Any]] = field(default_factory=dict)
+    kwargs_by_name: Optional[dict[str, dict[str, Any]]] = field(default_factory=dict)
     lr_scale: float = 1.0
 
 

@@ -204,7 +204,8 @@ class AlignmentModality(Modality[AlignmentConfig, AlignmentModelConfig]):
     def export(self, ctx: Ctx, task: nn.Module, out_dir: Path) -> list[Path]:
         """Weights + config, ``alignment.json``, the tokenizer, both towers in their libraries'
         formats and the projection heads (see :mod:`plugins.alignment.export`)."""
-        return export_model(task, serving_info(task, ctx.model, ctx.modality.resize), out_dir, ctx.config_yaml)
+        return export_model(task, serving_info(task, ctx.model, ctx.modality.resize), out_dir, ctx.config_yaml,
+                            onnx=ctx.modality.export_onnx)
 
 
 def _maybe_captions(record: Record) -> list[str]:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from framework.errors import FrameworkError
-from framework.media.images import ImageSpec
+from framework.media.images import ImageSpec, timm_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def image_tower(cfg: Any, *, offline: bool = False) -> tuple[TimmImageEncoder, I
     if not timm.is_model(cfg.name):
         close = timm.list_models(f"*{cfg.name.split('_')[0]}*")[:10]
         raise FrameworkError(f"model.image.name={cfg.name!r} is not a timm model. Similar: {', '.join(close) or 'none'}")
-    kwargs = dict(cfg.kwargs or {})
+    kwargs = timm_kwargs(cfg)
     pretrained_cfg = timm.models.get_pretrained_cfg(cfg.name)
     fixed = bool(pretrained_cfg is not None and pretrained_cfg.to_dict().get("fixed_input_size"))
     if cfg.image_size and fixed:

@@ -211,3 +211,17 @@ def test_an_image_tower_from_a_local_timm_weights_file(tmp_path: Path) -> None:
     task = task_from_config(model_config(image={"checkpoint_path": str(tmp_path / "vit.safetensors")}))
     for name, tensor in task.image_encoder.model.state_dict().items():
         assert torch.equal(tensor, weights[name]), name
+
+
+def test_the_image_tower_exports_to_onnx_and_matches_under_onnxruntime(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime (the real extra)")
+    pytest.importorskip("onnx", reason="needs onnx (the real extra)")
+    from plugins.alignment.export import export_onnx_towers
+
+    task = task_from_config(model_config()).eval()
+    [path] = export_onnx_towers(task, tmp_path)
+    pixels = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    with torch.no_grad():
+        ours = task.image_features(pixels).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {"images": pixels.numpy()})[0] - ours).max() < 1e-4

@@ -79,6 +79,8 @@ def test_sft_trains_evaluates_and_the_merged_export_generates_the_same_tokens(ch
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "export" / "merged")
     tok = AutoTokenizer.from_pretrained(tmp_path / "export" / "merged")
     assert "peft" not in type(merged).__module__
+    saved = json.loads((tmp_path / "export" / "merged" / "tokenizer_config.json").read_text())
+    assert "local_files_only" not in saved and "is_local" not in saved  # the run's load options stay behind
     prompt = chat.generation_prompt(tok, "Convert 12 km to m.", tok.chat_template)
     ids = torch.tensor([prompt])
     with torch.no_grad():

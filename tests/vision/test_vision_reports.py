@@ -19,7 +19,7 @@ from framework.training import latest_checkpoint
 from html_checks import assert_self_contained, embedded_images, section_ids
 from vision_fixtures import COLOURS, write_folder, write_image
 
-FAST = ["+modality=vision", "model.image_size=16", "model.kwargs.depth=1", "model.kwargs.embed_dim=32",
+FAST = ["+modality=vision", "model.image_size=16", "++model.kwargs.depth=1", "++model.kwargs.embed_dim=32",
         "trainer.epochs=6", "trainer.batch_size=8", "trainer.progress=false", "trainer.device=cpu",
         "data.gates.balance.min_per_class=1"]
 
