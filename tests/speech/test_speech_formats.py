@@ -114,6 +114,12 @@ def test_ctranslate2_parts_are_joined_in_a_cache(tmp_path: Path) -> None:
     assert not (a.parent / "model.bin").exists()  # nothing written beside the parts
     with pytest.raises(FrameworkError, match="truncated"):
         read_ct2_variables(out / "model.bin")
+    from plugins.speech.formats import main
+
+    main(["join", str(a), str(b), "--out", str(tmp_path / "cli")])  # the command the docs give
+    assert (tmp_path / "cli" / "model.bin").read_bytes() == b"\x06\x00\x00\x00"
+    with pytest.raises(SystemExit, match="no such model part"):
+        main(["join", str(tmp_path / "nope"), "--out", str(tmp_path / "cli2")])
 
 
 @pytest.mark.slow
