@@ -78,11 +78,13 @@ _LAZY = {
     "BenchmarkModel": "framework.evaluation.benchmarks",
     # training and export
     "Engine": "framework.training",
+    "CHANCE_LOSS": "framework.training.metric_logger",
     "all_reduce_sum": "framework.training.distributed",
     "export_weights": "framework.training.checkpoint",
     "load_model_weights": "framework.training.checkpoint",
     "ServingFile": "framework.serving",
     "find_serving_file": "framework.serving",
+    "export_onnx": "framework.serving",
     # files and config
     "atomic_write_text": "framework.atomic",
     "jsonable": "framework.json_values",

@@ -97,3 +97,52 @@ def write_calibration(export_dir: Path, temperature: float) -> Path:
     return atomic_write_json(Path(export_dir) / CALIBRATION_JSON, {
         "temperature": float(temperature), "fitted_on": "val",
         "meaning": "served probabilities are softmax(logits / temperature)"})
+
+
+#: The largest absolute difference an ONNX export may show against the PyTorch module on the same
+#: inputs (float32 on the CPU; the exporter fuses and reorders operations, so bit equality is not
+#: expected).
+ONNX_TOLERANCE = 1e-4
+
+
+def export_onnx(module: Any, example: tuple[Any, ...], check: tuple[Any, ...], path: Path, *,
+                input_names: list[str], output_name: str, tolerance: float = ONNX_TOLERANCE) -> float:
+    """Export ``module`` (CPU, eval) to ONNX with a dynamic batch axis and check it in onnxruntime.
+
+    Args:
+        module: Maps the tensors of ``example`` to one tensor.
+        example: Inputs the export traces (batch first).
+        check: Inputs of another batch size both runtimes score, to prove the batch axis dynamic.
+        path: The ``.onnx`` file to write.
+        input_names: One name per input (what a deployer feeds).
+        output_name: The output's name.
+        tolerance: The largest absolute difference accepted (:data:`ONNX_TOLERANCE`).
+
+    Returns:
+        The largest absolute difference measured on ``check``.
+
+    Raises:
+        FrameworkError: ``onnx``/``onnxruntime`` missing (the ``real`` extra), or the export
+            differs from the module by more than ``tolerance``.
+    """
+    import torch
+
+    try:
+        import onnx  # noqa: F401 - the exporter writes through it
+        import onnxruntime
+    except ImportError as exc:
+        raise FrameworkError(f"ONNX export needs onnx and onnxruntime ({exc.name} is missing): "
+                             "pip install 'onnx==1.23.2' 'onnxruntime==1.32.0' (the project's real extra)") from None
+    axes = {name: {0: "batch"} for name in [*input_names, output_name]}
+    path = Path(path)
+    torch.onnx.export(module, example, str(path), input_names=input_names, output_names=[output_name],
+                      dynamic_axes=axes, opset_version=17, dynamo=False)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ours = module(*check).detach().float().numpy()
+    theirs = session.run(None, {name: tensor.numpy() for name, tensor in zip(input_names, check)})[0]
+    worst = float(abs(ours - theirs).max())
+    if worst > tolerance:
+        raise FrameworkError(f"the ONNX export {path} differs from the model by {worst:.2g} (more than {tolerance:g}) "
+                             "under onnxruntime; export without ONNX or report the architecture")
+    log.info("ONNX export %s: within %.2g of the model under onnxruntime (tolerance %g)", path.name, worst, tolerance)
+    return worst

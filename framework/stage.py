@@ -43,6 +43,12 @@ T = TypeVar("T")
 LOG_FILE = "run.log"  # the run's log (Hydra's job log); tracebacks of modality failures land here
 SUMMARY_JSON = "summary.json"
 
+#: ``RunResult.weights`` of a run that evaluated the configured model as built (no train stage, no
+#: checkpoint): a released model's zero-shot figures, or an untrained reference.
+STARTING_WEIGHTS = "starting weights, not trained"
+#: ``RunResult.weights`` of a run whose train stage produced the weights it evaluated.
+TRAINED_WEIGHTS = "trained in this run"
+
 
 class ModalityFailure(Exception):
     """A modality method raised: framed as one line naming the modality, its package and the method.
@@ -65,12 +71,15 @@ class RunResult:
         metrics: Every evaluated figure, flattened (``val/accuracy``, ``retention/...``).
         verdicts: One per ``success:`` criterion.
         enforce_success: ``evaluation.enforce_success``: whether a failed criterion fails the command.
+        weights: Which weights the evaluated model held: :data:`TRAINED_WEIGHTS`, ``checkpoint PATH``
+            or :data:`STARTING_WEIGHTS`; empty before a stage that needs a model ran.
     """
 
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
     verdicts: list[success.Verdict] = field(default_factory=list)
     enforce_success: bool = True
+    weights: str = ""
 
     @property
     def fit_to_ship(self) -> bool | None:
@@ -262,6 +271,7 @@ class Summary:
         result = run.result
         summary = {
             "status": result.status,
+            "weights": result.weights,
             "overrides": run.overrides,
             "metrics": result.metrics,
             "fit_to_ship": result.fit_to_ship,

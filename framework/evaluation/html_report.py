@@ -66,6 +66,8 @@ class RunReport:
         retention: The retention set's before/after reports, when configured.
         benchmarks: The lm-eval benchmark scores, when ``evaluation.benchmarks`` is set.
         checkpoint: The checkpoint the evaluated weights came from (the last one written).
+        weights: Which weights were evaluated (``RunResult.weights``: trained, a checkpoint, or the
+            starting weights, not trained).
         export_dir: Where the export stage wrote the deployable model, when it ran.
         sources: The extra sets of ``evaluation.sets`` among ``reports`` (by split name) and
             where each came from.
@@ -82,6 +84,7 @@ class RunReport:
     retention: Retention | None = None
     benchmarks: Benchmarks | None = None
     checkpoint: Path | None = None
+    weights: str = ""
     export_dir: Path | None = None
     sources: Mapping[str, Path] = field(default_factory=dict)
     merged: Mapping[str, Any] | None = None
@@ -511,7 +514,8 @@ def history_section(entries: Sequence[Any]) -> str:
 
 def render(run: RunReport) -> str:
     """The HTML text of ``report.html``."""
-    body = [f"<h1>Evaluation report: {esc(run.modality)}</h1><p>Run <code>{esc(run.run_dir)}</code></p>",
+    weights = f"; weights evaluated: <strong>{esc(run.weights)}</strong>" if run.weights else ""
+    body = [f"<h1>Evaluation report: {esc(run.modality)}</h1><p>Run <code>{esc(run.run_dir)}</code>{weights}</p>",
             verdict_section(run.verdicts, run.enforce), config_section(run.config_yaml), audit_section(run.run_dir)]
     if run.merged:
         body.append(merged_section(run.merged))

@@ -42,12 +42,15 @@ def _metrics_table(metrics: Mapping[str, float]) -> str:
 def render(modality: str, reports: Sequence[EvalReport], verdicts: Sequence[success.Verdict],
            run_dir: Path, audit_line: str | None = None, retention: "Retention | None" = None,
            benchmarks: "Benchmarks | None" = None, sources: Mapping[str, Path] | None = None,
-           merged: Mapping[str, Any] | None = None) -> str:
+           merged: Mapping[str, Any] | None = None, weights: str = "") -> str:
     """The Markdown text of ``report.md``; ``sources`` names the extra sets' reports (by split)
     and where each set came from; ``merged`` is the training split's
-    :func:`framework.data.provenance.merged_summary`, shown when given."""
+    :func:`framework.data.provenance.merged_summary`, shown when given; ``weights`` says which
+    weights were evaluated (``RunResult.weights``)."""
     sources = sources or {}
     out = [f"# Evaluation report: {modality}", ""]
+    if weights:
+        out += [f"Weights evaluated: **{weights}**", ""]
     if verdicts:
         fit = all(v.passed for v in verdicts)
         out += [f"**Fit to ship: {'yes' if fit else 'no'}** "

@@ -132,7 +132,7 @@ class Evaluate:
         reports = [*run.reports, *run.set_reports]
         text = report_md.render(run.modality.name, reports, result.verdicts, run.run_dir, audit_line(run),
                                 run.retention, run.benchmarks, sources={s.name: s.source for s in run.sets},
-                                merged=merged_corrections(run))
+                                merged=merged_corrections(run), weights=result.weights)
         atomic_write_text(run.ctx.path("report.md"), text)
         retained = [r for r in (run.retention.start, run.retention.trained) if r is not None] if run.retention else []
         report_md.write_reports_json([*reports, *retained], run.ctx.path(report_md.REPORTS_JSON))
@@ -186,7 +186,7 @@ class Report:
             sources={s.name: s.source for s in run.sets}, verdicts=run.result.verdicts,
             enforce=run.result.enforce_success, config_yaml=run.ctx.config_yaml, retention=run.retention,
             benchmarks=run.benchmarks,
-            checkpoint=checkpoint, export_dir=run.run_dir / "export" if run.selected("export") else None,
+            checkpoint=checkpoint, weights=run.result.weights, export_dir=run.run_dir / "export" if run.selected("export") else None,
             merged=merged_corrections(run))
         say_verdict(run.result, html_report.write(page))
 

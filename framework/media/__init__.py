@@ -23,6 +23,7 @@ from framework import _lazy_exports
 # The public names (docs/plugins.md), loaded on first use: name -> module that defines it.
 _LAZY = {
     "ImageSpec": "framework.media.images",
+    "timm_kwargs": "framework.media.images",
     "ImageInfo": "framework.media.images",
     "ImageStore": "framework.media.images",
     "RESIZE_MODES": "framework.media.images",

@@ -201,3 +201,15 @@ def image_statistics(records: Sequence[Record]) -> dict[str, list[Any]]:
         out["height"].append(size[1])
         out["mode"].append(mode)
     return out
+
+
+def timm_kwargs(model_cfg: Any) -> dict[str, Any]:
+    """The ``timm.create_model`` arguments of an image model's config node (``name``, ``kwargs``,
+    ``kwargs_by_name``): ``kwargs_by_name[name]`` (a shipped config's shrinking of its default
+    architecture, dropped when another ``name`` is chosen) updated by ``kwargs`` (always applied).
+    ``model_cfg`` is the config object or its plain dict (as a serving file keeps it)."""
+    def get(key: str) -> Any:
+        return model_cfg.get(key) if isinstance(model_cfg, dict) else getattr(model_cfg, key, None)
+
+    by_name = dict(get("kwargs_by_name") or {})
+    return {**dict(by_name.get(get("name")) or {}), **dict(get("kwargs") or {})}

@@ -79,7 +79,8 @@ def run_framework(overrides: Sequence[str], run_dir: Path, *, plugins: Plugins |
         result = run(cfg, run_dir, plugins=plugins, base_dir=run_dir, overrides=list(overrides))
     except GateFailure as refused:
         return FrameworkRun(status="refused", run_dir=run_dir, audit=refused.report, message=str(refused))
-    return FrameworkRun(status=result.status, metrics=result.metrics, verdicts=result.verdicts, run_dir=run_dir)
+    return FrameworkRun(status=result.status, metrics=result.metrics, verdicts=result.verdicts,
+                        enforce_success=result.enforce_success, weights=result.weights, run_dir=run_dir)
 
 
 def prepared(overrides: Sequence[str], run_dir: Path, *, plugins: Plugins | None = None) -> tuple[Modality, "RunContext"]:

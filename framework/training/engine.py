@@ -259,6 +259,7 @@ class Engine:
         total = self.total_steps = self.cfg.max_steps if self.cfg.max_steps > 0 else self.cfg.epochs * per_step
         self.schedule = Schedule.from_ratio(total, self.cfg.warmup_ratio, self.cfg.schedule, self.cfg.min_lr_ratio)
         self.metrics.start(total, self.state.step)
+        self.metrics.chance.after_step = self.schedule.warmup_steps if self.schedule else 0
         try:
             while self.state.step < total and self._stop_reason is None:
                 for batch in self._epoch_batches(loader):

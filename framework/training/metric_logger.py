@@ -151,6 +151,44 @@ class MetricsFile:
             fh.write(json.dumps(record, default=str) + "\n")
 
 
+#: The key a task's output dict uses to declare the loss of a model that has learnt nothing (the
+#: uniform guess): ``ln(classes)`` for classification, ``ln(candidates)`` for a contrastive loss.
+CHANCE_LOSS = "chance_loss"
+
+
+class ChanceWatch:
+    """Warns once when, after warm-up, the train loss sits at the task's declared chance value
+    (:data:`CHANCE_LOSS`) for ``rows`` logged train rows in a row: the model predicts nothing
+    (typically a learning rate too high for pretrained weights, which collapse to the uniform guess).
+
+    Args:
+        rows: Consecutive train rows at chance before the warning.
+        tolerance: "At chance" means within this fraction of the chance value.
+    """
+
+    def __init__(self, rows: int = 3, tolerance: float = 0.02) -> None:
+        self.rows, self.tolerance = rows, tolerance
+        self.after_step = 0  # the last warm-up step; set by the engine when the schedule is known
+        self.streak = 0
+        self.warned = False
+
+    def observe(self, step: int, metrics: Mapping[str, float]) -> bool:
+        """Record one train row; log the warning (once) and return True when the loss sits at chance."""
+        chance, loss = metrics.get(CHANCE_LOSS), metrics.get("loss")
+        if self.warned or chance is None or loss is None or step <= self.after_step or chance <= 0:
+            return False
+        self.streak = self.streak + 1 if abs(loss - chance) <= self.tolerance * chance else 0
+        if self.streak < self.rows:
+            return False
+        self.warned = True
+        log.warning(
+            "The train loss sits at its chance value at step %d (%.4g; chance %.4g, for %d logged rows after "
+            "warm-up): the model is not learning. With pretrained weights this is usually a learning rate "
+            "too high for them (the lr is %.3g now); lower trainer.lr (or a per-part rate the modality offers), "
+            "or lengthen trainer.warmup_ratio.", step, loss, chance, self.rows, float(metrics.get("lr", float("nan"))))
+        return True
+
+
 class OverfitWatch:
     """Warns when validation loss rose for ``window`` evaluations in a row while train loss fell."""
 
@@ -320,6 +358,7 @@ class MetricLogger:
         self.pending, self.window, self.since_eval = MetricWindow(), MetricWindow(), MetricWindow()
         self.last_finite: Optional[MetricWindow] = None  # the last group that stepped
         self.progress: Optional[Progress] = None
+        self.chance = ChanceWatch()
         self._items = self._tokens = 0
         self._clock = time.perf_counter()
 
@@ -372,6 +411,7 @@ class MetricLogger:
             metrics["tokens_per_s"] = self._tokens * self.world_size / elapsed
         self._clock, self._items, self._tokens = now, 0, 0
         self.file.write(step, "train", metrics, epoch=epoch)  # type: ignore[union-attr]
+        self.chance.observe(step, metrics)
         if self.events is not None:
             self.events.step(self.run, step, metrics)
         if self.progress is not None:

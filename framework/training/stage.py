@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import logging
+
 from framework.errors import FrameworkError
-from framework.stage import Run
+from framework.stage import STARTING_WEIGHTS, TRAINED_WEIGHTS, Run
+
+log = logging.getLogger(__name__)
 
 
 class Train:
@@ -27,12 +31,15 @@ class Train:
                     data_fingerprint=data_fingerprint(data)) as engine:
             run.call("train", engine, run.require(run.task, "task"), training_view(data, run.ctx.seed))
             run.ctx.engine = engine
+        run.result.weights = TRAINED_WEIGHTS
 
 
 class LoadTrainedWeights:
-    """Without the train stage, before anything that needs a trained model (evaluate, pre-annotate,
-    export, an audit check that scores with the model): the weights of ``checkpoint=``, else of
-    the run dir's newest checkpoint."""
+    """Without the train stage, before anything that needs a model (evaluate, pre-annotate, export,
+    an audit check that scores with the model): the weights of ``checkpoint=``, else of the run
+    dir's newest checkpoint, else, for evaluate and pre-annotate only, the configured model as
+    built (a released model's own weights, or an untrained reference), labelled
+    :data:`~framework.stage.STARTING_WEIGHTS` in the report and ``summary.json``."""
 
     name = "load weights"
 
@@ -43,10 +50,15 @@ class LoadTrainedWeights:
         from framework.training import latest_checkpoint, load_trained_weights
 
         source = Path(run.config.checkpoint) if run.config.checkpoint else latest_checkpoint(run.run_dir)
-        if source is None:
+        if source is not None:
+            load_trained_weights(run.require(run.task, "task"), source, what="checkpoint")
+            run.result.weights = f"checkpoint {source}"
+            return
+        if run.selected("export"):
             raise FrameworkError(
-                "evaluate/export without the train stage needs trained weights: set checkpoint=PATH to a "
-                "checkpoint directory (run_dir/checkpoints/step_...), or add train to stages"
+                "export without the train stage needs trained weights: set checkpoint=PATH to a checkpoint "
+                "directory (run_dir/checkpoints/step_...), or add train to stages (stages=[evaluate] alone "
+                "evaluates the starting weights)"
             )
-        load_trained_weights(run.require(run.task, "task"), source, what="checkpoint")
-
+        run.result.weights = STARTING_WEIGHTS
+        log.info("no train stage and no checkpoint: evaluating the configured model's %s", STARTING_WEIGHTS)

@@ -56,6 +56,8 @@ class AlignmentConfig:
         audit: The misalignment audit's settings.
         eval_batch_size: Batch size of evaluation and encoding.
         cache_limit_mb: Decoded images are kept in memory when they fit in this budget.
+        export_onnx: The export stage also writes ``image_encoder.onnx`` (uint8 images in,
+            L2-normalised embeddings out), checked against onnxruntime (needs the ``real`` extra).
     """
 
     name: str = "alignment"
@@ -69,6 +71,7 @@ class AlignmentConfig:
     eval_batch_size: int = 256
     cache_limit_mb: int = 2048
     shuffle_buffer: int = 1000  # samples in each loader worker's shuffle buffer when training from tar shards
+    export_onnx: bool = False
 
 
 @dataclass
@@ -80,14 +83,22 @@ class ImageTowerConfig:
         pretrained: Load the architecture's published weights (needs network or a warm cache).
         checkpoint_path: A local weights file to start from instead.
         image_size: Input side in pixels; ``null`` takes the architecture's default.
-        kwargs: Further ``timm.create_model`` arguments (``depth``, ``embed_dim``...).
+        kwargs: Further ``timm.create_model`` arguments (``depth``, ``embed_dim``...), for whichever
+            model ``name`` is; ``null`` or ``{}`` for none.
+        kwargs_by_name: ``timm.create_model`` arguments that apply only while ``name`` is their key
+            (``kwargs`` win over them): ``dual_tiny`` shrinks its ViT here, so choosing another
+            ``model.image.name`` drops the shrinking without naming its keys.
+        lr_scale: This tower's learning rate as a multiple of ``trainer.lr`` (its projection head
+            trains at ``trainer.lr``); below 1 keeps pretrained weights from being pulled to chance.
     """
 
     name: str = "vit_tiny_patch16_224"
     pretrained: bool = False
     checkpoint_path: Optional[str] = None
     image_size: Optional[int] = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: Optional[dict[str, Any]] = field(default_factory=dict)
+    kwargs_by_name: Optional[dict[str, dict[str, Any]]] = field(default_factory=dict)
+    lr_scale: float = 1.0
 
 
 @dataclass
@@ -111,12 +122,16 @@ class TextTowerConfig:
     Attributes:
         name: Hub name or local directory of a pretrained encoder; ``null`` builds a BERT-style
             encoder from ``config`` (random weights, no download).
-        tokenizer: Hub name or directory of the tokenizer; ``null`` uses ``name``'s.
+        tokenizer: Hub name or directory of the tokenizer; ``null`` uses ``name``'s own, or the
+            tokenizer the project ships (``plugins/alignment/tokenizer``) when ``name`` is null. A
+            tokenizer whose vocabulary does not fit the encoder's embedding table is an error.
         config: ``transformers.BertConfig`` arguments of the encoder built when ``name`` is null
             (``vocab_size`` comes from the tokenizer).
         pooling: ``cls`` (the first token) or ``mean`` (mean of the non-padding tokens).
         max_length: Captions are truncated (and padded) to this many tokens.
         lora: LoRA adapters on this tower.
+        lr_scale: This tower's learning rate as a multiple of ``trainer.lr`` (see
+            :attr:`ImageTowerConfig.lr_scale`).
     """
 
     name: Optional[str] = None
@@ -125,6 +140,7 @@ class TextTowerConfig:
     pooling: str = "mean"
     max_length: int = 32
     lora: LoraConfig = field(default_factory=LoraConfig)
+    lr_scale: float = 1.0
 
 
 @dataclass

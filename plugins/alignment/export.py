@@ -11,7 +11,10 @@ An export directory holds:
   ``AutoModel.from_pretrained``; ``image_tower/``: the timm image encoder (``config.json`` +
   ``model.safetensors``, ``timm.create_model("local-dir:...")``); ``projections.safetensors``:
   both projection heads and the logit scale. With ``model.clip`` set, ``clip/`` holds the whole
-  ``CLIPModel`` and its image processor instead of the two tower folders.
+  ``CLIPModel`` and its image processor instead of the two tower folders;
+* with ``modality.export_onnx=true``: ``image_encoder.onnx`` (``images``, uint8, giving
+  L2-normalised ``embeddings`` in the retrieval space), checked against onnxruntime to
+  :data:`framework.serving.ONNX_TOLERANCE`; the text tower stays in ``text_tower/``.
 
 :func:`load_encoder` rebuilds the task from an export or from a checkpoint directory of a run
 (``alignment.json`` is written into the run dir when the task is built), never downloading;
@@ -29,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from framework.errors import FrameworkError
+from framework.media import timm_kwargs
 from framework.serving import ServingFile, find_serving_file
 
 SERVING_INFO = "alignment.json"
@@ -78,12 +83,38 @@ def export_towers(task: Any, info: ServingInfo, out_dir: Path) -> list[Path]:
     _text_model(task).save_pretrained(str(out_dir / "text_tower"))
     image_dir = out_dir / "image_tower"
     timm.models.save_for_hf(copy.deepcopy(task.image_encoder.model).cpu(), str(image_dir),
-                            model_args=dict(info.model["image"].get("kwargs") or {}))
+                            model_args=timm_kwargs(info.model["image"]))
     heads = {f"image_proj.{k}": v for k, v in task.image_proj.state_dict().items()}
     heads |= {f"text_proj.{k}": v for k, v in task.text_proj.state_dict().items()}
     heads["logit_scale"] = task.logit_scale.detach()
     save_file({k: v.detach().cpu().contiguous() for k, v in heads.items()}, str(out_dir / "projections.safetensors"))
     return written + [out_dir / "text_tower", image_dir, out_dir / "projections.safetensors"]
+
+
+class _ImageEmbeddings(nn.Module):
+    def __init__(self, task: Any) -> None:
+        super().__init__()
+        self.task = task
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.task.image_features(images)  # (B, 3, H, W) uint8 -> (B, D)
+
+
+def export_onnx_towers(task: Any, out_dir: Path) -> list[Path]:
+    """``image_encoder.onnx``: ``images`` (B, 3, H, W) uint8 -> ``embeddings`` (B, D), L2-normalised,
+    checked against onnxruntime on another batch size. (The text tower is not exported to ONNX:
+    transformers' attention-mask construction does not trace into a graph that follows the mask.)"""
+    from framework import export_onnx
+
+    cpu = copy.deepcopy(task).cpu().eval()
+    height, width = task.spec.size
+    generator = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8, generator=generator) for n in (2, 3)]
+    path = Path(out_dir) / "image_encoder.onnx"
+    with torch.no_grad():
+        export_onnx(_ImageEmbeddings(cpu), (images[0],), (images[1],), path, input_names=["images"],
+                    output_name="embeddings")
+    return [path]
 
 
 def _clip_model(task: Any, info: ServingInfo) -> Any:
@@ -99,14 +130,15 @@ def _clip_model(task: Any, info: ServingInfo) -> Any:
     return clip
 
 
-def export_model(task: Any, info: ServingInfo, out_dir: Path, config_yaml: str) -> list[Path]:
-    """Write the export directory; returns the written files and folders."""
+def export_model(task: Any, info: ServingInfo, out_dir: Path, config_yaml: str, onnx: bool = False) -> list[Path]:
+    """Write the export directory (with the ONNX towers when ``onnx``); returns the written files and folders."""
     from framework.training.checkpoint import export_weights
 
     out_dir = Path(out_dir)
     written = export_weights(task, out_dir, config_yaml)
     written.append(info.write(out_dir / SERVING_INFO))
-    return written + export_towers(task, info, out_dir)
+    written += export_towers(task, info, out_dir)
+    return written + export_onnx_towers(task, out_dir) if onnx else written
 
 
 def find_serving_info(source: Path) -> Path:

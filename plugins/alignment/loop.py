@@ -8,7 +8,7 @@ The benchmark (``bench/alignment_throughput.py``) times this same function.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import torch
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 def train_alignment(engine: "Engine", task: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
-                    eval_batch_size: int = 256, num_pairs: int = 0) -> np.ndarray:
+                    eval_batch_size: int = 256, num_pairs: int = 0,
+                    param_groups: list[dict[str, Any]] | None = None) -> np.ndarray:
     """Train ``task`` (an :class:`~plugins.alignment.task.AlignmentTask`) on ``train_set``.
 
     Args:
@@ -32,12 +33,14 @@ def train_alignment(engine: "Engine", task: nn.Module, train_set: Dataset, val_s
         num_pairs: With ``> 0``, each pair's margin over its hardest in-batch negative is averaged
             over every step that drew it (summed on the device, then over DDP ranks): the training
             dynamics the misalignment audit reads.
+        param_groups: Optimizer groups with their own learning rates (per-tower ``lr_scale``);
+            ``None``: the engine's default groups at ``trainer.lr``.
 
     Returns:
         The pair margins, ``(num_pairs,)`` float64 indexed like the dataset's ``pair``, NaN for
         pairs never drawn (empty when ``num_pairs`` is 0). The task is trained in place.
     """
-    model = engine.setup(task)
+    model = engine.setup(task, param_groups=param_groups)
     loader = engine.dataloader(train_set, shuffle=True, drop_last=engine.world_size > 1)
     val_loader = engine.dataloader(val_set, batch_size=eval_batch_size, shuffle=False,
                                    drop_last=engine.world_size > 1) if val_set else None

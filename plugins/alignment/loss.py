@@ -14,9 +14,13 @@ of the global batch.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+
+from framework import CHANCE_LOSS
 
 
 def _world() -> tuple[int, int]:
@@ -72,7 +76,9 @@ def contrastive_loss(
     loss_t2i = F.cross_entropy(logits_t2i.float(), targets)
     acc = (logits_i2t.argmax(dim=-1) == targets).float().mean()
     return {"loss": (loss_i2t + loss_t2i) / 2, "loss_i2t": loss_i2t.detach(), "loss_t2i": loss_t2i.detach(),
-            "acc": acc.detach(), "pair_margin": _pair_margin(logits_i2t, logits_t2i, targets, logit_scale)}
+            "acc": acc.detach(), "pair_margin": _pair_margin(logits_i2t, logits_t2i, targets, logit_scale),
+            # the loss of features that match nothing: every candidate equally likely
+            CHANCE_LOSS: math.log(logits_i2t.shape[1])}
 
 
 @torch.no_grad()

@@ -29,6 +29,7 @@ from plugins.alignment.config import AlignmentConfig, AlignmentModelConfig
 from plugins.alignment.data import CaptionDataset, PairDecoder, TokenCache, captions_of, check_captions
 from plugins.alignment.export import SERVING_INFO, export_model, serving_info
 from plugins.alignment.loop import train_alignment
+from plugins.alignment.model import tower_param_groups
 from plugins.alignment.task import AlignmentTask, task_from_config
 from plugins._bundled import resolve_root, with_root
 
@@ -141,11 +142,24 @@ class AlignmentModality(Modality[AlignmentConfig, AlignmentModelConfig]):
         val_records = data.records("val")
         val_set = self._dataset(ctx, task, val_records, plain, sample=False) if len(val_records) > 1 else None
         margins = train_alignment(engine, task, train_set, val_set, eval_batch_size=cfg.eval_batch_size,
-                                  num_pairs=train_set.num_pairs)
+                                  num_pairs=train_set.num_pairs, param_groups=self._param_groups(ctx, engine, task))
         ctx.stash[TRAINING_MARGINS_KEY] = {
             (record.id, k): float(margins[train_set.offsets[i] + k])
             for i, record in enumerate(train_records) for k in range(len(train_set.captions[i]))
         }
+
+    @staticmethod
+    def _param_groups(ctx: Ctx, engine: "Engine", task: nn.Module) -> list[dict[str, Any]] | None:
+        """Per-tower learning rates when a tower's ``lr_scale`` is not 1 (else the engine's default groups)."""
+        image_scale, text_scale = float(ctx.model.image.lr_scale), float(ctx.model.text.lr_scale)
+        if image_scale == text_scale == 1.0:
+            return None
+        if ctx.model.clip:
+            raise FrameworkError("model.image.lr_scale / model.text.lr_scale apply to towers built from "
+                                 "model.image / model.text; with model.clip set, scale the whole run with trainer.lr")
+        log.info("per-tower learning rates: image %g x trainer.lr, text %g x trainer.lr", image_scale, text_scale)
+        return tower_param_groups(task, lr=engine.cfg.lr, weight_decay=engine.cfg.weight_decay,
+                                  image_scale=image_scale, text_scale=text_scale)
 
     # --- prediction and evaluation -----------------------------------------------------------
 
@@ -200,7 +214,8 @@ class AlignmentModality(Modality[AlignmentConfig, AlignmentModelConfig]):
     def export(self, ctx: Ctx, task: nn.Module, out_dir: Path) -> list[Path]:
         """Weights + config, ``alignment.json``, the tokenizer, both towers in their libraries'
         formats and the projection heads (see :mod:`plugins.alignment.export`)."""
-        return export_model(task, serving_info(task, ctx.model, ctx.modality.resize), out_dir, ctx.config_yaml)
+        return export_model(task, serving_info(task, ctx.model, ctx.modality.resize), out_dir, ctx.config_yaml,
+                            onnx=ctx.modality.export_onnx)
 
 
 def _maybe_captions(record: Record) -> list[str]:

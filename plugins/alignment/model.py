@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from framework.errors import FrameworkError
-from framework.media.images import ImageSpec
+from framework.media.images import ImageSpec, timm_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def image_tower(cfg: Any, *, offline: bool = False) -> tuple[TimmImageEncoder, I
     if not timm.is_model(cfg.name):
         close = timm.list_models(f"*{cfg.name.split('_')[0]}*")[:10]
         raise FrameworkError(f"model.image.name={cfg.name!r} is not a timm model. Similar: {', '.join(close) or 'none'}")
-    kwargs = dict(cfg.kwargs or {})
+    kwargs = timm_kwargs(cfg)
     pretrained_cfg = timm.models.get_pretrained_cfg(cfg.name)
     fixed = bool(pretrained_cfg is not None and pretrained_cfg.to_dict().get("fixed_input_size"))
     if cfg.image_size and fixed:
@@ -135,14 +135,31 @@ def image_tower(cfg: Any, *, offline: bool = False) -> tuple[TimmImageEncoder, I
     return TimmImageEncoder(model), spec
 
 
+#: The tokenizer the project ships for the text tower built from config (``model.text.name=null``).
+BUNDLED_TOKENIZER = Path(__file__).resolve().parent / "tokenizer"
+
+
+def check_vocabulary(tokenizer: Any, model: nn.Module, what: str) -> None:
+    """Refuse a tokenizer whose vocabulary does not fit ``model``'s input embedding table.
+
+    Ids past the table crash; a vocabulary far smaller than the table (under 90% of its rows:
+    tables are padded by a few rows at most) is another model's tokenizer, which trains silently
+    on the wrong token rows.
+    """
+    rows = int(model.get_input_embeddings().num_embeddings)
+    size = len(tokenizer)
+    if size > rows or size < 0.9 * rows:
+        raise FrameworkError(
+            f"{what}: the tokenizer has {size} tokens but the encoder's embedding table has {rows} rows; "
+            f"they belong to different models. Leave model.text.tokenizer=null to use the encoder's own")
+
+
 def text_tower(cfg: Any, *, offline: bool = False) -> tuple[HFTextEncoder, Any]:
-    """The transformers text tower of ``model.text`` and its tokenizer."""
+    """The transformers text tower of ``model.text`` and its tokenizer: ``model.text.tokenizer``,
+    else the encoder's own, else (an encoder built from config) :data:`BUNDLED_TOKENIZER`."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel
 
-    source = cfg.tokenizer or cfg.name
-    if not source:
-        raise FrameworkError("model.text.tokenizer is not set: name a tokenizer directory or hub name "
-                             "(the default is the tokenizer in plugins/alignment/tokenizer)")
+    source = cfg.tokenizer or cfg.name or str(BUNDLED_TOKENIZER)
     tokenizer = _load("model.text.tokenizer", source, AutoTokenizer.from_pretrained)
     if cfg.name is None:
         config = BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
@@ -152,6 +169,8 @@ def text_tower(cfg: Any, *, offline: bool = False) -> tuple[HFTextEncoder, Any]:
         model = AutoModel.from_config(_load("model.text.name", cfg.name, AutoConfig.from_pretrained))
     else:
         model = _load("model.text.name", cfg.name, AutoModel.from_pretrained)
+    if cfg.name is not None:
+        check_vocabulary(tokenizer, model, f"model.text.name={cfg.name} with model.text.tokenizer={source}")
     if cfg.lora.r > 0:
         model = with_lora(model, cfg.lora)
     return HFTextEncoder(model, cfg.pooling), tokenizer
@@ -188,6 +207,8 @@ def clip_towers(cfg: Any, *, offline: bool = False) -> Towers:
     else:
         clip = _load("model.clip", cfg.clip, CLIPModel.from_pretrained)
     tokenizer = _load("model.clip (tokenizer)", cfg.text.tokenizer or cfg.clip, AutoTokenizer.from_pretrained)
+    check_vocabulary(tokenizer, clip.text_model, f"model.clip={cfg.clip} with model.text.tokenizer="
+                     f"{cfg.text.tokenizer or cfg.clip}")
     spec = clip_image_spec(cfg.clip, default_side=int(clip.config.vision_config.image_size))
     text: nn.Module = clip.text_model
     if cfg.text.lora.r > 0:
@@ -205,3 +226,18 @@ def build_towers(cfg: Any, *, offline: bool = False) -> Towers:
     return Towers(image, text, nn.Linear(image.dim, cfg.embed_dim, bias=False),
                   nn.Linear(text.dim, cfg.embed_dim, bias=False), tokenizer, spec,
                   math.log(1.0 / float(cfg.temperature)))
+
+
+def tower_param_groups(task: nn.Module, *, lr: float, weight_decay: float, image_scale: float,
+                       text_scale: float) -> list[dict[str, Any]]:
+    """AdamW groups for a dual encoder: each tower at ``lr`` times its scale, the projections and
+    temperature at ``lr``; weight decay only on tensors with ``ndim >= 2`` (as the engine's default)."""
+    towers = {"image_encoder.": image_scale, "text_encoder.": text_scale}
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    for name, param in task.named_parameters():
+        if not param.requires_grad:
+            continue
+        scale = next((s for prefix, s in towers.items() if name.startswith(prefix)), 1.0)
+        groups.setdefault((scale, param.ndim >= 2), []).append(param)
+    return [{"params": params, "lr": lr * scale, "weight_decay": weight_decay if decayed else 0.0}
+            for (scale, decayed), params in groups.items()]

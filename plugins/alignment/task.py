@@ -85,7 +85,9 @@ class AlignmentTask(nn.Module):
             batch: ``{"image": (B, 3, H, W) uint8, "input_ids": (B, L), "attention_mask": (B, L)}``.
 
         Returns:
-            ``{"loss", "loss_i2t", "loss_t2i", "acc", "logit_scale"}``.
+            ``{"loss", "loss_i2t", "loss_t2i", "acc", "logit_scale", "chance_loss"}``; ``chance_loss``
+            is ln(candidates per row), the loss of features that match nothing (the engine warns
+            when training sits there).
         """
         image = self.image_features(batch["image"])  # (B, D)
         text = self.text_features(batch["input_ids"], batch["attention_mask"])  # (B, D)

@@ -77,11 +77,41 @@ class NormalizerConfig:
         lowercase: Fold case.
         unicode_form: ``NFC``, ``NFKC``, ``NFD``, ``NFKD`` or ``""`` (as is).
         remove_punctuation: Drop Unicode punctuation, including the danda.
+        numbers: Write numbers one way before scoring: digits of any script as ASCII digits and
+            spelled-out English numbers as digits (whisper's ``EnglishNumberNormalizer``), so
+            ``twenty five`` and ``25`` match.
     """
 
     lowercase: bool = True
     unicode_form: str = "NFC"
     remove_punctuation: bool = True
+    numbers: bool = False
+
+
+@dataclass
+class FallbackConfig:
+    """Decoding guards for released Whisper (:mod:`plugins.speech.decode`), as whisper's ``transcribe``.
+
+    Attributes:
+        temperatures: Tried in order while a transcript needs a fallback; ``[0.0]`` turns it off.
+        compression_ratio_threshold: A transcript whose gzip compression ratio is above this is too
+            repetitive; ``null`` never checks.
+        logprob_threshold: A transcript whose mean token log-probability is below this is too
+            unlikely; ``null`` never checks.
+        no_speech_threshold: With a low log-probability, a no-speech probability above this means
+            silence, which is not decoded again; ``null`` never checks.
+        best_of: Samples drawn per utterance at a temperature above 0 (the most likely is kept).
+        max_repeats: More consecutive copies of one token n-gram than this are cut to one; 0 never cuts.
+        seed: Seed of the sampling at temperatures above 0 (reruns give the same transcripts).
+    """
+
+    temperatures: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    compression_ratio_threshold: Optional[float] = 2.4
+    logprob_threshold: Optional[float] = -1.0
+    no_speech_threshold: Optional[float] = 0.6
+    best_of: int = 5
+    max_repeats: int = 3
+    seed: int = 0
 
 
 @dataclass
@@ -98,6 +128,7 @@ class SpeechConfig:
         bucket_by_duration: Batch utterances of similar duration together (less decoder padding).
         beam_size: Evaluation decoding: 0/1 greedy, more for beam search.
         sample_len: Most tokens generated per utterance; ``null`` is half the text context.
+        fallback: Temperature fallback and repetition guards of decoding.
         eval_batch_size: Utterances per decoding batch.
         normalizer: Text normalisation for WER/CER.
         script_languages: Which language each script's words count as, for per-language WER
@@ -110,6 +141,11 @@ class SpeechConfig:
             reports ``language_id/accuracy`` and ``wer_detected`` beside ``wer``.
         language_candidates: The languages detection chooses among (codes or names); empty:
             every language the model has a token for.
+        export_formats: Runtimes exported beside ``model.pt``: ``transformers`` (a
+            ``WhisperForConditionalGeneration`` directory with processor files) and ``ctranslate2``
+            (for faster-whisper; needs the ``real`` extra), see :mod:`plugins.speech.runtimes`.
+        ctranslate2_quantization: Weight type of the CTranslate2 export (``float32``, ``float16``,
+            ``int8``, ``int8_float32``...).
     """
 
     name: str = "speech"
@@ -121,6 +157,7 @@ class SpeechConfig:
     bucket_by_duration: bool = False
     beam_size: int = 0
     sample_len: Optional[int] = None
+    fallback: FallbackConfig = field(default_factory=FallbackConfig)
     eval_batch_size: int = 32
     normalizer: NormalizerConfig = field(default_factory=NormalizerConfig)
     script_languages: dict[str, str] = field(default_factory=lambda: {"devanagari": "hi", "latin": "en"})
@@ -128,6 +165,8 @@ class SpeechConfig:
     val_wer_every: bool = False
     eval_language: str = "given"
     language_candidates: list[str] = field(default_factory=list)
+    export_formats: list[str] = field(default_factory=list)
+    ctranslate2_quantization: str = "float32"
 
 
 @dataclass

@@ -27,7 +27,7 @@ from plugins.speech.text import TextNormalizer
 def normalizer_of(cfg: Any) -> TextNormalizer:
     """The scoring normaliser of the ``modality:`` node."""
     n = cfg.normalizer
-    return TextNormalizer(bool(n.lowercase), str(n.unicode_form), bool(n.remove_punctuation))
+    return TextNormalizer(bool(n.lowercase), str(n.unicode_form), bool(n.remove_punctuation), bool(n.numbers))
 
 
 def hypotheses(task: nn.Module, records: Sequence[Record], store: AudioStore, cfg: Any,
@@ -37,7 +37,7 @@ def hypotheses(task: nn.Module, records: Sequence[Record], store: AudioStore, cf
     samples = list(audio) if audio is not None else [store.get(r) for r in records]
     languages = [record_language(r, cfg.language) for r in records]
     return transcribe(model, samples, languages, beam_size=cfg.beam_size, batch_size=cfg.eval_batch_size,
-                      sample_len=cfg.sample_len)
+                      sample_len=cfg.sample_len, fallback=cfg.fallback)
 
 
 def score_split(records: Sequence[Record], hyps: Sequence[str], cfg: Any) -> AsrScores:

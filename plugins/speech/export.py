@@ -8,6 +8,8 @@ An export directory holds:
   :func:`framework.training.checkpoint.export_weights`);
 * ``speech.json``: what transcription needs besides weights (:class:`ServingInfo`): the model's
   dimensions, the ``model:`` node, the default language, normalisation and decoding settings.
+* ``transformers/`` and ``ctranslate2/`` when ``modality.export_formats`` names them: the same
+  weights for ``transformers.pipeline`` and for faster-whisper (:mod:`plugins.speech.runtimes`).
 
 The same ``speech.json`` is written into the run dir when the task is built, so any checkpoint of
 the run (``run_dir/checkpoints/step_*``) can be loaded with :func:`load_task` too.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -51,6 +53,7 @@ class ServingInfo(ServingFile):
     beam_size: int = 0
     sample_len: int | None = None
     timestamps: bool = False
+    fallback: dict[str, Any] | None = None  # modality.fallback; None (older exports): no fallback
 
 
 
@@ -59,7 +62,7 @@ def serving_info(task: SpeechRecognitionTask, model_cfg: Any, modality_cfg: Any)
     return ServingInfo(dims=dataclasses.asdict(task.dims), model=_plain(model_cfg), language=modality_cfg.language,
                        audio=_plain(modality_cfg.audio), normalizer=_plain(modality_cfg.normalizer),
                        beam_size=int(modality_cfg.beam_size), sample_len=modality_cfg.sample_len,
-                       timestamps=bool(modality_cfg.timestamps))
+                       timestamps=bool(modality_cfg.timestamps), fallback=_plain(modality_cfg.fallback))
 
 
 def save_whisper_checkpoint(task: SpeechRecognitionTask, path: Path) -> Path:
@@ -70,14 +73,31 @@ def save_whisper_checkpoint(task: SpeechRecognitionTask, path: Path) -> Path:
     return path
 
 
-def export_model(task: SpeechRecognitionTask, info: ServingInfo, out_dir: Path, config_yaml: str) -> list[Path]:
-    """Write the export directory (see the module docstring); returns the written files."""
-    from framework.training.checkpoint import export_weights
+def export_model(task: SpeechRecognitionTask, info: ServingInfo, out_dir: Path, config_yaml: str,
+                 formats: Sequence[str] = (), quantization: str = "float32") -> list[Path]:
+    """Write the export directory (see the module docstring), plus ``transformers/`` and
+    ``ctranslate2/`` for the runtimes ``formats`` names; returns the written files and directories."""
+    import tempfile
 
+    from framework.training.checkpoint import export_weights
+    from plugins.speech.runtimes import EXPORT_FORMATS, export_ctranslate2, export_transformers
+
+    unknown = sorted(set(formats) - set(EXPORT_FORMATS))
+    if unknown:
+        raise FrameworkError(f"modality.export_formats: unknown {', '.join(unknown)}; choose from "
+                             f"{', '.join(EXPORT_FORMATS)}")
     out_dir = Path(out_dir)
     written = export_weights(task, out_dir, config_yaml)
     written.append(save_whisper_checkpoint(task, out_dir / WHISPER_CHECKPOINT))
     written.append(info.write(out_dir / SERVING_INFO))
+    if formats:
+        with tempfile.TemporaryDirectory() as tmp:
+            keep = "transformers" in formats
+            hf_dir = export_transformers(task.whisper(), out_dir / "transformers" if keep else Path(tmp) / "hf")
+            if keep:
+                written.append(hf_dir)
+            if "ctranslate2" in formats:
+                written.append(export_ctranslate2(hf_dir, out_dir / "ctranslate2", quantization))
     return written
 
 

@@ -8,6 +8,7 @@ released checkpoint. See ``conf/modality/speech.yaml`` for every setting and
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -28,6 +29,7 @@ from plugins.speech.dataset import SpeechDataset, WaveAugment, check_languages, 
 from plugins.speech.langid import check_eval_language
 from plugins.speech.export import SERVING_INFO, export_model, serving_info
 from plugins.speech.features import SpecAugment
+from plugins.speech.formats import dims_from_hf_config, model_format
 from plugins.speech.loop import train_asr
 from plugins.speech.model import build_whisper, configure_training, window_seconds
 from plugins.speech.segments import parse_cues, split_record, subtitle_file, vet_cues
@@ -51,7 +53,12 @@ def model_window_seconds(model_cfg: Any) -> float:
     """The model's window in seconds without building it (30 s for released checkpoints)."""
     from whisper.model import ModelDimensions
 
-    if model_cfg.name or not model_cfg.dims:
+    if model_cfg.name:
+        config = Path(str(model_cfg.name)).expanduser() / "config.json"
+        if config.is_file() and model_format(config.parent) == "transformers":
+            return window_seconds(dims_from_hf_config(json.loads(config.read_text(encoding="utf-8"))))
+        return 30.0  # released checkpoints and CTranslate2 directories
+    if not model_cfg.dims:
         return 30.0
     return window_seconds(ModelDimensions(**dict(model_cfg.dims)))
 
@@ -270,5 +277,8 @@ class SpeechModality(Modality[SpeechConfig, SpeechModelConfig]):
     # --- export ------------------------------------------------------------------------------
 
     def export(self, ctx: Ctx, task: nn.Module, out_dir: Path) -> list[Path]:
-        """``model.pt`` (``whisper.load_model`` loads it), weights (safetensors), config and ``speech.json``."""
-        return export_model(task, serving_info(task, ctx.model, ctx.modality), out_dir, ctx.config_yaml)
+        """``model.pt`` (``whisper.load_model`` loads it), weights (safetensors), config and ``speech.json``;
+        ``transformers/`` and ``ctranslate2/`` for the runtimes ``modality.export_formats`` names."""
+        cfg = ctx.modality
+        return export_model(task, serving_info(task, ctx.model, cfg), out_dir, ctx.config_yaml,
+                            list(cfg.export_formats), str(cfg.ctranslate2_quantization))

@@ -1,9 +1,10 @@
 """Building a Whisper model from the ``model:`` node, and choosing what trains.
 
 * ``model.name``: a released size (``tiny`` ... ``large-v3``, ``turbo``) loaded by whisper's own
-  loader from ``model.download_root`` (its cache; fetched only if the machine can reach it), or a
+  loader from ``model.download_root`` (its cache; fetched only if the machine can reach it), a
   local whisper checkpoint file (``model.name=/path/to/model.pt``, as ``whisper.load_model``
-  takes).
+  takes), or a transformers / CTranslate2 (faster-whisper) model directory, converted name by name
+  (:mod:`plugins.speech.formats`).
 * ``model.dims``: a model built from ``whisper.model.ModelDimensions`` with random weights (the
   offline default; ``n_vocab`` must match the multilingual tokenizer, 51865, or 51866 with
   ``num_languages: 100``).
@@ -47,7 +48,12 @@ def window_seconds(dims: ModelDimensions) -> float:
 
 def num_languages(dims: ModelDimensions) -> int:
     """Languages the vocabulary holds tokens for (whisper's own rule: 99, or 100 for large-v3)."""
-    return dims.n_vocab - 51765 - int(dims.n_vocab >= 51865)
+    return vocab_languages(dims.n_vocab)
+
+
+def vocab_languages(n_vocab: int) -> int:
+    """Languages a multilingual Whisper vocabulary of ``n_vocab`` tokens holds tokens for."""
+    return n_vocab - 51765 - int(n_vocab >= 51865)
 
 
 def build_whisper(model_cfg: Any) -> Whisper:
@@ -61,18 +67,24 @@ def build_whisper(model_cfg: Any) -> Whisper:
 
     if model_cfg.name:
         name = str(model_cfg.name)
-        if name not in whisper.available_models() and not Path(name).expanduser().is_file():
+        path = Path(name).expanduser()
+        if path.is_dir():
+            from plugins.speech.formats import load_released
+
+            return load_released(path)  # transformers or CTranslate2 directory, converted name by name
+        if name not in whisper.available_models() and not path.is_file():
             raise FrameworkError(
-                f"model.name={name!r} is neither a released Whisper model ({', '.join(whisper.available_models())}) "
-                f"nor a local checkpoint file; or set model.name=null and model.dims to build one"
+                f"model.name={name!r} is neither a released Whisper model ({', '.join(whisper.available_models())}), "
+                f"a local checkpoint file, nor a transformers or CTranslate2 model directory; or set model.name=null "
+                f"and model.dims to build one"
             )
         try:
-            model = whisper.load_model(str(Path(name).expanduser()) if Path(name).expanduser().is_file() else name,
-                                       device="cpu", download_root=model_cfg.download_root)
+            model = whisper.load_model(str(path) if path.is_file() else name, device="cpu",
+                                       download_root=model_cfg.download_root)
         except Exception as exc:  # network errors, checksum mismatches
             raise FrameworkError(
                 f"could not load Whisper {name!r}: {type(exc).__name__}: {exc}. Offline, put the checkpoint file "
-                f"in model.download_root or give its path as model.name"
+                f"in model.download_root or give its path (or a transformers/CTranslate2 directory) as model.name"
             ) from None
         return model
     dims = ModelDimensions(**dict(model_cfg.dims))

@@ -19,7 +19,7 @@ def framework_modalities() -> list[Any]:
 
 @hookimpl
 def framework_config_search_path() -> list[str]:
-    """``conf/modality/speech.yaml`` and the ``model=whisper_tiny_scratch|whisper`` group."""
+    """``conf/modality/speech.yaml`` and the ``model=whisper_tiny_scratch|whisper|whisper_base`` group."""
     return ["pkg://plugins.speech.conf"]
 
 

@@ -33,11 +33,13 @@ class TextNormalizer:
             Devanagari conjuncts and nuktas comparable however they were typed.
         remove_punctuation: Drop Unicode punctuation (``P*`` categories), including the danda
             ``।``; letters, combining marks (matras, virama) and digits of every script stay.
+        numbers: Write numbers one way (:func:`normalize_numbers`); off by default.
     """
 
     lowercase: bool = True
     unicode_form: str = "NFC"
     remove_punctuation: bool = True
+    numbers: bool = False
 
     def __call__(self, text: str) -> str:
         if self.unicode_form:
@@ -46,7 +48,29 @@ class TextNormalizer:
             text = text.lower()
         if self.remove_punctuation:
             text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
+        if self.numbers:
+            text = normalize_numbers(text)
         return _SPACE.sub(" ", text).strip()
+
+
+def normalize_numbers(text: str) -> str:
+    """Numbers written one way: decimal digits of any script (``२५``) as ASCII digits, and spelled-out
+    English numbers as digits by whisper's ``EnglishNumberNormalizer`` (``twenty five`` -> ``25``,
+    ``two point five`` -> ``2.5``); words that are not numbers, in any script, stay as they are."""
+    text = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+    return _english_numbers()(text)
+
+
+_NUMBER_NORMALIZER = None
+
+
+def _english_numbers():  # type: ignore[no-untyped-def]
+    global _NUMBER_NORMALIZER
+    if _NUMBER_NORMALIZER is None:
+        from whisper.normalizers.english import EnglishNumberNormalizer
+
+        _NUMBER_NORMALIZER = EnglishNumberNormalizer()
+    return _NUMBER_NORMALIZER
 
 
 def char_script(ch: str) -> str | None:

@@ -26,7 +26,8 @@ import torch
 from framework.data.probes import AUDIO_EXTENSIONS
 from framework.errors import FrameworkError
 from plugins.speech.audio import AudioStore
-from plugins.speech.decode import transcribe
+from plugins.speech.config import FallbackConfig
+from plugins.speech.decode import NO_FALLBACK, transcribe
 from plugins.speech.export import load_task
 
 
@@ -84,7 +85,8 @@ def transcribe_folder(
             chunks.append(samples[start : start + task.window])
             owners.append(rel)
     texts = transcribe(model, chunks, [lang] * len(chunks), beam_size=info.beam_size if beam_size is None else beam_size,
-                       batch_size=batch_size, sample_len=info.sample_len)
+                       batch_size=batch_size, sample_len=info.sample_len,
+                       fallback=FallbackConfig(**info.fallback) if info.fallback else NO_FALLBACK)
     joined: dict[str, list[str]] = {}
     for rel, text in zip(owners, texts):
         joined.setdefault(rel, []).append(text)

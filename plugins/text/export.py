@@ -7,19 +7,39 @@ An export directory holds:
   absent after full fine-tuning;
 * ``merged/``: the adapter merged into the base weights (``merge_and_unload``), saved as
   safetensors with the tokenizer and its chat template, loadable on its own with
-  ``AutoModelForCausalLM.from_pretrained`` and ``AutoTokenizer.from_pretrained``;
+  ``AutoModelForCausalLM.from_pretrained`` and ``AutoTokenizer.from_pretrained``; its
+  ``tokenizer_config.json`` keeps no load-time option of the run (``local_files_only``,
+  ``gguf_file``...), which would bind whoever loads the export;
 * ``config.yaml``: the run's resolved config.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from plugins.text.model import is_peft
+
+
+#: ``from_pretrained`` options transformers records in ``tokenizer_config.json``: they describe how
+#: the run loaded its tokenizer, not the tokenizer, and are dropped from an export.
+LOAD_TIME_OPTIONS = ("local_files_only", "is_local", "gguf_file", "revision", "trust_remote_code", "cache_dir",
+                     "force_download", "token", "proxies", "subfolder")
+
+
+def clean_tokenizer_config(directory: Path) -> None:
+    """Drop :data:`LOAD_TIME_OPTIONS` from ``directory/tokenizer_config.json`` (when present)."""
+    path = Path(directory) / "tokenizer_config.json"
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    kept = {k: v for k, v in config.items() if k not in LOAD_TIME_OPTIONS}
+    if kept != config:
+        path.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def merged_copy(model: nn.Module) -> nn.Module:
@@ -41,5 +61,6 @@ def export_model(model: nn.Module, tokenizer: Any, out_dir: Path, config_yaml: s
     tok = copy.deepcopy(tokenizer)
     tok.chat_template = chat_template
     tok.save_pretrained(out_dir / "merged")
+    clean_tokenizer_config(out_dir / "merged")
     (out_dir / "config.yaml").write_text(config_yaml, encoding="utf-8")
     return sorted(p for p in out_dir.rglob("*") if p.is_file())

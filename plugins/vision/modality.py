@@ -28,7 +28,7 @@ from plugins.vision.dataset import ImageDataset
 from plugins.vision.export import SERVING_INFO, export_model, serving_info
 from framework.media.images import ImageStore
 from plugins.vision.loop import train_classifier
-from plugins.vision.model import build_model, input_spec
+from plugins.vision.model import build_model, input_spec, require_reachable_weights
 from plugins.vision.task import ImageClassificationTask
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ class VisionModality(Modality[VisionConfig, VisionModelConfig]):
         """
         from framework.data.loading import load_bundle
 
+        require_reachable_weights(ctx.model)  # offline pretrained=true: said before the audit, not after it
         cfg = ctx.modality
         store = ImageStore(input_spec(ctx.model).size, cfg.resize, cfg.cache_limit_mb)
         data_cfg = with_root(ctx.data, resolve_root(ctx.data.root))
@@ -188,4 +189,4 @@ class VisionModality(Modality[VisionConfig, VisionModelConfig]):
         both serve ``softmax(logits / ctx.temperature)`` when the run fitted a calibration temperature."""
         cfg = ctx.modality
         info = serving_info(task, ctx.model, cfg.resize, cfg.top_k, ctx.temperature)
-        return export_model(task, info, out_dir, ctx.config_yaml)
+        return export_model(task, info, out_dir, ctx.config_yaml, onnx=cfg.export_onnx)

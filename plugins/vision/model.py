@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from framework.errors import FrameworkError
-from framework.media.images import ImageSpec
+from framework.media.images import ImageSpec, timm_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def build_model(model_cfg: Any, num_classes: int) -> torch.nn.Module:
     import timm
 
     pretrained_cfg = _pretrained_cfg(model_cfg.name)
-    kwargs = dict(model_cfg.kwargs or {})
+    kwargs = timm_kwargs(model_cfg)
     # Architectures with position embeddings (ViT, Swin) fix their input size at construction.
     if model_cfg.image_size and pretrained_cfg.get("fixed_input_size"):
         kwargs.setdefault("img_size", int(model_cfg.image_size))
@@ -75,8 +75,7 @@ def build_model(model_cfg: Any, num_classes: int) -> torch.nn.Module:
         # timm's own loader then adapts the head (and position embeddings) to this model.
         kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
         pretrained = True
-    if pretrained and not model_cfg.checkpoint_path and not weights_reachable(pretrained_cfg):
-        raise FrameworkError(_offline_message(model_cfg.name, "and the weights are not cached here"))
+    require_reachable_weights(model_cfg)
     try:
         return timm.create_model(
             model_cfg.name,
@@ -93,6 +92,15 @@ def build_model(model_cfg: Any, num_classes: int) -> torch.nn.Module:
         if pretrained and not model_cfg.checkpoint_path and _is_download_failure(exc):
             raise FrameworkError(_offline_message(model_cfg.name, type(exc).__name__)) from None
         raise
+
+
+def require_reachable_weights(model_cfg: Any) -> None:
+    """With ``model.pretrained=true`` and no ``model.checkpoint_path``: one line at once, naming
+    ``model.checkpoint_path``, when the weights are neither cached nor reachable. The vision
+    modality calls it before reading the data, so an offline machine hears it before the audit."""
+    if model_cfg.pretrained and not model_cfg.checkpoint_path and \
+            not weights_reachable(_pretrained_cfg(model_cfg.name)):
+        raise FrameworkError(_offline_message(model_cfg.name, "and the weights are not cached here"))
 
 
 def _offline_message(name: str, why: str) -> str:

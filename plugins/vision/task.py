@@ -6,12 +6,14 @@ The task's ``state_dict`` is what checkpoints and exports hold. Batches arrive a
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from framework import CHANCE_LOSS
 from framework.media.images import ImageSpec
 
 if TYPE_CHECKING:
@@ -76,8 +78,10 @@ class ImageClassificationTask(nn.Module):
             batch: ``{"image": (B, 3, H, W) uint8, "target": (B,) int64 class indices}``.
 
         Returns:
-            ``{"loss": scalar, "acc": scalar}``; under mixup ``acc`` compares with the unmixed
-            targets, so it reads lower than the accuracy of clean images.
+            ``{"loss": scalar, "acc": scalar, "chance_loss": ln(classes)}``; under mixup ``acc``
+            compares with the unmixed targets, so it reads lower than the accuracy of clean
+            images; ``chance_loss`` is the uniform guess's loss (the engine warns when training
+            sits there).
         """
         x = self.normalize(batch["image"])  # (B, 3, H, W)
         target = batch["target"]  # (B,)
@@ -89,4 +93,4 @@ class ImageClassificationTask(nn.Module):
             logits = self.model(x)  # (B, C)
             loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing if self.training else 0.0)
         acc = (logits.argmax(dim=-1) == target).float().mean()
-        return {"loss": loss, "acc": acc.detach()}
+        return {"loss": loss, "acc": acc.detach(), CHANCE_LOSS: math.log(logits.shape[-1])}

@@ -39,8 +39,8 @@ def model_config(**overrides: Any) -> AlignmentModelConfig:
 def model_overrides() -> list[str]:
     """The tiny model as command-line overrides of ``model=dual_tiny``."""
     image, text = TINY_MODEL["image"], TINY_MODEL["text"]
-    return [f"model.image.image_size={image['image_size']}", "model.image.kwargs.depth=1",
-            "model.image.kwargs.embed_dim=32", f"model.text.max_length={text['max_length']}",
+    return [f"model.image.image_size={image['image_size']}", "++model.image.kwargs.depth=1",
+            "++model.image.kwargs.embed_dim=32", f"model.text.max_length={text['max_length']}",
             "model.text.config.hidden_size=32", "model.text.config.num_hidden_layers=1",
             "model.text.config.intermediate_size=64", "model.embed_dim=32"]
 

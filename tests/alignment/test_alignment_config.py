@@ -23,7 +23,9 @@ def test_plugin_contract_and_hooks() -> None:
 
 def test_default_config_composes_with_the_bundled_data_and_tokenizer() -> None:
     cfg = compose(["+modality=alignment"])
-    assert cfg.model.text.tokenizer.endswith("plugins/alignment/tokenizer")
+    assert cfg.model.text.tokenizer is None  # the bundled tokenizer for the encoder built from config
+    mini = compose(["+modality=alignment", "model.text.name=/models/all-MiniLM-L6-v2"])
+    assert mini.model.text.tokenizer is None  # the encoder's own: nothing the default set stays behind
     assert cfg.data.root == "examples/data/shapes" and list(cfg.data.slices) == ["size", "position"]
     assert cfg.data.gates.plugins.misalignment.max_suspect_fraction == 0.05
 

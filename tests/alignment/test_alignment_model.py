@@ -161,3 +161,67 @@ def test_the_export_keeps_the_resize_policy_and_load_serving_returns_it(tmp_path
     cropped = task.encode_images([wide], resize="crop")
     assert np.allclose(reloaded.encode_images([wide], resize=info.resize), cropped, atol=1e-5)
     assert not np.allclose(task.encode_images([wide], resize="stretch"), cropped, atol=1e-3)
+
+
+def _bert_dir(out: Path, vocab_size: int, tokenizer: Path | None = None) -> Path:
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    BertModel(BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(out)
+    if tokenizer is not None:
+        AutoTokenizer.from_pretrained(str(tokenizer)).save_pretrained(out)
+    return out
+
+
+def test_a_text_tower_by_directory_uses_its_own_tokenizer(tmp_path: Path) -> None:
+    from plugins.alignment.model import BUNDLED_TOKENIZER
+
+    own = _bert_dir(tmp_path / "bert", 120, tokenizer=TOKENIZER)
+    task = task_from_config(model_config(text={"name": str(own), "tokenizer": None, "config": {}}))
+    assert Path(task.tokenizer.name_or_path) == own
+    built = task_from_config(model_config(text={"tokenizer": None}))  # built from config: the bundled one
+    assert Path(built.tokenizer.name_or_path) == BUNDLED_TOKENIZER
+
+
+def test_a_tokenizer_that_does_not_fit_the_embedding_table_is_an_error(tmp_path: Path) -> None:
+    big = _bert_dir(tmp_path / "big", 1000)
+    with pytest.raises(FrameworkError, match="tokenizer has 120 tokens but the encoder's embedding table has 1000"):
+        task_from_config(model_config(text={"name": str(big), "tokenizer": str(TOKENIZER), "config": {}}))
+
+
+def test_per_tower_learning_rates_scale_each_tower_and_leave_the_heads_at_the_base_rate() -> None:
+    from plugins.alignment.model import tower_param_groups
+
+    task = task_from_config(model_config())
+    groups = tower_param_groups(task, lr=1e-3, weight_decay=0.1, image_scale=0.1, text_scale=0.5)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    assert [lr_of[id(p)] for p in task.image_encoder.parameters()] == pytest.approx([1e-4] * len(list(task.image_encoder.parameters())))
+    assert [lr_of[id(p)] for p in task.text_encoder.parameters()] == pytest.approx([5e-4] * len(list(task.text_encoder.parameters())))
+    assert lr_of[id(task.image_proj.weight)] == lr_of[id(task.logit_scale)] == 1e-3
+    assert sum(len(g["params"]) for g in groups) == len([p for p in task.parameters() if p.requires_grad])
+    assert all(g["weight_decay"] == 0.0 for g in groups if any(p.ndim < 2 for p in g["params"]))
+
+
+def test_an_image_tower_from_a_local_timm_weights_file(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    source = task_from_config(model_config())
+    weights = {k: v.contiguous() for k, v in source.image_encoder.model.state_dict().items()}
+    save_file(weights, tmp_path / "vit.safetensors")
+    task = task_from_config(model_config(image={"checkpoint_path": str(tmp_path / "vit.safetensors")}))
+    for name, tensor in task.image_encoder.model.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+
+
+def test_the_image_tower_exports_to_onnx_and_matches_under_onnxruntime(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime (the real extra)")
+    pytest.importorskip("onnx", reason="needs onnx (the real extra)")
+    from plugins.alignment.export import export_onnx_towers
+
+    task = task_from_config(model_config()).eval()
+    [path] = export_onnx_towers(task, tmp_path)
+    pixels = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    with torch.no_grad():
+        ours = task.image_features(pixels).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {"images": pixels.numpy()})[0] - ours).max() < 1e-4

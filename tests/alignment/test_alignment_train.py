@@ -217,3 +217,14 @@ def test_training_leaves_pair_margins_in_the_stash_for_the_misalignment_audit(tr
     assert "no training dynamics" in untrained.summary and untrained.measured["hard_to_learn"] == 0
     outside = check.run(data, CheckContext("alignment", {}, (), tmp_path / "c", model=task))
     assert outside.summary.startswith("not applicable: no run context")
+
+
+@pytest.mark.slow
+def test_evaluate_without_training_scores_the_starting_weights(tmp_path: Path) -> None:
+    from framework.stage import STARTING_WEIGHTS
+
+    root = subset(tmp_path / "shapes", {"train": 8, "val": 8, "test": 0})
+    result = run_framework(["+modality=alignment", f"data.root={root}", "data.test=null", "stages=[evaluate]",
+                            "trainer.progress=false", "~modality.robustness", *model_overrides()], tmp_path / "run")
+    assert result.status == "completed" and result.weights == STARTING_WEIGHTS and "t2i_r1" in result.metrics
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["weights"] == STARTING_WEIGHTS

@@ -59,7 +59,7 @@ def _image_folder(root: Path) -> Path:
 def test_same_config_twice_gives_identical_weights_and_metrics_vision(tmp_path: Path) -> None:
     root = _image_folder(tmp_path / "images")
     args = ["+modality=vision", "stages=[train]", f"data.root={root}", "data.test=null", "model.image_size=16",
-            "model.kwargs.depth=1", "model.kwargs.embed_dim=32", "trainer.max_steps=3", "trainer.batch_size=4",
+            "++model.kwargs.depth=1", "++model.kwargs.embed_dim=32", "trainer.max_steps=3", "trainer.batch_size=4",
             "trainer.log_every=1", "trainer.progress=false", "data.gates.enforce=false"]
     for name in ("a", "b"):
         run_framework(args, tmp_path / name)

@@ -200,3 +200,19 @@ def test_a_type_error_in_an_override_names_the_key_the_type_and_an_example(cli, 
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr[-2000:]
     assert "model.hidden=3 has the wrong type: model.hidden wants a list, e.g. model.hidden=[64,32]" in result.stderr
     assert "object_type" not in result.stderr
+
+
+@pytest.mark.slow
+def test_an_offline_pretrained_vision_run_stops_before_the_audit(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from framework.testing import run_framework
+
+    def unreachable(address, timeout=None):  # type: ignore[no-untyped-def]
+        raise OSError("Name or service not known")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    with pytest.raises(FrameworkError, match="model.checkpoint_path"):
+        run_framework(["+modality=vision", "model.name=resnet18", "model.pretrained=true"], tmp_path / "run")
+    assert not (tmp_path / "run" / "audit").exists()  # said before any data was read or audited

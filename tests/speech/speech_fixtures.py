@@ -69,12 +69,15 @@ def trainer_config(**overrides: Any) -> TrainerConfig:
 def context(root: Path, run_dir: Path, modality: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
             data: dict[str, Any] | None = None) -> RunContext:
     """A RunContext from the shipped speech YAML plus overrides, with the tiny Whisper dims, one
-    robustness SNR and short decodes, on the corpus at ``root``. Starting from the shipped YAML also
+    robustness SNR, short decodes and no temperature fallback (as ``model=whisper_tiny_scratch``), on
+    the corpus at ``root``. Starting from the shipped YAML also
     checks that it binds to the schemas."""
     from plugins.speech.config import SpeechConfig, SpeechModelConfig
 
     return run_context(CONF / "modality" / "speech.yaml", {"modality": SpeechConfig, "model": SpeechModelConfig},
-                       run_dir, overrides={"modality": [{"robustness_snr_db": [10.0], "sample_len": 12}, modality or {}],
+                       run_dir, overrides={"modality": [{"robustness_snr_db": [10.0], "sample_len": 12,
+                                                        "fallback": {"temperatures": [0.0]}},  # as the scratch config
+                                                       modality or {}],
                                            "model": [TINY_MODEL, model or {}], "data": [{"root": str(root)}, data or {}]})
 
 

@@ -32,8 +32,11 @@ def test_sft_and_dpo_configs_compose() -> None:
 
 @pytest.mark.slow
 def test_model_errors_are_clear() -> None:
-    with pytest.raises(FrameworkError, match="local_files_only"):
+    with pytest.raises(FrameworkError, match=r"give a local directory .* or a GGUF file") as offline:
         load_model(TextModelConfig(name="no-such-org/no-such-model"))
+    assert "\n" not in str(offline.value) and "set it false to download" not in str(offline.value)
+    with pytest.raises(FrameworkError, match="no such GGUF file"):
+        load_model(TextModelConfig(name="/nowhere/model.gguf"))
     with pytest.raises(FrameworkError, match="dtype"):
         load_model(TextModelConfig(dtype="float8"))
     with pytest.raises(FrameworkError, match="bitsandbytes|CUDA"):
@@ -55,3 +58,16 @@ def test_the_method_picks_one_recipe_per_run(chat_root, pair_root, make_ctx) -> 
     assert compose(["+modality=text", "modality.method=dpo"]).modality.method == "dpo"
     with pytest.raises(FrameworkError, match="modality.method='ppo' is unknown; use one of sft, dpo"):
         recipe_for("ppo")
+
+
+def test_the_exported_tokenizer_config_keeps_no_load_time_option(tmp_path) -> None:
+    import json
+
+    from plugins.text.export import clean_tokenizer_config
+
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
+        {"local_files_only": True, "is_local": True, "gguf_file": "m.gguf", "eos_token": "<|im_end|>",
+         "model_max_length": 8192}))
+    clean_tokenizer_config(tmp_path)
+    assert json.loads((tmp_path / "tokenizer_config.json").read_text()) == {"eos_token": "<|im_end|>",
+                                                                            "model_max_length": 8192}

@@ -79,6 +79,8 @@ def test_sft_trains_evaluates_and_the_merged_export_generates_the_same_tokens(ch
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "export" / "merged")
     tok = AutoTokenizer.from_pretrained(tmp_path / "export" / "merged")
     assert "peft" not in type(merged).__module__
+    saved = json.loads((tmp_path / "export" / "merged" / "tokenizer_config.json").read_text())
+    assert "local_files_only" not in saved and "is_local" not in saved  # the run's load options stay behind
     prompt = chat.generation_prompt(tok, "Convert 12 km to m.", tok.chat_template)
     ids = torch.tensor([prompt])
     with torch.no_grad():
@@ -176,3 +178,14 @@ def test_fsdp2_two_cpu_processes_checkpoint_sharded_and_resume(chat_root, tmp_pa
     assert json.loads((latest_checkpoint(run) / "manifest.json").read_text())["step"] == 4
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and "exact_match" in summary["metrics"]
+
+
+@pytest.mark.slow
+def test_evaluate_without_training_scores_the_starting_weights(chat_root, tmp_path) -> None:
+    from framework.stage import STARTING_WEIGHTS
+
+    result = run_framework(["+modality=text", f"data.root={chat_root}", "data.test=null", "stages=[evaluate]",
+                            "trainer.progress=false", "modality.baseline=false"], tmp_path / "run")
+    assert result.status == "completed" and result.weights == STARTING_WEIGHTS
+    assert "exact_match" in result.metrics
+    assert STARTING_WEIGHTS in (tmp_path / "run" / "report.md").read_text()

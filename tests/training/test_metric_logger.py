@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from engine_toy import NoisyRegression, Recorder, TinyTask, make_cfg, make_run, train_losses
@@ -110,3 +111,33 @@ def test_the_old_module_name_still_imports_with_a_deprecation_warning() -> None:
     with pytest.warns(DeprecationWarning, match="framework.training.metric_logger"):
         monitor = importlib.import_module("framework.training.monitor")
     assert monitor.MetricsFile is metric_logger.MetricsFile and monitor.EarlyStopper is metric_logger.EarlyStopper
+
+
+class _Guessing(torch.nn.Module):
+    """A 3-class classifier of NoisyRegression's inputs that declares its chance loss; with
+    ``learns=False`` its logits are all zero, so its loss is exactly ln(3) whatever the lr."""
+
+    def __init__(self, learns: bool) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(4, 3)
+        self.learns = learns
+
+    def forward(self, batch):  # type: ignore[no-untyped-def]
+        from framework import CHANCE_LOSS
+
+        logits = self.head(batch["x"]) * (1.0 if self.learns else 0.0)  # (B, 3)
+        target = (batch["y"] > 0.5).long() + (batch["y"] > 3.0).long()  # (B,)
+        return {"loss": torch.nn.functional.cross_entropy(logits, target), CHANCE_LOSS: float(np.log(3))}
+
+
+@pytest.mark.parametrize("learns", [False, True])
+def test_a_loss_that_sits_at_its_chance_value_after_warm_up_is_reported_once(tmp_path: Path, caplog, learns) -> None:
+    with caplog.at_level(logging.WARNING, logger="framework.training.metric_logger"):
+        with Engine(make_cfg(max_steps=12, warmup_ratio=0.25, lr=0.1), make_run(tmp_path)) as engine:
+            train_losses(engine, _Guessing(learns), NoisyRegression(n=64))
+    warnings = [r.getMessage() for r in caplog.records if "chance value" in r.getMessage()]
+    if learns:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and "at step 6 (" in warnings[0] and "trainer.lr" in warnings[0]  # warm-up: 3 steps
+    assert "chance_loss" in next(r for r in _rows(tmp_path) if r["kind"] == "train")["metrics"]

@@ -93,3 +93,44 @@ def test_plugin_contract() -> None:
     from framework.testing import contract_problems
 
     assert contract_problems(vision_plugin) == []
+
+
+def test_choosing_another_model_drops_the_default_shrinking_and_null_kwargs_clear() -> None:
+    from framework.media import timm_kwargs
+    from framework.testing import compose
+
+    default = compose(["+modality=vision"]).model
+    assert timm_kwargs(default)["patch_size"] == 8  # the tiny ViT
+    other = compose(["+modality=vision", "model.name=resnet18"]).model
+    assert timm_kwargs(other) == {}  # nothing of the tiny ViT's arguments follows the new name
+    mine = compose(["+modality=vision", "model.name=resnet18", "++model.kwargs.drop_rate=0.1"]).model
+    assert timm_kwargs(mine) == {"drop_rate": 0.1}
+    tweaked = compose(["+modality=vision", "++model.kwargs.depth=1"]).model
+    assert timm_kwargs(tweaked)["depth"] == 1 and timm_kwargs(tweaked)["patch_size"] == 8
+    cleared = compose(["+modality=vision", "model.kwargs=null", "model.kwargs_by_name=null"]).model
+    assert timm_kwargs(cleared) == {}
+    small = _bind(VisionModelConfig, compose(["+modality=vision", "model.name=resnet10t"]).model)
+    import torch
+
+    with torch.no_grad():  # resnet10t at the default 32 px: no argument meant for the ViT reaches it
+        assert build_model(small, num_classes=3).eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+
+
+def test_the_classifier_exports_to_onnx_and_matches_under_onnxruntime(tmp_path) -> None:
+    ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime (the real extra)")
+    pytest.importorskip("onnx", reason="needs onnx (the real extra)")
+    import numpy as np
+    import torch
+
+    from plugins.vision.export import export_onnx_model
+    from plugins.vision.task import ImageClassificationTask
+    from vision_fixtures import TINY_VIT
+
+    cfg = _bind(VisionModelConfig, TINY_VIT)
+    task = ImageClassificationTask(build_model(cfg, num_classes=3), ["a", "b", "c"], input_spec(cfg)).eval()
+    path = export_onnx_model(task, tmp_path / "model.onnx")
+    images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    with torch.no_grad():
+        ours = torch.softmax(task.logits(images), dim=-1).numpy()
+    theirs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": images.numpy()})[0]
+    assert theirs.shape == (5, 3) and np.abs(theirs - ours).max() < 1e-4

@@ -17,7 +17,7 @@ from framework.testing import run_framework
 from plugins.vision.modality import VisionModality
 from vision_fixtures import COLOURS, write_folder, write_image
 
-TINY = ["+modality=vision", "model.image_size=16", "model.kwargs.depth=1", "model.kwargs.embed_dim=32",
+TINY = ["+modality=vision", "model.image_size=16", "++model.kwargs.depth=1", "++model.kwargs.embed_dim=32",
         "trainer.max_steps=2", "trainer.batch_size=4", "trainer.progress=false", "trainer.device=cpu",
         "data.gates.balance.min_per_class=1"]
 

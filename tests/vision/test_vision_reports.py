@@ -19,7 +19,7 @@ from framework.training import latest_checkpoint
 from html_checks import assert_self_contained, embedded_images, section_ids
 from vision_fixtures import COLOURS, write_folder, write_image
 
-FAST = ["+modality=vision", "model.image_size=16", "model.kwargs.depth=1", "model.kwargs.embed_dim=32",
+FAST = ["+modality=vision", "model.image_size=16", "++model.kwargs.depth=1", "++model.kwargs.embed_dim=32",
         "trainer.epochs=6", "trainer.batch_size=8", "trainer.progress=false", "trainer.device=cpu",
         "data.gates.balance.min_per_class=1"]
 
@@ -231,3 +231,14 @@ def test_report_opens_in_headless_chromium(colour_run, tmp_path: Path) -> None:
         assert image.size == (1200, 1600)
         low, high = image.convert("L").getextrema()
         assert high - low > 100  # something was drawn
+
+
+@pytest.mark.slow
+def test_evaluate_without_training_scores_the_starting_weights(tmp_path: Path) -> None:
+    from framework.stage import STARTING_WEIGHTS
+
+    root = write_folder(tmp_path / "images", {"train": 4, "val": 6, "test": 0})
+    result = run_framework([*FAST, f"data.root={root}", "data.test=null", "stages=[evaluate]", "~modality.robustness"],
+                           tmp_path / "run")
+    assert result.status == "completed" and result.weights == STARTING_WEIGHTS and "accuracy" in result.metrics
+    assert STARTING_WEIGHTS in (tmp_path / "run" / "report.md").read_text()
