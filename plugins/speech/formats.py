@@ -408,11 +408,10 @@ def check_ct2_vocabulary(path: Path, dims: ModelDimensions) -> None:
     vocab_file = path / "vocabulary.txt"
     if not vocab_file.is_file():
         return
-    from plugins.speech.model import num_languages
-    from plugins.speech.tokens import tokenizer_for
+    from plugins.speech.tokens import tokenizer_for, vocab_languages
 
     tokens = vocab_file.read_text(encoding="utf-8").split("\n")
-    tok = tokenizer_for(None, num_languages(dims))
+    tok = tokenizer_for(None, vocab_languages(dims.n_vocab))
     for token_id in (tok.eot, tok.sot, tok.transcribe, tok.no_timestamps):
         theirs = tokens[token_id] if token_id < len(tokens) else None
         ours = tok.decode_with_timestamps([token_id])

@@ -28,6 +28,7 @@ from whisper.audio import HOP_LENGTH, SAMPLE_RATE
 from whisper.model import ModelDimensions, Whisper
 
 from framework.errors import FrameworkError
+from plugins.speech.tokens import vocab_languages
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,6 @@ def window_seconds(dims: ModelDimensions) -> float:
 def num_languages(dims: ModelDimensions) -> int:
     """Languages the vocabulary holds tokens for (whisper's own rule: 99, or 100 for large-v3)."""
     return vocab_languages(dims.n_vocab)
-
-
-def vocab_languages(n_vocab: int) -> int:
-    """Languages a multilingual Whisper vocabulary of ``n_vocab`` tokens holds tokens for."""
-    return n_vocab - 51765 - int(n_vocab >= 51865)
 
 
 def build_whisper(model_cfg: Any) -> Whisper:

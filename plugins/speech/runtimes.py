@@ -27,8 +27,8 @@ from whisper.model import Whisper
 
 from framework.errors import FrameworkError
 from plugins.speech.formats import whisper_to_hf_state
-from plugins.speech.model import num_languages, vocab_languages, window_seconds
-from plugins.speech.tokens import language_code, tokenizer_for
+from plugins.speech.model import num_languages, window_seconds
+from plugins.speech.tokens import language_code, tokenizer_for, vocab_languages
 
 EXPORT_FORMATS = ("transformers", "ctranslate2")
 CT2_QUANTIZATIONS = ("float32", "float16", "int8", "int8_float32", "int8_float16", "bfloat16")

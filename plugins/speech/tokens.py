@@ -18,6 +18,11 @@ TIME_PRECISION = 0.02  # seconds per timestamp token
 
 
 @lru_cache(maxsize=None)
+def vocab_languages(n_vocab: int) -> int:
+    """Languages a multilingual Whisper vocabulary of ``n_vocab`` tokens holds tokens for."""
+    return n_vocab - 51765 - int(n_vocab >= 51865)
+
+
 def tokenizer_for(language: str | None, num_languages: int = 99) -> Tokenizer:
     """Whisper's multilingual tokenizer for ``language`` (a code such as ``hi``); offline."""
     return get_tokenizer(multilingual=True, num_languages=num_languages, language=language, task="transcribe")
