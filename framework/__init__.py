@@ -72,6 +72,7 @@ _LAZY = {
     # training and export
     "Engine": "framework.training",
     "all_reduce_sum": "framework.training.distributed",
+    "broadcast_object": "framework.training.distributed",
     "export_weights": "framework.training.checkpoint",
     "load_model_weights": "framework.training.checkpoint",
     "ServingFile": "framework.serving",

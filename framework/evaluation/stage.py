@@ -16,34 +16,42 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_split(run: Run, split: str) -> EvalReport:
-    """The modality's report of one split, with the plugins' metrics merged in; observers notified."""
-    data, task = run.require(run.data, "data"), run.require(run.task, "task")
-    report: EvalReport = run.call("evaluate", task, data, split)
-    extra_metrics = run.plugins.metrics(run.modality.name)
-    if extra_metrics:
-        predictions = run.call("predict", task, data.records(split), split)
-        for metric in extra_metrics:
-            report.merge_metrics(metric.compute(predictions), source=metric.name)
-    run.plugins.evaluated(run.info, -1, split, report.metrics)
+    """The modality's report of one split, with the plugins' metrics merged in; observers notified
+    (on rank 0). After sharded training every rank calls it together, with the sharded task."""
+    from framework.training.fsdp import root_gathered
+
+    data = run.require(run.data, "data")
+    task = run.sharded_task if run.sharded_task is not None else run.require(run.task, "task")
+    with run.scratch_outputs(), root_gathered(task):
+        report: EvalReport = run.call("evaluate", task, data, split)
+        extra_metrics = run.plugins.metrics(run.modality.name)
+        if extra_metrics:
+            predictions = run.call("predict", task, data.records(split), split)
+            for metric in extra_metrics:
+                report.merge_metrics(metric.compute(predictions), source=metric.name)
+    if run.is_main:
+        run.plugins.evaluated(run.info, -1, split, report.metrics)
     return report
 
 
 class RetentionStart:
-    """``evaluation.retention`` set, on the main process of a run that evaluates: read the
-    retention set; when the run trains, score it with the starting weights first (those of
+    """``evaluation.retention`` set, on the main process of a run that evaluates (on every rank when
+    training shards the model, since every rank then scores it with the trained weights): read the
+    retention set; when the run trains, rank 0 scores it with the starting weights first (those of
     ``trainer.init_from`` when fine-tuning, which the engine loads again when training starts)."""
 
     name = "retention (starting weights)"
 
     def applies(self, run: Run) -> bool:
-        return run.selected("evaluate") and run.is_main and run.config.evaluation.retention is not None
+        return run.selected("evaluate") and (run.is_main or run.shards_model) and \
+            run.config.evaluation.retention is not None
 
     def __call__(self, run: Run) -> None:
         from framework.evaluation.retention import START_SPLIT, load_retention
         from framework.training import load_trained_weights
 
         run.retention = load_retention(run.config.evaluation, run.require(run.data, "data"), run.ctx.data)
-        if run.retention is None or not run.selected("train"):
+        if run.retention is None or not run.selected("train") or not run.is_main:
             return
         init_from = run.config.trainer.init_from
         if init_from:
@@ -53,14 +61,16 @@ class RetentionStart:
 
 
 class Evaluate:
-    """``stages=[evaluate, ...]``, on the main process (every rank holds the same weights): each
-    split of ``evaluation.splits`` that has data, the retention set with the trained weights, the
-    success criteria; writes ``report.md`` and ``eval/reports.json``."""
+    """``stages=[evaluate, ...]``, on the main process (every rank holds the same weights), or on
+    every rank together when training sharded the model (FSDP2: each forward pass gathers the
+    shards; the other ranks' files go to a scratch directory): each split of
+    ``evaluation.splits`` that has data, the retention set with the trained weights, the success
+    criteria; rank 0 writes ``report.md`` and ``eval/reports.json``."""
 
     name = "evaluate"
 
     def applies(self, run: Run) -> bool:
-        return run.selected("evaluate") and run.is_main
+        return run.selected("evaluate") and (run.is_main or run.sharded_task is not None)
 
     def __call__(self, run: Run) -> None:
         from framework.data.stage import audit_line
@@ -76,10 +86,13 @@ class Evaluate:
         if not run.reports:
             raise FrameworkError(f"nothing to evaluate: none of the splits {list(cfg.splits)} has data; "
                                  f"set data.val / data.test or evaluation.splits")
+        if run.retention is not None:
+            run.retention.trained = evaluate_split(run, RETENTION_SPLIT)
+        if not run.is_main:
+            return
         result = run.result
         result.metrics = flatten(run.reports)
         if run.retention is not None:
-            run.retention.trained = evaluate_split(run, RETENTION_SPLIT)
             result.metrics.update(run.retention.metrics())
         result.verdicts = success.check(success.parse_criteria(run.config.success), result.metrics)
         text = report_md.render(run.modality.name, run.reports, result.verdicts, run.run_dir, audit_line(run),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from framework.errors import FrameworkError
+from framework.training.fsdp import FSDPConfig
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("cosine", "linear", "constant")
@@ -22,6 +23,7 @@ RESUME_MAY_CHANGE = (
     "trainer.early_stopping.*", "tracking.*", "stages", "stages.*", "evaluation.*", "success.*",
     "sweep.*", "checkpoint", "callbacks.*", "allowed_targets", "allowed_targets.*", "data.gates.*",
     "data.unlabeled", "data.unlabeled_format", "trainer.allow_data_change",
+    "trainer.fsdp.cpu_offload", "trainer.fsdp.activation_checkpointing", "trainer.fsdp.reshard_after_forward",
 )
 
 
@@ -61,6 +63,7 @@ class TrainerConfig:
     deterministic: bool = False  # deterministic algorithms (slower), for bit-exact reruns
     compile: bool = False  # torch.compile the model
     distributed: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard, DCP sharded checkpoints); used under torchrun
+    fsdp: FSDPConfig = field(default_factory=FSDPConfig)  # mixed precision, CPU offload, activation checkpointing
     num_workers: int = 0  # DataLoader workers
     log_every: int = 10  # optimizer steps between step-metric events
     eval_every: int = 0  # optimizer steps between validations; 0 = once per epoch
@@ -125,7 +128,9 @@ def trainer_problems(cfg: Any, check_paths: bool = True) -> list[str]:
     es = g("early_stopping")
     need("early_stopping.mode", _get(es, "mode") in ("min", "max"), "min or max", _get(es, "mode"))
     need("early_stopping.patience", _get(es, "patience") >= 0, "an integer >= 0 (0: off)", _get(es, "patience"))
-    return [f"trainer.{key}={value!r} is invalid: use {valid}" for key, value, ok, valid in checks if not ok]
+    fsdp = g("fsdp")
+    fsdp_problems = [] if fsdp is None else (fsdp if isinstance(fsdp, FSDPConfig) else FSDPConfig(**dict(fsdp))).problems()
+    return [f"trainer.{key}={value!r} is invalid: use {valid}" for key, value, ok, valid in checks if not ok] + fsdp_problems
 
 
 def validate_trainer(cfg: Any, check_paths: bool = True) -> None:

@@ -14,7 +14,7 @@ from torch import nn
 
 import framework.training.engine as engine_module
 from framework.testing.ddp import join_group, spawn
-from framework.training import Engine, latest_checkpoint, load_model_weights
+from framework.training import Engine, fsdp, latest_checkpoint, load_model_weights
 from framework.training.checkpoint import checkpoint_root
 from framework.training.distributed import shutdown_distributed
 from framework.training.metric_logger import MetricWindow
@@ -137,8 +137,10 @@ def _fsdp_worker(rank: int, world: int, port: int, run_dir: str, max_steps: int)
             torch.manual_seed(0)
             task = TinyTask(dropout=0.0)
             losses = train_losses(engine, task, NoisyRegression(n=32))
-            if rank == 0:  # the unsharded task holds the trained weights on rank 0
-                torch.save({"losses": losses, "weights": task.state_dict()}, Path(run_dir) / "rank0.pt")
+            assert engine.task is task  # sharded in place: no copy
+            full = fsdp.full_weights(task)  # a collective: rank 0 receives the whole model
+            if rank == 0:
+                torch.save({"losses": losses, "weights": full}, Path(run_dir) / "rank0.pt")
     finally:
         shutdown_distributed()
 
@@ -153,7 +155,8 @@ def test_fsdp2_two_cpu_processes_shard_checkpoint_and_resume_exactly(tmp_path: P
     saved = TinyTask(dropout=0.0)
     load_model_weights(saved, last)
     for key, value in full["weights"].items():
-        assert torch.equal(saved.state_dict()[key], value), key  # model.safetensors holds the full weights
+        assert torch.equal(saved.state_dict()[key], value), key  # read whole from the shards
+    assert not (last / "model.safetensors").exists()  # no full weights gathered at a checkpoint
     middle = checkpoint_root(tmp_path / "a") / "step_00000002"
     shutil.copytree(middle, checkpoint_root(tmp_path / "b") / middle.name)
     spawn(_fsdp_worker, 2, str(tmp_path / "b"), 4)  # resumes at step 2 from the shards
