@@ -170,7 +170,16 @@ def full_weights(model: nn.Module) -> dict[str, Any]:
     every rank calls it. The one place full weights are gathered (for the export)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {name: _own_storage(value) for name, value in full.items()}
+
+
+def _own_storage(tensor: Any) -> Any:
+    """``tensor`` with a storage of its own: a gathered tensor can be a view of a padded buffer,
+    which safetensors refuses to save."""
+    if isinstance(tensor, torch.Tensor) and tensor.untyped_storage().nbytes() != tensor.numel() * tensor.element_size():
+        return tensor.clone()
+    return tensor
 
 
 def unsharded_copy(template: nn.Module, sharded: nn.Module, full: dict[str, torch.Tensor]) -> nn.Module:
