@@ -294,5 +294,5 @@ class Checkpointer:
         strategy's trained module gets them (under FSDP2, rank 0 reads them and every rank receives
         its shards); nothing else is restored. Every rank calls it."""
         what = "trainer.init_from"
-        self.strategy.load_weights(lambda: read_trained_weights(path, what=what)[0], what)
+        self.strategy.load_weights(lambda: read_trained_weights(path, what=what)[0], f"{what}={path}")
         log.info("Loaded weights from %s (%s): a new run from step 0, not a resume", path, what)

@@ -28,49 +28,16 @@ from typing import Any, Iterator, Optional
 import torch
 from torch import nn
 
+from framework.training.config import FSDPConfig
+
 SHARDED = "sharded"  # the DCP directory inside a checkpoint
 _MODEL = "model"  # the DCP key prefix of the weights ("optim" holds the optimizer state)
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-
-
-@dataclass
-class FSDPConfig:
-    """``trainer.fsdp``: how FSDP2 shards and computes (used with ``trainer.distributed=fsdp``).
-
-    Attributes:
-        param_dtype: Dtype the gathered parameters compute in (``MixedPrecisionPolicy.param_dtype``):
-            ``auto`` follows ``trainer.precision`` (bf16 -> bfloat16, fp16 -> float16, fp32 -> the
-            parameters' own dtype), or ``bfloat16`` / ``float16`` / ``float32``. The sharded
-            parameters and optimizer state keep the parameters' own dtype.
-        reduce_dtype: Dtype of the gradient reduce-scatter (``float32`` for exact sums), or ``null``
-            for ``param_dtype``.
-        cpu_offload: Keep sharded parameters, gradients and optimizer state in host memory
-            (``CPUOffloadPolicy``); the optimizer step runs on the CPU.
-        activation_checkpointing: Recompute each unit's activations in the backward pass instead of
-            keeping them (``checkpoint_wrapper`` on every ``fsdp_units()`` module).
-        reshard_after_forward: Free each unit's gathered parameters after its forward (gathered
-            again for the backward); ``false`` keeps them, trading memory for one all-gather.
-    """
-
-    param_dtype: str = "auto"
-    reduce_dtype: Optional[str] = "float32"
-    cpu_offload: bool = False
-    activation_checkpointing: bool = False
-    reshard_after_forward: bool = True
-
-    def problems(self) -> list[str]:
-        """Every invalid value, as ``"trainer.fsdp.KEY=VALUE is invalid: use ..."``."""
-        out = []
-        if self.param_dtype != "auto" and self.param_dtype not in DTYPES:
-            out.append(f"trainer.fsdp.param_dtype={self.param_dtype!r} is invalid: use auto, {', '.join(DTYPES)}")
-        if self.reduce_dtype is not None and self.reduce_dtype not in DTYPES:
-            out.append(f"trainer.fsdp.reduce_dtype={self.reduce_dtype!r} is invalid: use null, {', '.join(DTYPES)}")
-        return out
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}  # trainer.fsdp.*_dtype
 
 
 @dataclass(frozen=True)
 class ShardPlan:
-    """What :func:`shard` applies, resolved from :class:`FSDPConfig` and the run's precision."""
+    """What :func:`shard` applies, resolved from ``trainer.fsdp`` (:class:`FSDPConfig`) and the run's precision."""
 
     param_dtype: Optional[torch.dtype] = None
     reduce_dtype: Optional[torch.dtype] = None
@@ -109,7 +76,8 @@ def shard(task: nn.Module, plan: ShardPlan = ShardPlan()) -> nn.Module:
         units = _checkpoint_units(task, units)
     options: dict[str, Any] = {
         "mp_policy": MixedPrecisionPolicy(param_dtype=plan.param_dtype, reduce_dtype=plan.reduce_dtype),
-        "offload_policy": CPUOffloadPolicy() if plan.cpu_offload else OffloadPolicy(),
+        # Pinned host memory speeds up copies to a GPU; without CUDA there is nothing to pin for.
+        "offload_policy": CPUOffloadPolicy(pin_memory=torch.cuda.is_available()) if plan.cpu_offload else OffloadPolicy(),
     }
     for unit in units:
         fully_shard(unit, reshard_after_forward=plan.reshard_after_forward, **options)

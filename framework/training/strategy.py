@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from framework.errors import FrameworkError
 from framework.training import checkpoint as ckpt
 from framework.training import distributed as dist_utils
 from framework.training import fsdp
@@ -57,7 +58,8 @@ class Strategy:
 
     Attributes:
         task: The module the modality built (set by :meth:`prepare`); checkpoints hold its weights.
-        trained: The module the optimizer updates: ``task`` itself, or FSDP2's sharded copy.
+        trained: The module the optimizer updates: ``task`` itself (placed on the device, or
+            sharded in place under FSDP2).
     """
 
     name = "single"
@@ -155,15 +157,17 @@ class Strategy:
 
     def load_weights(self, read: Callable[[], dict[str, torch.Tensor]], what: str) -> None:
         """Load the full weights ``read()`` returns into the trained module (``trainer.init_from``);
-        ``what`` names the setting in errors. Every rank calls it."""
-        from framework.errors import FrameworkError, first_line
+        ``what`` names the setting and its value in errors. Every rank calls it.
 
-        try:
-            self._trained().load_state_dict(read(), strict=True)
-        except RuntimeError as err:  # missing/unexpected keys or shapes: a checkpoint of another model
-            raise FrameworkError(f"{what}: its weights do not fit this model ({first_line(err, type(err).__name__)}); "
-                                 f"was it trained with another model config? Use the model config it was trained "
-                                 f"with, or another {what}") from None
+        Raises:
+            FrameworkError: The weights do not fit the model (keys or shapes).
+        """
+        module = self._trained()
+        weights = fsdp.with_tied_aliases(module, read())
+        problem = _misfit(module, weights)
+        if problem:
+            raise _misfit_error(what, problem)
+        module.load_state_dict(weights, strict=True)
 
     def _trained(self) -> nn.Module:
         if self.trained is None:
@@ -247,9 +251,13 @@ class FSDP2(_Collective):
         ranks ``task`` may have been built on the meta device. Rank 0's full tensors are let go."""
         full = task.state_dict() if self.is_main else {}
         self.task = self.trained = fsdp.shard(task, self.plan)
-        fsdp.fill_from_rank0(task, full, torch.device("cpu") if self.plan.cpu_offload else self.device,
-                             is_main=self.is_main)
+        fsdp.fill_from_rank0(task, full, self._shard_device, is_main=self.is_main)
         return self.trained
+
+    @property
+    def _shard_device(self) -> torch.device:
+        """Where each rank's shards live: the CPU under ``trainer.fsdp.cpu_offload``, else the device."""
+        return torch.device("cpu") if self.plan.cpu_offload else self.device
 
     def full_norm(self, norm: torch.Tensor) -> torch.Tensor:
         """The norm is a DTensor over the ranks' shards: its full value (a collective)."""
@@ -277,12 +285,10 @@ class FSDP2(_Collective):
         fsdp.load_sharded(self._trained(), optimizer, sharded)
 
     def load_weights(self, read: Callable[[], dict[str, torch.Tensor]], what: str) -> None:
-        """Rank 0 reads the full weights and every rank receives its shards; a key or shape that
-        does not fit is one ``FrameworkError`` on every rank."""
-        from framework.errors import FrameworkError
-
+        """Rank 0 reads the full weights and every rank receives its shards; weights that do not
+        fit raise one ``FrameworkError`` on every rank."""
         full: dict[str, torch.Tensor] = {}
-        problem = None
+        problem: str | BaseException | None = None
         if self.is_main:
             try:
                 full = fsdp.with_tied_aliases(self._trained(), read())
@@ -293,9 +299,14 @@ class FSDP2(_Collective):
         if isinstance(problem, BaseException):
             raise problem
         if problem:
-            raise FrameworkError(f"{what}: its weights do not fit this model ({problem}); was it trained with "
-                                 f"another model config? Use the model config it was trained with, or another {what}")
-        fsdp.fill_from_rank0(self._trained(), full, self.device, is_main=self.is_main)
+            raise _misfit_error(what, problem)
+        fsdp.fill_from_rank0(self._trained(), full, self._shard_device, is_main=self.is_main)
+
+
+def _misfit_error(what: str, problem: str) -> FrameworkError:
+    """One line naming ``what``, the mismatch and the fix."""
+    return FrameworkError(f"{what}: its weights do not fit this model ({problem}); was it trained with another "
+                          "model config? Use the model config it was trained with, or other weights")
 
 
 def _misfit(model: nn.Module, weights: dict[str, torch.Tensor]) -> str:

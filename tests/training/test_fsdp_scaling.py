@@ -23,8 +23,10 @@ from engine_toy import make_cfg, make_run
 from torch import nn
 
 from framework.testing.ddp import join_group, spawn
-from framework.training import Engine
+from framework.training import Engine, latest_checkpoint
+from framework.training.config import FSDPConfig
 from framework.training.distributed import all_reduce_mean, shutdown_distributed
+from framework.training.fsdp import read_full_weights
 
 pytest.importorskip("transformers", reason="the test models are transformers' Llama (pip install transformers)")
 
@@ -80,10 +82,11 @@ def _build(rank: int, **config: Any) -> LlamaTask:
         return LlamaTask(**config)
 
 
-def _loss_curve(rank: int, world: int, run_dir: Path) -> list[float]:
-    """STEPS optimizer steps of the small Llama on GLOBAL_BATCH rows a step; the mean loss over every rank."""
+def _loss_curve(rank: int, world: int, run_dir: Path, **fsdp: Any) -> list[float]:
+    """STEPS optimizer steps of the small Llama on GLOBAL_BATCH rows a step, with ``trainer.fsdp``
+    settings ``fsdp``; the mean loss over every rank at each step."""
     cfg = make_cfg(distributed="fsdp", batch_size=GLOBAL_BATCH // world, max_steps=STEPS, lr=1e-3,
-                   clip_grad_norm=1.0, warmup_ratio=0.0)
+                   clip_grad_norm=1.0, warmup_ratio=0.0, fsdp=FSDPConfig(**fsdp))
     losses = []
     with Engine(cfg, make_run(run_dir), seed=1) as engine:
         model = engine.setup(_build(rank, **SMALL))
@@ -123,6 +126,13 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     try:
         out = Path(out_dir)
         result: dict[str, Any] = {"losses": _loss_curve(rank, world, out / "small")}
+        if world == 2:  # bf16 compute, fp32 reduce-scatter
+            result["losses_bf16"] = _loss_curve(rank, world, out / "small_bf16", param_dtype="bfloat16")
+        if world == 4:  # each block recomputed in the backward pass, the state in host memory: the same losses
+            result["losses_recomputed"] = _loss_curve(rank, world, out / "small_ac", activation_checkpointing=True,
+                                                      cpu_offload=True)
+            saved = latest_checkpoint(out / "small_ac")
+            result["checkpoint_keys"] = sorted(read_full_weights(saved / "sharded")) if saved else []
         result.update(_memory(rank, world, out / "big"))
         (out / f"rank{rank}.json").write_text(json.dumps(result))
     finally:
@@ -150,17 +160,25 @@ def test_fsdp2_memory_per_rank_falls_with_world_size_and_losses_match(tmp_path: 
     params = single["params"]
     assert params > 200_000_000
     # fp32 weights, gradients and AdamW's two moments: 16 bytes a parameter, split over the ranks.
+    # One more fp32 copy of the weights would be a quarter of it.
     state_mib = 16 * params / 2**20
-    assert _mib(single, "peak_kib") > 0.9 * state_mib  # the single process holds all of it
+    assert _mib(single, "peak_kib") > 0.95 * state_mib  # the single process holds all of it
     peaks = {1: _mib(single, "peak_kib")}
     for world in (2, 4):
         for rank, result in enumerate(results[world]):
             torch.testing.assert_close(result["losses"], single["losses"], rtol=1e-4, atol=1e-5,
                                        msg=lambda m: f"world {world} rank {rank}: {m}")
-            # What stays resident after a step is this rank's share of the state...
-            assert _mib(result, "after_step_kib") < 1.3 * state_mib / world, (world, rank, result)
-        # ...and the peak adds a fixed amount (the gathered embeddings and one block, their full
-        # gradients before the reduce-scatter, gloo's buffers), not another copy of the model.
+            # What stays resident after a step is this rank's share of the state, and less than
+            # another copy of the weights besides (the allocator keeps some freed buffers).
+            assert _mib(result, "after_step_kib") < state_mib / world + 0.15 * state_mib, (world, rank, result)
+        # The peak adds an amount that does not shrink with the world size (the gathered
+        # embeddings and blocks, their full gradients before the reduce-scatter, gloo's buffers).
         peaks[world] = max(_mib(r, "peak_kib") for r in results[world])
-        assert peaks[world] < peaks[1] / world + 0.25 * peaks[1], (world, peaks)
+        assert peaks[world] < peaks[1] / world + 0.3 * peaks[1], (world, peaks)
     assert peaks[4] < peaks[2] < peaks[1], peaks
+    for rank in range(2):
+        torch.testing.assert_close(results[2][rank]["losses_bf16"], single["losses"], rtol=2e-2, atol=0)
+    for rank in range(4):
+        torch.testing.assert_close(results[4][rank]["losses_recomputed"], single["losses"], rtol=1e-4, atol=1e-5)
+    # Activation checkpointing's wrappers leave the checkpoint's names alone.
+    assert results[4][0]["checkpoint_keys"] == sorted(LlamaTask(**SMALL).state_dict())

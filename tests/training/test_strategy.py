@@ -13,6 +13,7 @@ from engine_toy import NoisyRegression, TinyTask, make_cfg, make_run, train_loss
 from torch import nn
 
 import framework.training.engine as engine_module
+from framework.errors import FrameworkError
 from framework.testing.ddp import join_group, spawn
 from framework.training import Engine, fsdp, latest_checkpoint, load_model_weights
 from framework.training.checkpoint import checkpoint_root
@@ -145,6 +146,20 @@ def _fsdp_worker(rank: int, world: int, port: int, run_dir: str, max_steps: int)
         shutdown_distributed()
 
 
+def _init_from_worker(rank: int, world: int, port: int, run_dir: str, source: str) -> None:
+    join_group(rank, world, port)
+    try:
+        cfg = make_cfg(max_steps=1, distributed="fsdp", init_from=source)
+        with Engine(cfg, make_run(Path(run_dir)), seed=5) as engine:
+            torch.manual_seed(10 + rank)  # another init on every rank: init_from replaces it
+            engine.setup(TinyTask(dropout=0.0))
+            full = fsdp.full_weights(engine.task)
+            if rank == 0:
+                torch.save(full, Path(run_dir) / "started_from.pt")
+    finally:
+        shutdown_distributed()
+
+
 @pytest.mark.slow
 def test_fsdp2_two_cpu_processes_shard_checkpoint_and_resume_exactly(tmp_path: Path) -> None:
     spawn(_fsdp_worker, 2, str(tmp_path / "a"), 4)
@@ -164,3 +179,30 @@ def test_fsdp2_two_cpu_processes_shard_checkpoint_and_resume_exactly(tmp_path: P
     assert resumed["losses"] == full["losses"][4:]  # 2 micro-batches a step: steps 3 and 4
     for key, value in full["weights"].items():
         torch.testing.assert_close(resumed["weights"][key], value, rtol=0, atol=0)
+    # trainer.init_from under FSDP2: the sharded task starts from the checkpoint's weights.
+    (tmp_path / "c").mkdir()
+    spawn(_init_from_worker, 2, str(tmp_path / "c"), str(last))
+    started = torch.load(tmp_path / "c" / "started_from.pt")
+    for key, value in full["weights"].items():
+        assert torch.equal(started[key], value), key
+
+
+class _Tied(nn.Module):
+    """An embedding and a head that share one weight, as a causal LM's do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(5, 3)
+        self.head = nn.Linear(3, 5, bias=False)
+        self.head.weight = self.embed.weight
+
+
+def test_init_from_weights_fill_tied_names_and_a_misfit_is_one_line() -> None:
+    strategy = SingleDevice(CPU)
+    model = strategy.prepare(_Tied())
+    saved = {"embed.weight": torch.ones(5, 3)}  # a safetensors file keeps one name of a tied tensor
+    strategy.load_weights(lambda: saved, "trainer.init_from=/ckpt")
+    assert torch.equal(model.head.weight, torch.ones(5, 3)) and model.head.weight is model.embed.weight
+    with pytest.raises(FrameworkError, match=r"^trainer.init_from=/ckpt: its weights do not fit this model "
+                                             r"\(other shapes embed.weight: \(4, 3\) vs \(5, 3\)"):
+        strategy.load_weights(lambda: {"embed.weight": torch.ones(4, 3)}, "trainer.init_from=/ckpt")
