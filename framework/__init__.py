@@ -80,6 +80,7 @@ _LAZY = {
     "Engine": "framework.training",
     "CHANCE_LOSS": "framework.training.metric_logger",
     "all_reduce_sum": "framework.training.distributed",
+    "broadcast_object": "framework.training.distributed",
     "export_weights": "framework.training.checkpoint",
     "load_model_weights": "framework.training.checkpoint",
     "ServingFile": "framework.serving",

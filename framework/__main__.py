@@ -211,8 +211,27 @@ def _agree_on_run_dir() -> None:
     from framework.config import RUN_ID_ENV, new_run_id
     from framework.training.distributed import broadcast_object, init_distributed
 
+    elastic = _elastic_run_id()
     init_distributed()
-    os.environ[RUN_ID_ENV] = broadcast_object(new_run_id())
+    os.environ[RUN_ID_ENV] = elastic or broadcast_object(new_run_id())
+
+
+def _elastic_run_id() -> str | None:
+    """Under ``torchrun --max-restarts=N`` (N > 0): a run id that survives a restart, so the
+    restarted workers find the run dir and resume from its newest checkpoint: ``elastic-`` and the
+    rendezvous id (``--rdzv-id``, the same on every node; ``--standalone`` makes one per launch).
+    ``None`` without restarts, or when ``hydra.run.dir`` is given."""
+    if int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) <= 0:
+        return None
+    if any(a.startswith(("hydra.run.dir=", "++hydra.run.dir=")) for a in sys.argv[1:]):
+        return None
+    rendezvous = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    if rendezvous in ("", "none"):
+        raise SystemExit(
+            "error: torchrun --max-restarts needs a run dir every restart finds: pass --rdzv-id=JOB_ID "
+            "(the same on every node, e.g. $SLURM_JOB_ID) or hydra.run.dir=/shared/path/run (docs/training.md#multi-node)"
+        )
+    return f"elastic-{rendezvous}"
 
 
 def _leave_process_group() -> None:

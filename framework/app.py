@@ -31,7 +31,7 @@ from framework.plugins import Plugins, load_plugins
 from framework.serving import Export
 from framework.stage import (LOG_FILE, BuildTask, LoadData, ModalityFailure, Run, RunResult, Stage, Summary,
                              status_of)
-from framework.training.stage import LoadTrainedWeights, Train
+from framework.training.stage import GatherWeights, LoadTrainedWeights, Train
 
 __all__ = ["LOG_FILE", "PIPELINE", "ModalityFailure", "RunResult", "prepare", "run"]
 
@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 #: preannotate and export; the others follow from those (the task is built when anything needs
 #: it, trained weights are loaded when nothing trains them) and ``summary.json`` is always written.
 PIPELINE: tuple[Stage, ...] = (
-    LoadData(), Audit(), BuildTask(), RetentionStart(), Train(), LoadTrainedWeights(), ModelAudit(),
-    Evaluate(), Preannotate(), Export(), Report(),
+    LoadData(), Audit(), BuildTask(), RetentionStart(), Train(), LoadTrainedWeights(), GatherWeights(),
+    ModelAudit(), Evaluate(), Preannotate(), Export(), Report(),
 )
 
 

@@ -133,6 +133,10 @@ class RunContext(Generic[ModalityConfigT, ModelConfigT]):
         temperature: The calibration temperature the evaluate stage fitted on ``val``
             (``evaluation.calibration.temperature_scaling``), else ``None``; a classifier's
             ``export`` divides its logits by it so served probabilities are calibrated.
+        meta_device: True while ``build_task`` runs inside ``torch.device("meta")`` (a modality
+            with ``meta_init = True``, on the ranks of an FSDP2 run other than 0): build the
+            architecture without reading any weights (transformers' ``from_config`` rather than
+            ``from_pretrained``); the engine fills every rank's shards from rank 0's weights.
     """
 
     run_dir: Path
@@ -147,6 +151,7 @@ class RunContext(Generic[ModalityConfigT, ModelConfigT]):
     engine: "Engine | None" = None
     stash: Stash = field(default_factory=Stash)
     temperature: float | None = None
+    meta_device: bool = False
     _legacy_extras: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -186,12 +191,18 @@ class Modality(abc.ABC, Generic[ModalityConfigT, ModelConfigT]):
         sections: Structured-config dataclasses for the top-level config nodes this modality
             owns, typically ``{"modality": MyConfig, "model": MyModelConfig}``. The core validates
             those nodes against them, so a misspelled key is an error naming the valid keys.
+        meta_init: ``build_task`` can build on the meta device when ``ctx.meta_device`` says so
+            (it then reads no weights and computes nothing with them). Under
+            ``trainer.distributed=fsdp`` the ranks other than 0 then build at no memory cost, and
+            rank 0's weights fill their shards; without it every rank builds the whole task once
+            before it is sharded.
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     label_type: ClassVar[str] = "class"
     sections: ClassVar[Mapping[str, type]] = {}
+    meta_init: ClassVar[bool] = False
 
     @abc.abstractmethod
     def load_data(self, ctx: RunContext[ModalityConfigT, ModelConfigT]) -> DataBundle:
@@ -207,6 +218,9 @@ class Modality(abc.ABC, Generic[ModalityConfigT, ModelConfigT]):
 
         The task's ``state_dict`` is what checkpoints hold, so everything trainable (and buffers
         such as EMA weights) lives in it. A frozen reference model (DPO) may live outside it.
+        A task whose ``fsdp_units()`` returns modules (its transformer blocks) has each sharded
+        on its own under FSDP2. With ``meta_init = True`` it may be called with
+        ``ctx.meta_device`` set (see :attr:`RunContext.meta_device`).
         """
 
     @abc.abstractmethod

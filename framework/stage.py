@@ -105,7 +105,10 @@ class Run:
         overrides: The job's command-line overrides, recorded in ``summary.json``.
         data: Every split, after the load stage.
         audit: The audit report, after the audit stage.
-        task: The model with its loss, after the build stage.
+        task: The model with its loss, after the build stage. After training under FSDP2 it is
+            sharded over the ranks, until rank 0 receives a whole copy for its own stages.
+        sharded_task: Under FSDP2, after training: the sharded task, which every rank's forward
+            passes use together (evaluation runs on every rank).
         retention: The retention set and its scores, when ``evaluation.retention`` is set.
         benchmarks: The lm-eval benchmark scores, when ``evaluation.benchmarks`` is set.
         reports: One report per evaluated split, after the evaluate stage.
@@ -124,6 +127,7 @@ class Run:
     data: "DataBundle | None" = None
     audit: "AuditReport | None" = None
     task: "nn.Module | None" = None
+    sharded_task: "nn.Module | None" = None
     retention: "Retention | None" = None
     benchmarks: "Benchmarks | None" = None
     reports: list["EvalReport"] = field(default_factory=list)
@@ -143,6 +147,31 @@ class Run:
     def is_main(self) -> bool:
         """True on rank 0, the process that evaluates, exports and writes reports."""
         return self.info.is_main
+
+    @property
+    def shards_model(self) -> bool:
+        """This run trains with FSDP2 over several processes: no rank will hold the whole trained
+        model, so its forward passes are collectives every rank runs."""
+        return self.selected("train") and self.config.trainer.distributed == "fsdp" and self.info.world_size > 1
+
+    @contextmanager
+    def scratch_outputs(self) -> Iterator[None]:
+        """Within: on ranks other than 0, ``ctx.run_dir`` is a scratch directory, deleted after, so
+        that modality methods every rank calls together (evaluation of a sharded model) leave
+        rank 0's files alone. On rank 0 nothing changes."""
+        if self.is_main:
+            yield
+            return
+        import dataclasses
+        import tempfile
+
+        kept = self.ctx
+        with tempfile.TemporaryDirectory(prefix=f"rank{self.info.rank}-") as scratch:
+            self.ctx = dataclasses.replace(kept, run_dir=Path(scratch))
+            try:
+                yield
+            finally:
+                self.ctx = kept
 
     def selected(self, *names: str) -> bool:
         """Whether the config selected any of the stages ``names``."""
@@ -247,7 +276,9 @@ class LoadData:
 
 class BuildTask:
     """``modality.build_task`` once, re-seeded so the initial weights depend on the seed alone;
-    skipped by a run that only audits (unless an audit check needs the trained model)."""
+    skipped by a run that only audits (unless an audit check needs the trained model). Under
+    FSDP2 the ranks other than 0 build on the meta device when the modality can (``meta_init``):
+    the engine fills their shards from rank 0's weights."""
 
     name = "build"
 
@@ -256,7 +287,25 @@ class BuildTask:
 
     def __call__(self, run: Run) -> None:
         run.seed()
-        run.task = run.call("build_task", run.require(run.data, "data"))
+        on_meta = run.shards_model and not run.is_main and run.modality.meta_init
+        run.task = build_task(run, meta=on_meta)
+
+
+def build_task(run: Run, *, meta: bool) -> "nn.Module":
+    """``modality.build_task`` on the run's data; with ``meta``, inside ``torch.device("meta")`` and
+    with ``ctx.meta_device`` set (the modality must declare ``meta_init``)."""
+    import torch
+
+    data = run.require(run.data, "data")
+    if not meta:
+        return run.call("build_task", data)  # type: ignore[no-any-return]
+    log.info("build_task on the meta device (rank %d): FSDP2 fills its shards from rank 0", run.info.rank)
+    run.ctx.meta_device = True
+    try:
+        with torch.device("meta"):
+            return run.call("build_task", data)  # type: ignore[no-any-return]
+    finally:
+        run.ctx.meta_device = False
 
 
 class Summary:

@@ -20,15 +20,21 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_split(run: Run, split: str) -> EvalReport:
-    """The modality's report of one split, with the plugins' metrics merged in; observers notified."""
-    data, task = run.require(run.data, "data"), run.require(run.task, "task")
-    report: EvalReport = run.call("evaluate", task, data, split)
-    extra_metrics = run.plugins.metrics(run.modality.name)
-    if extra_metrics:
-        predictions = run.call("predict", task, data.records(split), split)
-        for metric in extra_metrics:
-            report.merge_metrics(metric.compute(predictions), source=metric.name)
-    run.plugins.evaluated(run.info, -1, split, report.metrics)
+    """The modality's report of one split, with the plugins' metrics merged in; observers notified
+    (on rank 0). After sharded training every rank calls it together, with the sharded task."""
+    from framework.training.fsdp import root_gathered
+
+    data = run.require(run.data, "data")
+    task = run.sharded_task if run.sharded_task is not None else run.require(run.task, "task")
+    with run.scratch_outputs(), root_gathered(task):
+        report: EvalReport = run.call("evaluate", task, data, split)
+        extra_metrics = run.plugins.metrics(run.modality.name)
+        if extra_metrics:
+            predictions = run.call("predict", task, data.records(split), split)
+            for metric in extra_metrics:
+                report.merge_metrics(metric.compute(predictions), source=metric.name)
+    if run.is_main:
+        run.plugins.evaluated(run.info, -1, split, report.metrics)
     return report
 
 
@@ -37,13 +43,17 @@ def run_benchmarks(run: Run) -> "Scores":
     tasks scored, their sizes and sources are recorded on ``run.benchmarks``."""
     from framework.evaluation.benchmarks import BenchmarkOptions, Benchmarks, run_benchmarks as score
 
+    from framework.training.fsdp import root_gathered
+
     options = BenchmarkOptions.from_config(run.config.evaluation, run.config.seed)
-    model = run.call("benchmark_model", run.require(run.task, "task"))
+    task = run.sharded_task if run.sharded_task is not None else run.require(run.task, "task")
+    model = run.call("benchmark_model", task)
     if model is None:
         raise FrameworkError(f"evaluation.benchmarks={list(options.tasks)}: modality {run.modality.name!r} has no "
                              f"language model to benchmark (its benchmark_model returns None); remove "
                              f"evaluation.benchmarks for this modality")
-    scores, samples, sources = score(model, options)
+    with run.scratch_outputs(), root_gathered(task):
+        scores, samples, sources = score(model, options)
     if run.benchmarks is None:
         run.benchmarks = Benchmarks(tasks=list(options.tasks))
     run.benchmarks.samples.update(samples)
@@ -53,15 +63,18 @@ def run_benchmarks(run: Run) -> "Scores":
 
 class RetentionStart:
     """``evaluation.retention`` or ``evaluation.benchmarks`` set, on the main process of a run
-    that evaluates: read the retention set; when the run trains, score the retention set and
-    (with ``evaluation.benchmark_start``) the benchmarks with the starting weights first (those of
+    that evaluates (on every rank when training shards the model, since every rank then scores
+    with the trained weights): read the retention set; when the run trains, rank 0 scores the
+    retention set and (with ``evaluation.benchmark_start``) the benchmarks with the starting
+    weights first (those of
     ``trainer.init_from`` when fine-tuning, which the engine loads again when training starts)."""
 
     name = "retention (starting weights)"
 
     def applies(self, run: Run) -> bool:
         cfg = run.config.evaluation
-        return run.selected("evaluate") and run.is_main and (cfg.retention is not None or bool(cfg.benchmarks))
+        return run.selected("evaluate") and (run.is_main or run.shards_model) and \
+            (cfg.retention is not None or bool(cfg.benchmarks))
 
     def __call__(self, run: Run) -> None:
         from framework.evaluation.retention import START_SPLIT, load_retention
@@ -70,7 +83,7 @@ class RetentionStart:
         cfg = run.config.evaluation
         run.retention = load_retention(cfg, run.require(run.data, "data"), run.ctx.data)
         start_benchmarks = bool(cfg.benchmarks) and cfg.benchmark_start
-        if not run.selected("train") or (run.retention is None and not start_benchmarks):
+        if not run.selected("train") or not run.is_main or (run.retention is None and not start_benchmarks):
             return
         init_from = run.config.trainer.init_from
         if init_from:
@@ -85,15 +98,17 @@ class RetentionStart:
 
 
 class Evaluate:
-    """``stages=[evaluate, ...]``, on the main process (every rank holds the same weights): each
-    split of ``evaluation.splits`` that has data, the extra sets of ``evaluation.sets``, the
-    retention set with the trained weights, temperature scaling when configured, the success
-    criteria; writes ``report.md`` and ``eval/reports.json``."""
+    """``stages=[evaluate, ...]``, on the main process (every rank holds the same weights), or on
+    every rank together when training sharded the model (FSDP2: each forward pass gathers the
+    shards; the other ranks' files go to a scratch directory): each split of
+    ``evaluation.splits`` that has data, the extra sets of ``evaluation.sets``, temperature
+    scaling when configured, the retention set and the benchmarks with the trained weights, the
+    success criteria; rank 0 writes ``report.md`` and ``eval/reports.json``."""
 
     name = "evaluate"
 
     def applies(self, run: Run) -> bool:
-        return run.selected("evaluate") and run.is_main
+        return run.selected("evaluate") and (run.is_main or run.sharded_task is not None)
 
     def __call__(self, run: Run) -> None:
         from framework.data.stage import audit_line
@@ -114,15 +129,19 @@ class Evaluate:
         run.set_reports = [evaluate_split(run, extra.name) for extra in run.sets]
         if cfg.calibration.temperature_scaling:
             scale_temperature(run)
+        if run.retention is not None:
+            run.retention.trained = evaluate_split(run, RETENTION_SPLIT)
+        # Every rank scores the benchmarks when the model is sharded: each forward pass is collective.
+        trained = run_benchmarks(run) if cfg.benchmarks else None
+        if not run.is_main:
+            return
         result = run.result
         result.metrics = flatten(run.reports)
         for report in run.set_reports:  # always prefixed, even when no split before them had data
             result.metrics.update({f"{report.split}/{k}": v for k, v in report.metrics.items()})
         if run.retention is not None:
-            run.retention.trained = evaluate_split(run, RETENTION_SPLIT)
             result.metrics.update(run.retention.metrics())
-        if cfg.benchmarks:
-            trained = run_benchmarks(run)
+        if trained is not None:
             benchmarks = run.require(run.benchmarks, "benchmarks")
             benchmarks.trained = trained
             benchmarks.write(run.run_dir)

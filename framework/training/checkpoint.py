@@ -57,7 +57,7 @@ def step_dir_name(step: int) -> str:
 
 
 def write_checkpoint(
-    root: Path, name: str, module: nn.Module, state: dict[str, Any], config_yaml: str, step: int,
+    root: Path, name: str, module: nn.Module | None, state: dict[str, Any], config_yaml: str, step: int,
     extra_dirs: dict[str, Path] | None = None,
 ) -> Path:
     """Write one checkpoint atomically under ``root/name`` and return its path.
@@ -65,16 +65,19 @@ def write_checkpoint(
     Everything goes into ``root/.tmp-<name>-<pid>`` first (each file fsynced), the manifest last,
     then one ``os.rename`` publishes it. An existing ``root/name`` is replaced. ``extra_dirs``
     (name -> a finished directory, e.g. FSDP's sharded state) are moved inside before the
-    manifest is written, and their files are listed in it.
+    manifest is written, and their files are listed in it. ``module=None`` writes no
+    ``model.safetensors`` (a sharded checkpoint keeps its weights in ``sharded/``).
     """
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_model(module, str(tmp / WEIGHTS), force_contiguous=True)
+    files = [STATE, CONFIG]
+    if module is not None:
+        save_model(module, str(tmp / WEIGHTS), force_contiguous=True)
+        files.append(WEIGHTS)
     torch.save(state, tmp / STATE)
     (tmp / CONFIG).write_text(config_yaml, encoding="utf-8")
-    files = [WEIGHTS, STATE, CONFIG]
     for dir_name, source in (extra_dirs or {}).items():
         os.rename(source, tmp / dir_name)
         files += sorted(str(p.relative_to(tmp)) for p in (tmp / dir_name).rglob("*") if p.is_file())
@@ -171,7 +174,53 @@ def read_checkpoint(ckpt_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, 
     if problem is not None:
         raise CheckpointError(f"{ckpt_dir}: {problem}")
     state = load_state(ckpt_dir)
+    if _is_sharded(Path(ckpt_dir)):  # the shards were hashed with the manifest and checked finite when saved
+        return {}, state
     return read_weights(Path(ckpt_dir) / WEIGHTS), state
+
+
+def _is_sharded(ckpt_dir: Path) -> bool:
+    """A checkpoint written under FSDP2: its weights are in ``sharded/`` only."""
+    from framework.training.fsdp import SHARDED
+
+    return not (ckpt_dir / WEIGHTS).exists() and (ckpt_dir / SHARDED).is_dir()
+
+
+def read_model_weights(ckpt_dir: Path, *, prefer_ema: bool = True) -> tuple[dict[str, torch.Tensor], bool]:
+    """A checkpoint's (or an export's) full weights on the CPU, verified as in
+    :func:`load_model_weights`, and whether they are EMA weights; a sharded checkpoint is read
+    whole from its ``sharded/`` directory in this process."""
+    ckpt_dir = _verified(Path(ckpt_dir))
+    weights, ema = _weights_outside_safetensors(ckpt_dir, prefer_ema)
+    return (read_weights(ckpt_dir / WEIGHTS) if weights is None else weights), ema
+
+
+def _weights_outside_safetensors(ckpt_dir: Path, prefer_ema: bool) -> tuple[dict[str, torch.Tensor] | None, bool]:
+    """The EMA weights (``prefer_ema``), else a sharded checkpoint's weights, with whether they
+    are EMA; ``(None, False)`` when the weights to use are ``model.safetensors``."""
+    from framework.training.fsdp import SHARDED, read_full_weights
+
+    if prefer_ema and (ckpt_dir / STATE).is_file():
+        ema = load_state(ckpt_dir).get("ema") or {}
+        if ema:
+            bad = non_finite_tensors(ema)
+            if bad:
+                raise CheckpointError(f"{ckpt_dir / STATE}: non-finite EMA weights (NaN/inf) in {', '.join(bad[:5])}")
+            return dict(ema), True
+    if _is_sharded(ckpt_dir):
+        return read_full_weights(ckpt_dir / SHARDED), False
+    return None, False
+
+
+def _verified(ckpt_dir: Path) -> Path:
+    """``ckpt_dir``, once it is a directory that passes its manifest (checkpoints and core exports)."""
+    if not ckpt_dir.is_dir():
+        raise CheckpointError(f"{ckpt_dir}: not a checkpoint directory (it does not exist or is a file)")
+    if (ckpt_dir / MANIFEST).is_file() or (ckpt_dir / STATE).is_file():
+        problem = verify_checkpoint(ckpt_dir)
+        if problem is not None:
+            raise CheckpointError(f"{ckpt_dir}: {problem}")
+    return ckpt_dir
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -192,10 +241,8 @@ def load_model_weights(module: nn.Module, ckpt_dir: Path, *, prefer_ema: bool = 
 
     With ``prefer_ema`` and a checkpoint trained with ``trainer.ema_decay``, the averaged weights
     from ``state.pt`` are loaded (they are what a run evaluates and exports); otherwise
-    ``model.safetensors``. An export directory (no ``state.pt``) loads its ``model.safetensors``.
-
-    Returns:
-        True when EMA weights were loaded.
+    ``model.safetensors`` (``sharded/`` for a checkpoint written under FSDP2). An export
+    directory (no ``state.pt``) loads its ``model.safetensors``.
 
     A directory with a ``manifest.json`` (every checkpoint, and exports written by the core) is
     verified against it first; one with a ``state.pt`` but no manifest is refused as incomplete.
@@ -207,24 +254,13 @@ def load_model_weights(module: nn.Module, ckpt_dir: Path, *, prefer_ema: bool = 
         CheckpointError: When the directory fails verification or its weights are unusable.
         RuntimeError: When keys are missing or unexpected; the message lists them.
     """
-    ckpt_dir = Path(ckpt_dir)
-    if not ckpt_dir.is_dir():
-        raise CheckpointError(f"{ckpt_dir}: not a checkpoint directory (it does not exist or is a file)")
-    state_path = ckpt_dir / STATE
-    if (ckpt_dir / MANIFEST).is_file() or state_path.is_file():
-        problem = verify_checkpoint(ckpt_dir)
-        if problem is not None:
-            raise CheckpointError(f"{ckpt_dir}: {problem}")
-    if prefer_ema and state_path.is_file():
-        ema = load_state(ckpt_dir).get("ema") or {}
-        if ema:
-            bad = non_finite_tensors(ema)
-            if bad:
-                raise CheckpointError(f"{state_path}: non-finite EMA weights (NaN/inf) in {', '.join(bad[:5])}")
-            module.load_state_dict(ema, strict=True)
-            return True
-    apply_weights(module, ckpt_dir / WEIGHTS)
-    return False
+    ckpt_dir = _verified(Path(ckpt_dir))
+    weights, ema = _weights_outside_safetensors(ckpt_dir, prefer_ema)
+    if weights is None:
+        apply_weights(module, ckpt_dir / WEIGHTS)  # re-ties tensors the file keeps once
+    else:
+        module.load_state_dict(weights, strict=True)
+    return ema
 
 
 def apply_weights(module: nn.Module, path: Path) -> None:

@@ -70,6 +70,21 @@ def load_trained_weights(task: nn.Module, source: Path | str, *, what: str) -> b
     return ema
 
 
+def read_trained_weights(source: Path | str, *, what: str) -> tuple[dict[str, torch.Tensor], bool]:
+    """A checkpoint's or an export's full weights on the CPU and whether they are EMA weights,
+    verified as :func:`load_trained_weights` does, without a model to load them into.
+
+    Raises:
+        FrameworkError: One line naming ``what``, the path and the fix when the directory is not usable.
+    """
+    source = Path(source)
+    try:
+        return ckpt.read_model_weights(source)
+    except ckpt.CheckpointError as err:
+        raise ckpt.CheckpointError(f"{what}={source} is not usable: {err}; point {what} at a checkpoint "
+                                   "(run_dir/checkpoints/step_...) or an export directory") from None
+
+
 def config_differences(checkpoint_yaml: str, current_yaml: str) -> list[tuple[str, str, str]]:
     """``(key, checkpoint value, current value)`` for every flattened config key that differs,
     except those matching :data:`~framework.training.config.RESUME_MAY_CHANGE`.
@@ -274,9 +289,10 @@ class Checkpointer:
         self.last_step, self.last_path = int(state["train_state"]["step"]), Path(path)
         return state
 
-    def init_from(self, task: nn.Module, path: Path | str) -> bool:
-        """Start a new run from a checkpoint's (or export's) weights: ``task`` gets them, nothing
-        else is restored. Returns whether they were EMA weights."""
-        ema = load_trained_weights(task, path, what="trainer.init_from")
-        log.info("trainer.init_from: a new run from step 0 with these weights, not a resume")
-        return ema
+    def init_from(self, path: Path | str) -> None:
+        """Start a new run from a checkpoint's (or export's) weights, EMA ones when present: the
+        strategy's trained module gets them (under FSDP2, rank 0 reads them and every rank receives
+        its shards); nothing else is restored. Every rank calls it."""
+        what = "trainer.init_from"
+        self.strategy.load_weights(lambda: read_trained_weights(path, what=what)[0], f"{what}={path}")
+        log.info("Loaded weights from %s (%s): a new run from step 0, not a resume", path, what)

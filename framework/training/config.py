@@ -10,6 +10,7 @@ from typing import Any, Optional
 from framework.errors import FrameworkError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+FSDP_DTYPES = ("bfloat16", "float16", "float32")
 SCHEDULES = ("cosine", "linear", "constant")
 
 #: Config keys (``fnmatch`` patterns on dotted paths) that may differ between a checkpoint and the
@@ -22,6 +23,7 @@ RESUME_MAY_CHANGE = (
     "trainer.early_stopping.*", "tracking.*", "stages", "stages.*", "evaluation.*", "success.*",
     "sweep.*", "checkpoint", "callbacks.*", "allowed_targets", "allowed_targets.*", "data.gates.*", "audit.*",
     "data.unlabeled", "data.unlabeled_format", "trainer.allow_data_change",
+    "trainer.fsdp.cpu_offload", "trainer.fsdp.activation_checkpointing", "trainer.fsdp.reshard_after_forward",
 )
 
 
@@ -36,6 +38,41 @@ class EarlyStoppingConfig:
     mode: str = "min"
     patience: int = 0
     min_delta: float = 0.0
+
+
+@dataclass
+class FSDPConfig:
+    """``trainer.fsdp``: how FSDP2 shards and computes (used with ``trainer.distributed=fsdp``).
+
+    Attributes:
+        param_dtype: Dtype the gathered parameters compute in (``MixedPrecisionPolicy.param_dtype``):
+            ``auto`` follows ``trainer.precision`` (bf16 -> bfloat16, fp16 -> float16, fp32 -> the
+            parameters' own dtype), or ``bfloat16`` / ``float16`` / ``float32``. The sharded
+            parameters and optimizer state keep the parameters' own dtype.
+        reduce_dtype: Dtype of the gradient reduce-scatter (``float32`` for exact sums), or ``null``
+            for ``param_dtype``.
+        cpu_offload: Keep sharded parameters, gradients and optimizer state in host memory
+            (``CPUOffloadPolicy``); the optimizer step runs on the CPU.
+        activation_checkpointing: Recompute each unit's activations in the backward pass instead of
+            keeping them (``checkpoint_wrapper`` on every ``fsdp_units()`` module).
+        reshard_after_forward: Free each unit's gathered parameters after its forward (gathered
+            again for the backward); ``false`` keeps them, trading memory for one all-gather.
+    """
+
+    param_dtype: str = "auto"
+    reduce_dtype: Optional[str] = "float32"
+    cpu_offload: bool = False
+    activation_checkpointing: bool = False
+    reshard_after_forward: bool = True
+
+    def problems(self) -> list[str]:
+        """Every invalid value, as ``"trainer.fsdp.KEY=VALUE is invalid: use ..."``."""
+        out = []
+        if self.param_dtype != "auto" and self.param_dtype not in FSDP_DTYPES:
+            out.append(f"trainer.fsdp.param_dtype={self.param_dtype!r} is invalid: use auto, {', '.join(FSDP_DTYPES)}")
+        if self.reduce_dtype is not None and self.reduce_dtype not in FSDP_DTYPES:
+            out.append(f"trainer.fsdp.reduce_dtype={self.reduce_dtype!r} is invalid: use null, {', '.join(FSDP_DTYPES)}")
+        return out
 
 
 @dataclass
@@ -61,6 +98,7 @@ class TrainerConfig:
     deterministic: bool = False  # deterministic algorithms (slower), for bit-exact reruns
     compile: bool = False  # torch.compile the model
     distributed: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard, DCP sharded checkpoints); used under torchrun
+    fsdp: FSDPConfig = field(default_factory=FSDPConfig)  # mixed precision, CPU offload, activation checkpointing
     num_workers: int = 0  # DataLoader workers
     log_every: int = 10  # optimizer steps between step-metric events
     eval_every: int = 0  # optimizer steps between validations; 0 = once per epoch
@@ -125,7 +163,9 @@ def trainer_problems(cfg: Any, check_paths: bool = True) -> list[str]:
     es = g("early_stopping")
     need("early_stopping.mode", _get(es, "mode") in ("min", "max"), "min or max", _get(es, "mode"))
     need("early_stopping.patience", _get(es, "patience") >= 0, "an integer >= 0 (0: off)", _get(es, "patience"))
-    return [f"trainer.{key}={value!r} is invalid: use {valid}" for key, value, ok, valid in checks if not ok]
+    fsdp = g("fsdp")
+    fsdp_problems = [] if fsdp is None else (fsdp if isinstance(fsdp, FSDPConfig) else FSDPConfig(**dict(fsdp))).problems()
+    return [f"trainer.{key}={value!r} is invalid: use {valid}" for key, value, ok, valid in checks if not ok] + fsdp_problems
 
 
 def validate_trainer(cfg: Any, check_paths: bool = True) -> None:

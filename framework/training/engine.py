@@ -44,6 +44,7 @@ from framework.training.data import (StreamDataset, batches_per_epoch, epoch_bat
                                      weighted_means)
 from framework.training.device import autocast, batch_size_of, move_to_device, resolve_device, resolve_precision
 from framework.training.ema import ModelEMA
+from framework.training.fsdp import ShardPlan
 from framework.training.errors import Interrupted, ResumeRefused, TrainingStopped
 from framework.training.metric_logger import EarlyStopper, EngineEvents, MetricLogger, OverfitWatch
 from framework.training.schedule import Schedule
@@ -98,7 +99,8 @@ class Engine:
         self.rank, self.world_size, self.local_rank = dist_utils.init_distributed()
         self.device = resolve_device(cfg.device, self.local_rank)
         self.precision = resolve_precision(cfg.precision, self.device)
-        self.strategy = make_strategy(cfg.distributed, self.device, self.rank, self.world_size)
+        self.strategy = make_strategy(cfg.distributed, self.device, self.rank, self.world_size,
+                                      ShardPlan.from_config(cfg.fsdp, self.precision))
         self.state = TrainState()
         self.task: nn.Module | None = None  # the module the optimizer updates
         self.model: nn.Module | None = None  # the module the loop calls (compiled, DDP-wrapped)
@@ -188,10 +190,11 @@ class Engine:
         ``cfg.init_from``), then compiles and wraps (DDP) as configured. Installs the SIGTERM/SIGINT
         handlers (undone by :meth:`close`).
 
-        With ``trainer.distributed=fsdp`` under torchrun, a copy of ``task`` is sharded with FSDP2
-        and trained (see :class:`~framework.training.strategy.FSDP2`); ``task`` itself stays
-        unsharded and receives the trained weights on rank 0 at each checkpoint. EMA and
-        ``param_groups`` are not available then.
+        With ``trainer.distributed=fsdp`` under torchrun, ``task`` itself is sharded with FSDP2 and
+        filled with rank 0's weights (see :class:`~framework.training.strategy.FSDP2`): on the
+        other ranks it may be built on the meta device. No rank holds the whole model afterwards,
+        so every rank runs its forward passes together (evaluation too). EMA and ``param_groups``
+        are not available then.
 
         Args:
             task: The model with its loss; its ``state_dict`` is what checkpoints hold.
@@ -326,7 +329,6 @@ class Engine:
             self.metrics.train(self.state.step, self.state.epoch, self._stepper.lr)
         if self.checkpointer.last_step != self.state.step:
             self.save_checkpoint()
-        self.strategy.finish()
         # The averaged weights are the model to evaluate and export; the checkpoint just written
         # keeps the raw weights too, for resuming.
         if self._stepper.finish(cast(nn.Module, self.task)):
@@ -493,7 +495,7 @@ class Engine:
         source = self.checkpointer.resume_source(resume)
         if source is None:
             if self.cfg.init_from:  # a new run from trained weights: optimizer, step and schedule fresh
-                self.checkpointer.init_from(cast(nn.Module, self.task), self.cfg.init_from)
+                self.checkpointer.init_from(self.cfg.init_from)
                 self._stepper.reset_ema()
             return
         try:

@@ -1,4 +1,5 @@
-"""The training stages of a run: train the task on the engine, or load the weights it was trained to."""
+"""The training stages of a run: train the task on the engine, or load the weights it was trained
+to; after sharded training, gather the whole model once for rank 0's stages."""
 
 from __future__ import annotations
 
@@ -32,6 +33,31 @@ class Train:
             run.call("train", engine, run.require(run.task, "task"), training_view(data, run.ctx.seed))
             run.ctx.engine = engine
         run.result.weights = TRAINED_WEIGHTS
+        if engine.strategy.shards_model:
+            run.sharded_task = engine.task
+
+
+class GatherWeights:
+    """Under FSDP2, after training, when a stage that runs on rank 0 alone needs the whole model
+    (an audit check that scores with it, pre-annotation, export): the full weights are gathered
+    once to rank 0's CPU into a copy of the task built for it (on the meta device when the
+    modality can), which becomes ``run.task`` there. Every rank takes part; evaluation keeps
+    using the sharded task on every rank."""
+
+    name = "gather weights"
+
+    def applies(self, run: Run) -> bool:
+        return run.sharded_task is not None and (run.audit_needs_model or run.selected("preannotate", "export"))
+
+    def __call__(self, run: Run) -> None:
+        from framework.stage import build_task
+        from framework.training.fsdp import full_weights, unsharded_copy
+
+        sharded = run.require(run.sharded_task, "sharded_task")
+        full = full_weights(sharded)  # a collective; empty except on rank 0
+        if run.is_main:
+            template = build_task(run, meta=run.modality.meta_init)
+            run.task = unsharded_copy(template, sharded, full)
 
 
 class LoadTrainedWeights:

@@ -8,9 +8,9 @@ optimizer state and the module a checkpoint holds, and to load a checkpoint back
 * :class:`SingleDevice`: one process; every agreement is local (no collective, one host read a step).
 * :class:`DDP`: ``DistributedDataParallel`` over torchrun's processes; gradients all-reduced, flags
   agreed with one ``all_reduce(max)`` a step.
-* :class:`FSDP2`: ``fully_shard`` (see :mod:`framework.training.fsdp`) of a copy of the task; the
-  task the modality built stays unsharded and receives the full weights on rank 0 at every
-  checkpoint, so evaluation and export on rank 0 need no collective. Checkpoints add ``sharded/``.
+* :class:`FSDP2`: ``fully_shard`` (see :mod:`framework.training.fsdp`) of the task itself, filled
+  from rank 0's weights; no rank holds the whole model, so its forward is a collective
+  (``shards_model``) and checkpoints hold ``sharded/`` (DCP) instead of ``model.safetensors``.
 
 :func:`make_strategy` picks one from ``trainer.distributed`` and the world size.
 """
@@ -18,17 +18,17 @@ optimizer state and the module a checkpoint holds, and to load a checkpoint back
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager, Iterable, Optional
+from typing import Any, Callable, ContextManager, Iterable, Optional
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from framework.errors import FrameworkError
 from framework.training import checkpoint as ckpt
 from framework.training import distributed as dist_utils
 from framework.training import fsdp
@@ -58,10 +58,12 @@ class Strategy:
 
     Attributes:
         task: The module the modality built (set by :meth:`prepare`); checkpoints hold its weights.
-        trained: The module the optimizer updates: ``task`` itself, or FSDP2's sharded copy.
+        trained: The module the optimizer updates: ``task`` itself (placed on the device, or
+            sharded in place under FSDP2).
     """
 
     name = "single"
+    shards_model = False  #: True when no rank holds the whole model (FSDP2): the model's forward is a collective
 
     def __init__(self, device: torch.device, rank: int = 0, world_size: int = 1) -> None:
         self.device, self.rank, self.world_size = device, rank, world_size
@@ -95,9 +97,6 @@ class Strategy:
         """When training is over (:meth:`Engine.close`): ``model`` without a wrapper that holds the
         process group, so that nothing keeps the group alive once the run destroys it."""
         return model
-
-    def finish(self) -> None:
-        """After the last step: leave :attr:`task` ready to evaluate and export."""
 
     # --- gradients and agreement ---------------------------------------------------------------
 
@@ -144,16 +143,31 @@ class Strategy:
         """The optimizer state that goes into ``state.pt`` (a collective under none but FSDP2)."""
         return optimizer.state_dict()
 
-    def checkpoint_module(self, optimizer: torch.optim.Optimizer, staging: Path) -> tuple[nn.Module, dict[str, Path]]:
-        """Every rank calls it at a checkpoint: the module rank 0 writes as ``model.safetensors``, and
-        finished directories (name -> path) to move into the checkpoint. ``staging`` is a free path
-        for such a directory."""
+    def checkpoint_module(self, optimizer: torch.optim.Optimizer,
+                          staging: Path) -> tuple[Optional[nn.Module], dict[str, Path]]:
+        """Every rank calls it at a checkpoint: the module rank 0 writes as ``model.safetensors``
+        (``None``: no full weights), and finished directories (name -> path) to move into the
+        checkpoint. ``staging`` is a free path for such a directory."""
         return self._trained(), {}
 
     def load(self, path: Path, optimizer: torch.optim.Optimizer, optimizer_state: dict[str, Any]) -> None:
         """Restore the weights and optimizer state of the verified checkpoint at ``path``."""
         ckpt.apply_weights(self._trained(), Path(path) / ckpt.WEIGHTS)
         optimizer.load_state_dict(optimizer_state)
+
+    def load_weights(self, read: Callable[[], dict[str, torch.Tensor]], what: str) -> None:
+        """Load the full weights ``read()`` returns into the trained module (``trainer.init_from``);
+        ``what`` names the setting and its value in errors. Every rank calls it.
+
+        Raises:
+            FrameworkError: The weights do not fit the model (keys or shapes).
+        """
+        module = self._trained()
+        weights = fsdp.with_tied_aliases(module, read())
+        problem = _misfit(module, weights)
+        if problem:
+            raise _misfit_error(what, problem)
+        module.load_state_dict(weights, strict=True)
 
     def _trained(self) -> nn.Module:
         if self.trained is None:
@@ -212,9 +226,20 @@ class DDP(_Collective):
 
 
 class FSDP2(_Collective):
-    """``fully_shard`` of a copy of the task; sharded (DCP) checkpoints beside the full weights."""
+    """``fully_shard`` of the task itself (see :mod:`framework.training.fsdp`): no rank keeps a whole
+    copy; rank 0's weights fill every rank's shards; checkpoints are sharded (DCP) only.
+
+    Args:
+        plan: Mixed precision, CPU offload, activation checkpointing (from ``trainer.fsdp``).
+    """
 
     name = "fsdp"
+    shards_model = True
+
+    def __init__(self, device: torch.device, rank: int = 0, world_size: int = 1,
+                 plan: Optional[fsdp.ShardPlan] = None) -> None:
+        super().__init__(device, rank, world_size)
+        self.plan = plan or fsdp.ShardPlan()
 
     def check_options(self, *, ema: bool, param_groups: bool) -> None:
         """EMA and custom parameter groups need the whole model on every rank: refused."""
@@ -222,10 +247,17 @@ class FSDP2(_Collective):
             raise ValueError("trainer.distributed=fsdp supports neither trainer.ema_decay nor custom param_groups")
 
     def prepare(self, task: nn.Module, memory_format: torch.memory_format = torch.preserve_format) -> nn.Module:
-        """Shard a copy of ``task``; ``fully_shard`` moves each rank's shards to the device, the task stays put."""
-        self.task = task
-        self.trained = fsdp.shard(copy.deepcopy(task))
+        """Shard ``task`` in place and fill every rank's shards with rank 0's weights; on the other
+        ranks ``task`` may have been built on the meta device. Rank 0's full tensors are let go."""
+        full = task.state_dict() if self.is_main else {}
+        self.task = self.trained = fsdp.shard(task, self.plan)
+        fsdp.fill_from_rank0(task, full, self._shard_device, is_main=self.is_main)
         return self.trained
+
+    @property
+    def _shard_device(self) -> torch.device:
+        """Where each rank's shards live: the CPU under ``trainer.fsdp.cpu_offload``, else the device."""
+        return torch.device("cpu") if self.plan.cpu_offload else self.device
 
     def full_norm(self, norm: torch.Tensor) -> torch.Tensor:
         """The norm is a DTensor over the ranks' shards: its full value (a collective)."""
@@ -235,41 +267,69 @@ class FSDP2(_Collective):
         """Empty: the sharded optimizer state lives in the checkpoint's ``sharded/`` (DCP)."""
         return {}
 
-    def checkpoint_module(self, optimizer: torch.optim.Optimizer, staging: Path) -> tuple[nn.Module, dict[str, Path]]:
-        """Every rank writes its shard into ``staging``; rank 0 gathers the full weights into the task."""
-        full = fsdp.full_weights(self._trained())
+    def checkpoint_module(self, optimizer: torch.optim.Optimizer,
+                          staging: Path) -> tuple[Optional[nn.Module], dict[str, Path]]:
+        """Every rank writes its shard into ``staging``; no full weights are gathered (``None``)."""
         if self.is_main:
             shutil.rmtree(staging, ignore_errors=True)
         dist_utils.barrier()
         fsdp.save_sharded(self._trained(), optimizer, staging)
-        task = self.task if self.task is not None else self._trained()
-        if not self.is_main:
-            return task, {}
-        task.load_state_dict(full)
-        return task, {fsdp.SHARDED: staging}
+        return None, ({fsdp.SHARDED: staging} if self.is_main else {})
 
     def load(self, path: Path, optimizer: torch.optim.Optimizer, optimizer_state: dict[str, Any]) -> None:
-        """Read every rank's shard (resharding to this world size); rank 0 also loads the full weights."""
+        """Read every rank's shard (resharding to this world size)."""
         sharded = Path(path) / fsdp.SHARDED
         if not sharded.is_dir():
             raise ValueError(f"{path} has no {fsdp.SHARDED}/ (it was not written under trainer.distributed=fsdp); "
                              "resume it with trainer.distributed=ddp, or start with trainer.resume=never")
         fsdp.load_sharded(self._trained(), optimizer, sharded)
-        if self.is_main and self.task is not None:
-            ckpt.apply_weights(self.task, Path(path) / ckpt.WEIGHTS)
 
-    def finish(self) -> None:
-        """Rank 0's task holds the final weights (the last checkpoint gathered them): put it on the device."""
-        if self.is_main and self.task is not None:
-            self.task.to(self.device)
+    def load_weights(self, read: Callable[[], dict[str, torch.Tensor]], what: str) -> None:
+        """Rank 0 reads the full weights and every rank receives its shards; weights that do not
+        fit raise one ``FrameworkError`` on every rank."""
+        full: dict[str, torch.Tensor] = {}
+        problem: str | BaseException | None = None
+        if self.is_main:
+            try:
+                full = fsdp.with_tied_aliases(self._trained(), read())
+                problem = _misfit(self._trained(), full)
+            except Exception as err:  # noqa: BLE001 - raised on every rank below, not only here
+                problem = err
+        problem = dist_utils.broadcast_object(problem)
+        if isinstance(problem, BaseException):
+            raise problem
+        if problem:
+            raise _misfit_error(what, problem)
+        fsdp.fill_from_rank0(self._trained(), full, self._shard_device, is_main=self.is_main)
 
 
-def make_strategy(distributed: str, device: torch.device, rank: int, world_size: int) -> Strategy:
+def _misfit_error(what: str, problem: str) -> FrameworkError:
+    """One line naming ``what``, the mismatch and the fix."""
+    return FrameworkError(f"{what}: its weights do not fit this model ({problem}); was it trained with another "
+                          "model config? Use the model config it was trained with, or other weights")
+
+
+def _misfit(model: nn.Module, weights: dict[str, torch.Tensor]) -> str:
+    """Why ``weights`` cannot load into ``model`` (missing or unexpected keys, other shapes); ``""`` if they can."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    shapes = [f"{k}: {tuple(weights[k].shape)} vs {expected[k]}" for k in sorted(set(weights) & set(expected))
+              if tuple(weights[k].shape) != expected[k]]
+    parts = [f"missing {', '.join(missing[:3])}" if missing else "",
+             f"unexpected {', '.join(unexpected[:3])}" if unexpected else "",
+             f"other shapes {', '.join(shapes[:3])}" if shapes else ""]
+    return "; ".join(p for p in parts if p)
+
+
+def make_strategy(distributed: str, device: torch.device, rank: int, world_size: int,
+                  plan: Optional[fsdp.ShardPlan] = None) -> Strategy:
     """The strategy for ``trainer.distributed`` (``ddp`` or ``fsdp``) with ``world_size`` processes;
-    one process is always :class:`SingleDevice`."""
+    one process is always :class:`SingleDevice`. ``plan`` configures FSDP2."""
     if distributed not in ("ddp", "fsdp"):
         raise ValueError(f"trainer.distributed={distributed!r} is unknown; use ddp or fsdp")
     if world_size == 1:
         return SingleDevice(device, rank, world_size)
-    kind = FSDP2 if distributed == "fsdp" else DDP
-    return kind(device, rank, world_size)
+    if distributed == "fsdp":
+        return FSDP2(device, rank, world_size, plan)
+    return DDP(device, rank, world_size)

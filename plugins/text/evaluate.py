@@ -71,6 +71,9 @@ def generate(model: nn.Module, tokenizer: Any, prompts: Sequence[list[int]], *, 
     device = device_of(model)
     pad = tokenizer.pad_token_id
     out: list[str] = []
+    # FSDP2-sharded weights: every rank generates together, each step's forward a collective, so
+    # all keep stepping until every rank's rows are done (transformers' synced_gpus).
+    sharded = any(hasattr(p, "full_tensor") for p in model.parameters())
     with evaluating(model):
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start: start + batch_size]
@@ -82,7 +85,7 @@ def generate(model: nn.Module, tokenizer: Any, prompts: Sequence[list[int]], *, 
                 attn[b, width - len(p):] = 1
             gen = model.generate(input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=False,
                                  max_new_tokens=max_new_tokens, pad_token_id=pad,
-                                 eos_token_id=tokenizer.eos_token_id)
+                                 eos_token_id=tokenizer.eos_token_id, synced_gpus=sharded)
             for row in gen[:, width:]:
                 out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     return out

@@ -87,6 +87,7 @@ class TextModality(Modality[TextConfig, TextModelConfig]):
     description: ClassVar[str] = "causal LM fine-tuning: chat SFT and DPO (transformers + peft LoRA, FSDP2)"
     label_type: ClassVar[str] = "text"
     sections: ClassVar[Mapping[str, type]] = {"modality": TextConfig, "model": TextModelConfig}
+    meta_init: ClassVar[bool] = True  # under FSDP2, ranks other than 0 build from the model's config alone
 
     # --- data --------------------------------------------------------------------------------
 
@@ -152,7 +153,7 @@ class TextModality(Modality[TextConfig, TextModelConfig]):
 
     def build_task(self, ctx: Ctx, data: DataBundle) -> nn.Module:
         """The causal LM (LoRA-wrapped when ``model.lora.rank > 0``) with its SFT or DPO loss."""
-        return self.recipe(ctx).build_task(load_model(ctx.model), ctx.modality)
+        return self.recipe(ctx).build_task(load_model(ctx.model, meta=ctx.meta_device), ctx.modality)
 
     # --- training ----------------------------------------------------------------------------
 

@@ -108,24 +108,36 @@ def load_tokenizer(cfg: TextModelConfig) -> Any:
     return tokenizer
 
 
-def load_model(cfg: TextModelConfig) -> nn.Module:
+def load_model(cfg: TextModelConfig, *, meta: bool = False) -> nn.Module:
     """``AutoModelForCausalLM.from_pretrained`` with the configured dtype and attention, then
-    LoRA adapters when ``model.lora.rank > 0`` (QLoRA with ``lora.quantize=4bit``)."""
-    from transformers import AutoModelForCausalLM
+    LoRA adapters when ``model.lora.rank > 0`` (QLoRA with ``lora.quantize=4bit``).
+
+    With ``meta`` (the caller is inside ``torch.device("meta")``) only the model's config is read
+    and the architecture built with ``from_config``, in the dtype ``from_pretrained`` would give:
+    no weights are read (FSDP2 fills them from rank 0)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     if cfg.dtype not in DTYPES:
         raise FrameworkError(f"model.dtype={cfg.dtype!r} is unknown; use one of {', '.join(DTYPES)}")
     name = resolve_name(cfg.name)
-    kwargs: dict[str, Any] = {**_common(cfg, name), "dtype": DTYPES[cfg.dtype]}
+    common = _common(cfg, name)
+    kwargs: dict[str, Any] = {"dtype": DTYPES[cfg.dtype]}
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
     if cfg.lora.quantize:
         kwargs["quantization_config"] = quantization_config(cfg.lora.quantize)
     try:
-        model = AutoModelForCausalLM.from_pretrained(_source(name), **kwargs)
+        if meta:
+            config = AutoConfig.from_pretrained(_source(name), **common)
+            if kwargs["dtype"] == "auto":
+                kwargs["dtype"] = getattr(config, "dtype", None) or torch.float32
+            kwargs.pop("quantization_config", None)
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=cfg.trust_remote_code, **kwargs)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(_source(name), **common, **kwargs)
     except Exception as exc:  # noqa: BLE001
         raise _load_error("model", name, exc) from None
-    if "gguf_file" in kwargs:
+    if "gguf_file" in common and not meta:  # from_config already built a plain model
         model = plain_copy(model)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -21,6 +21,7 @@ from torch import nn
 
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
+from framework.training.distributed import broadcast_object
 from plugins.text import chat
 from plugins.text import evaluate as text_eval
 from plugins.text.config import TextConfig
@@ -166,11 +167,15 @@ class DPORecipe(TextRecipe):
         has_val = bool(data.records("val"))
         train_ref = val_ref = None
         if task.reference == "precomputed":
-            train_ref = precompute_reference(task, modality.pair_dataset(ctx, data, "train"), pad, engine.device,
-                                             cfg.eval_batch_size)
-            if has_val:
-                val_ref = precompute_reference(task, modality.pair_dataset(ctx, data, "val"), pad, engine.device,
-                                               cfg.eval_batch_size)
+            def scores(split: str) -> list[tuple[float, float]]:
+                return precompute_reference(task, modality.pair_dataset(ctx, data, split), pad, engine.device,
+                                            cfg.eval_batch_size)
+
+            # Before FSDP2 shards the task, only rank 0 holds its weights (the others may have built
+            # it on the meta device): rank 0 scores the pairs and every rank receives the scores.
+            scoring = engine.is_main or not engine.fsdp
+            refs = (scores("train"), scores("val") if has_val else None) if scoring else None
+            train_ref, val_ref = broadcast_object(refs) if engine.fsdp else refs
         train_set = modality.pair_dataset(ctx, data, "train", train_ref)
         val_set = modality.pair_dataset(ctx, data, "val", val_ref) if has_val else None
         log.info("DPO (%s, beta %g, reference %s): %d pairs", cfg.dpo.loss, cfg.dpo.beta, task.reference, len(train_set))

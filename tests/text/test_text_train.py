@@ -155,8 +155,9 @@ def test_text_sweep_writes_one_table(cli, chat_root, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_fsdp2_two_cpu_processes_checkpoint_sharded_and_resume(chat_root, tmp_path) -> None:
-    """FSDP2 (fully_shard) over gloo with 2 CPU processes: DCP shards in every checkpoint, then a
-    second launch resumes from them."""
+    """FSDP2 (fully_shard) over gloo with 2 CPU processes, rank 1 building on the meta device: DCP
+    shards in every checkpoint, then a second launch resumes from them, evaluates on both ranks and
+    exports the whole model from rank 0."""
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("FRAMEWORK_RUN_ID", None)
@@ -170,7 +171,7 @@ def test_fsdp2_two_cpu_processes_checkpoint_sharded_and_resume(chat_root, tmp_pa
     ckpt = latest_checkpoint(run)
     assert ckpt is not None and (ckpt / "sharded" / ".metadata").is_file()
     assert len(list((ckpt / "sharded").glob("*.distcp"))) == 2  # one shard file per rank
-    second = subprocess.run(torchrun + args + ["trainer.max_steps=4", "stages=[train,evaluate]"], cwd=tmp_path,
+    second = subprocess.run(torchrun + args + ["trainer.max_steps=4", "stages=[train,evaluate,export]"], cwd=tmp_path,
                             env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-4000:]
     assert "Resumed from" in second.stderr + second.stdout
@@ -178,6 +179,9 @@ def test_fsdp2_two_cpu_processes_checkpoint_sharded_and_resume(chat_root, tmp_pa
     assert json.loads((latest_checkpoint(run) / "manifest.json").read_text())["step"] == 4
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and "exact_match" in summary["metrics"]
+    assert "build_task on the meta device (rank 1)" in second.stderr + second.stdout  # rank 0 alone read the weights
+    assert not (latest_checkpoint(run) / "model.safetensors").exists()  # shards only
+    assert (run / "export" / "merged" / "model.safetensors").is_file()  # gathered once, to rank 0, and merged
 
 
 @pytest.mark.slow

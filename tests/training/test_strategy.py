@@ -13,8 +13,9 @@ from engine_toy import NoisyRegression, TinyTask, make_cfg, make_run, train_loss
 from torch import nn
 
 import framework.training.engine as engine_module
+from framework.errors import FrameworkError
 from framework.testing.ddp import join_group, spawn
-from framework.training import Engine, latest_checkpoint, load_model_weights
+from framework.training import Engine, fsdp, latest_checkpoint, load_model_weights
 from framework.training.checkpoint import checkpoint_root
 from framework.training.distributed import shutdown_distributed
 from framework.training.metric_logger import MetricWindow
@@ -137,8 +138,24 @@ def _fsdp_worker(rank: int, world: int, port: int, run_dir: str, max_steps: int)
             torch.manual_seed(0)
             task = TinyTask(dropout=0.0)
             losses = train_losses(engine, task, NoisyRegression(n=32))
-            if rank == 0:  # the unsharded task holds the trained weights on rank 0
-                torch.save({"losses": losses, "weights": task.state_dict()}, Path(run_dir) / "rank0.pt")
+            assert engine.task is task  # sharded in place: no copy
+            full = fsdp.full_weights(task)  # a collective: rank 0 receives the whole model
+            if rank == 0:
+                torch.save({"losses": losses, "weights": full}, Path(run_dir) / "rank0.pt")
+    finally:
+        shutdown_distributed()
+
+
+def _init_from_worker(rank: int, world: int, port: int, run_dir: str, source: str) -> None:
+    join_group(rank, world, port)
+    try:
+        cfg = make_cfg(max_steps=1, distributed="fsdp", init_from=source)
+        with Engine(cfg, make_run(Path(run_dir)), seed=5) as engine:
+            torch.manual_seed(10 + rank)  # another init on every rank: init_from replaces it
+            engine.setup(TinyTask(dropout=0.0))
+            full = fsdp.full_weights(engine.task)
+            if rank == 0:
+                torch.save(full, Path(run_dir) / "started_from.pt")
     finally:
         shutdown_distributed()
 
@@ -153,7 +170,8 @@ def test_fsdp2_two_cpu_processes_shard_checkpoint_and_resume_exactly(tmp_path: P
     saved = TinyTask(dropout=0.0)
     load_model_weights(saved, last)
     for key, value in full["weights"].items():
-        assert torch.equal(saved.state_dict()[key], value), key  # model.safetensors holds the full weights
+        assert torch.equal(saved.state_dict()[key], value), key  # read whole from the shards
+    assert not (last / "model.safetensors").exists()  # no full weights gathered at a checkpoint
     middle = checkpoint_root(tmp_path / "a") / "step_00000002"
     shutil.copytree(middle, checkpoint_root(tmp_path / "b") / middle.name)
     spawn(_fsdp_worker, 2, str(tmp_path / "b"), 4)  # resumes at step 2 from the shards
@@ -161,3 +179,30 @@ def test_fsdp2_two_cpu_processes_shard_checkpoint_and_resume_exactly(tmp_path: P
     assert resumed["losses"] == full["losses"][4:]  # 2 micro-batches a step: steps 3 and 4
     for key, value in full["weights"].items():
         torch.testing.assert_close(resumed["weights"][key], value, rtol=0, atol=0)
+    # trainer.init_from under FSDP2: the sharded task starts from the checkpoint's weights.
+    (tmp_path / "c").mkdir()
+    spawn(_init_from_worker, 2, str(tmp_path / "c"), str(last))
+    started = torch.load(tmp_path / "c" / "started_from.pt")
+    for key, value in full["weights"].items():
+        assert torch.equal(started[key], value), key
+
+
+class _Tied(nn.Module):
+    """An embedding and a head that share one weight, as a causal LM's do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(5, 3)
+        self.head = nn.Linear(3, 5, bias=False)
+        self.head.weight = self.embed.weight
+
+
+def test_init_from_weights_fill_tied_names_and_a_misfit_is_one_line() -> None:
+    strategy = SingleDevice(CPU)
+    model = strategy.prepare(_Tied())
+    saved = {"embed.weight": torch.ones(5, 3)}  # a safetensors file keeps one name of a tied tensor
+    strategy.load_weights(lambda: saved, "trainer.init_from=/ckpt")
+    assert torch.equal(model.head.weight, torch.ones(5, 3)) and model.head.weight is model.embed.weight
+    with pytest.raises(FrameworkError, match=r"^trainer.init_from=/ckpt: its weights do not fit this model "
+                                             r"\(other shapes embed.weight: \(4, 3\) vs \(5, 3\)"):
+        strategy.load_weights(lambda: {"embed.weight": torch.ones(4, 3)}, "trainer.init_from=/ckpt")
