@@ -13,7 +13,7 @@ import torch
 from framework.testing import run_framework
 from vision_fixtures import write_folder
 
-FAST = ["+modality=vision", "model.image_size=16", "model.kwargs.depth=1", "model.kwargs.embed_dim=32",
+FAST = ["+modality=vision", "model.image_size=16", "++model.kwargs.depth=1", "++model.kwargs.embed_dim=32",
         "trainer.epochs=6", "trainer.batch_size=8", "trainer.progress=false", "trainer.device=cpu",
         "data.gates.balance.min_per_class=1"]
 

@@ -24,7 +24,7 @@ from vision_fixtures import COLOURS, write_folder, write_image
 
 pytestmark = pytest.mark.slow
 
-FAST = ["+modality=vision", "model.image_size=16", "model.kwargs.depth=1", "model.kwargs.embed_dim=32",
+FAST = ["+modality=vision", "model.image_size=16", "++model.kwargs.depth=1", "++model.kwargs.embed_dim=32",
         "trainer.epochs=6", "trainer.batch_size=8", "trainer.progress=false", "trainer.device=cpu",
         "data.gates.balance.min_per_class=1", "evaluation.enforce_success=false"]
 
