@@ -219,7 +219,8 @@ def test_report_opens_in_headless_chromium(colour_run, tmp_path: Path) -> None:
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     check = json.loads(dom.stdout.split('<pre id="check">', 1)[1].split("</pre>", 1)[0].replace("&quot;", '"'))
-    assert check == {"images": 5, "broken": 0, "errors": []}
+    # curves, then per split (val, test) the per-class bars and the reliability diagram, and the confusion matrix
+    assert check == {"images": 7, "broken": 0, "errors": []}
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "report_check" in line]
     assert not console, console
     shot = tmp_path / "report.png"

@@ -73,8 +73,10 @@ def test_evaluate_reports_classes_confusion_critical_and_robustness(trained) -> 
         assert 0.0 <= row["accuracy"] <= 1.0
         assert report.metrics[f"robust/{name}/accuracy"] == row["accuracy"]
         assert row["drop"] == pytest.approx(1.0 - row["accuracy"])
-    png, csv_path = (ctx.run_dir / a for a in report.artifacts)
-    assert png.name == "confusion_test.png" and png.read_bytes()[:4] == b"\x89PNG"
+    artifacts = {Path(a).name: ctx.run_dir / a for a in report.artifacts}
+    png, csv_path = artifacts["confusion_test.png"], next(v for k, v in artifacts.items() if k.endswith(".csv"))
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert artifacts["reliability_test.png"].read_bytes()[:4] == b"\x89PNG"  # calibration's diagram
     table = next(body for head, body in report.sections.items() if head.startswith("Confusion matrix"))
     assert "| `red` | 0 | 0 | 4 |" in table
     with csv_path.open() as fh:
