@@ -18,7 +18,8 @@ Figures (``--figures``, default all but ``audit_scaling``, which writes 160k PNG
   untrained model on the same data, and the throughput ratio.
 * ``speech_run``: ``python -m framework +modality=speech``: wall time, WER overall, per language,
   on code-switched utterances and at switch points, per split.
-* ``speech_untrained``: the same data scored by the untrained model (one step at ``lr=0``).
+* ``speech_untrained``: the same data scored by the untrained model (``stages=[evaluate]``: the
+  starting weights, no checkpoint).
 * ``speech_throughput``: ``bench/speech_throughput.py``: plugin / transformers Whisper ratio.
 * ``text_run``, ``text_dpo_run``: ``python -m framework +modality=text`` / ``+modality=text_dpo``:
   wall time, held-out exact match (SFT) or preference accuracy (DPO), the starting model's
@@ -161,17 +162,16 @@ FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
                           _ratio_of("vision_throughput.py", [], r"ratio plugin/plain: ([0-9.]+)")),
     "alignment_run": ("`python -m framework +modality=alignment` (audit, train, misalignment audit, evaluate, export)",
                       _framework_run("alignment")),
-    "alignment_untrained": ("`python -m framework +modality=alignment stages=[train,evaluate] trainer.max_steps=1 "
-                            "trainer.lr=0` (the untrained dual encoder, the reference)",
-                            _framework_run("alignment", ("stages=[train,evaluate]", "trainer.max_steps=1",
-                                                         "trainer.lr=0"))),
+    "alignment_untrained": ("`python -m framework +modality=alignment stages=[evaluate]` (the starting weights: "
+                            "the untrained dual encoder, the reference)",
+                            _framework_run("alignment", ("stages=[evaluate]",))),
     "alignment_throughput": ("`bench/alignment_throughput.py`: plugin pairs/s / plain torch loop",
                              _ratio_of("alignment_throughput.py", [], r"ratio plugin/plain: ([0-9.]+)")),
     "speech_run": ("`python -m framework +modality=speech` (audit, train, evaluate with robustness, export)",
                    _framework_run("speech")),
-    "speech_untrained": ("`python -m framework +modality=speech stages=[train,evaluate] trainer.max_steps=1 "
-                         "trainer.lr=0` (the untrained tiny Whisper, the reference)",
-                         _framework_run("speech", ("stages=[train,evaluate]", "trainer.max_steps=1", "trainer.lr=0"))),
+    "speech_untrained": ("`python -m framework +modality=speech stages=[evaluate]` (the starting weights: the "
+                         "untrained tiny Whisper, the reference)",
+                         _framework_run("speech", ("stages=[evaluate]",))),
     "speech_throughput": ("`bench/speech_throughput.py`: plugin utterances/s / transformers Whisper, plain loop",
                           _ratio_of("speech_throughput.py", [], r"ratio plugin/transformers: ([0-9.]+)")),
     "text_run": ("`python -m framework +modality=text` (SFT: audit, train, generate, evaluate, export)",

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from framework.annotation.interfaces import INTERFACES
+from framework.wording import plural
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,7 +93,7 @@ def _merge(args: argparse.Namespace) -> str:
     min_kappa = args.min_kappa if args.min_kappa is not None else float(ctx.data.gates.consistency["min_kappa"])
     done = merge_corrections(data, args.exports, out=out, min_kappa=min_kappa, model_version=args.run_dir.name, now=now,
                              label_type=data.label_type_for(modality.label_type))
-    lines = [f"{len(done.added)} items added, {len(done.relabelled)} relabelled, {len(done.refused)} refused -> {done.manifest}"]
+    lines = [f"{plural(len(done.added), 'item')} added, {len(done.relabelled)} relabelled, {len(done.refused)} refused -> {done.manifest}"]
     if done.agreement:
         lines.append("agreement over {2} items labelled by several annotators: {0} {1:.3f}".format(*done.agreement))
     lines += [f"refused {item}: {why}" for item, why in done.refused.items()]

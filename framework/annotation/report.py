@@ -20,6 +20,7 @@ from typing import Any, Hashable, Mapping, Sequence
 from framework.annotation.adjudication import dawid_skene, majority_vote
 from framework.annotation.agreement import agreement_report, outlier_annotators
 from framework.annotation.records import AnnotationRecord, by_item
+from framework.wording import plural
 
 _NAMES = {"cohen": "Cohen's kappa", "fleiss": "Fleiss' kappa", "krippendorff": "Krippendorff's alpha", "none": "agreement"}
 
@@ -84,10 +85,10 @@ def render(summary: AnnotationSummary, source: str) -> str:
 
     ag = summary.agreement
     lines = [f"# Annotation report: {source}", "",
-             f"{summary.annotations} annotations on {summary.items} items by {summary.annotators} annotators; "
-             f"{ag['items']} items have 2+ labels.", "",
-             f"Agreement: {_NAMES.get(ag['method'], ag['method'])} {_value(ag['value'])} over {ag['items']} items "
-             f"and {ag['annotators']} annotators.", ""]
+             f"{plural(summary.annotations, 'annotation')} on {plural(summary.items, 'item')} by {plural(summary.annotators, 'annotator')}; "
+             f"{plural(ag['items'], 'item')} {'has' if ag['items'] == 1 else 'have'} 2+ labels.", "",
+             f"Agreement: {_NAMES.get(ag['method'], ag['method'])} {_value(ag['value'])} over {plural(ag['items'], 'item')} "
+             f"and {plural(ag['annotators'], 'annotator')}.", ""]
     lines += agreement_tables({**ag, "outliers": sorted(summary.outliers)})
     lines += [f"Flagged: {why}." for why in summary.outliers.values()] + ([""] if summary.outliers else [])
     lines += ["## Gold", ""]
@@ -104,13 +105,13 @@ def render(summary: AnnotationSummary, source: str) -> str:
                         for a, m in summary.gold_accuracy.items())) + [""]
     ties = sum(1 for v in summary.adjudication.values() if v["tie"])
     differ = sum(1 for v in summary.adjudication.values() if v["dawid_skene"] != v["majority"])
-    lines += ["## Adjudication", "", f"{len(summary.adjudication)} items: {ties} majority ties; Dawid-Skene "
+    lines += ["## Adjudication", "", f"{plural(len(summary.adjudication), 'item')}: {ties} majority ties; Dawid-Skene "
               f"differs from the majority on {differ}.", "", "## Review queue", ""]
     reasons: dict[str, int] = {}
     for why in summary.review.values():
         for r in why:
             reasons[r] = reasons.get(r, 0) + 1
-    lines += [f"{len(summary.review)} items to look at again" + (
+    lines += [f"{plural(len(summary.review), 'item')} to look at again" + (
         ": " + ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())) if reasons else "") + ".", ""]
     return "\n".join(lines)
 

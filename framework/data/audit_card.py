@@ -16,6 +16,7 @@ from typing import Any, Iterable
 from framework.data.checks import CheckResult
 from framework.data.records import DataBundle, Quarantined
 from framework.json_values import jsonable
+from framework.wording import plural
 
 MAX_FINDINGS_SHOWN = 10
 
@@ -91,7 +92,7 @@ def _annotator_section(data: DataBundle, guidelines_version: str, results: list[
         return lines + ["No annotation records.", ""] + _gold_note(by_name.get("accuracy"))
     per = Counter(a.annotator for a in data.annotations)
     items = len({a.item_id for a in data.annotations})
-    lines += [f"{len(data.annotations)} labels on {items} items by {len(per)} annotators.", ""]
+    lines += [f"{plural(len(data.annotations), 'label')} on {plural(items, 'item')} by {plural(len(per), 'annotator')}.", ""]
     lines += table(["annotator", "labels"], sorted(per.items())) + [""]
     consistency = by_name.get("consistency")
     if consistency is not None:

@@ -74,3 +74,14 @@ def test_the_audit_keeps_the_annotations_of_tasks_whose_media_are_missing(tmp_pa
     consistency = report.result("consistency")
     assert consistency.measured["items"] == 12 and consistency.measured["unmatched_annotations"] == 0
     assert "split 'train' has 0 records" in report.result("coverage").summary
+
+
+
+def test_counts_of_one_are_singular() -> None:
+    from framework.annotation.report import AnnotationSummary, render
+
+    one = AnnotationSummary(annotations=1, items=1, annotators=1,
+                            agreement={"method": "none", "value": float("nan"), "items": 1, "annotators": 1})
+    text = render(one, "export.json")
+    assert "1 annotation on 1 item by 1 annotator;" in text and "1 item has 2+ labels" in text
+    assert "over 1 item and 1 annotator." in text and "1 items" not in text

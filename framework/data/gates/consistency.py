@@ -9,6 +9,7 @@ from framework.annotation.records import AnnotationRecord, by_item
 from framework.data.checks import CheckContext, CheckResult, Finding
 from framework.data.gates._base import gate_settings, override
 from framework.data.records import DataBundle
+from framework.wording import plural
 
 _NAMES = {"cohen": "Cohen's kappa", "fleiss": "Fleiss' kappa", "krippendorff": "Krippendorff's alpha"}
 
@@ -68,7 +69,7 @@ class ConsistencyGate:
         findings += [Finding("weak_annotator", (a,), f"annotator {a}: kappa vs consensus {m['kappa']:.2f}")
                      for a, m in weak.items()]
         findings += [Finding("outlier_annotator", (a,), why) for a, why in outliers.items()] + notes
-        where = f"over {report.items} items, {report.annotators} annotators"
+        where = f"over {plural(report.items, 'item')}, {plural(report.annotators, 'annotator')}"
         if math.isnan(value):
             passed, summary = False, f"{stat} undefined {where}; check the labels"
         elif value >= need:

@@ -9,6 +9,7 @@ from typing import Any
 from framework.data.checks import CheckContext, CheckResult, Finding
 from framework.data.gates._base import gate_settings, override
 from framework.data.records import DataBundle
+from framework.wording import plural
 
 MISSING = "<missing>"
 # Label types whose records each need a label (preference pairs keep theirs in fields).
@@ -41,7 +42,7 @@ def split_findings(data: DataBundle, s: dict[str, Any], label_type: str) -> tupl
         unlabeled = [r for r in records if r.label is None] if label_type in LABELLED_TYPES else []
         measured[split] = {"records": n, "unlabeled": len(unlabeled)}
         if n < int(s["min_records"]):
-            held = f"; {len(data.quarantine)} items quarantined (audit/quarantine.jsonl)" if data.quarantine else ""
+            held = f"; {plural(len(data.quarantine), 'item')} quarantined (audit/quarantine.jsonl)" if data.quarantine else ""
             findings.append(Finding("empty_split", (split,), f"split {split!r} has {n} records (needs >= "
                                     f"{s['min_records']}){held}"))
         if unlabeled and len(unlabeled) / n > float(s["max_unlabeled_fraction"]):
