@@ -62,11 +62,11 @@ def _spread(values: list[float]) -> str:
 
 def plain_loop(params: list, loader: Iterable[Mapping[str, torch.Tensor]], forward: Callable[[dict], torch.Tensor],
                *, steps: int, lr: float, weight_decay: float, warmup_ratio: float, device: torch.device,
-               items_key: str, fused: bool = False) -> float:
+               items_key: str, fused: bool = True) -> float:
     """The training loop a competent user writes, timed as the engine times its own; items/s.
 
-    AdamW (weight decay on ``ndim >= 2`` parameters only; torch's default kernel on a CPU, fused
-    on CUDA or with ``fused``), a ``LambdaLR`` linear warmup then cosine to zero, gradient
+    AdamW (weight decay on ``ndim >= 2`` parameters only; the fused kernel, as the engine's, unless
+    ``fused=False``), a ``LambdaLR`` linear warmup then cosine to zero, gradient
     clipping at 1.0 and a host read of the loss per step, for ``2 * steps`` steps. The window is
     the second half: from the end of step ``steps`` (so the next batch's loading is inside it) to
     the end of the last step, the window of the engine's second log line with ``log_every = steps``.
@@ -79,7 +79,7 @@ def plain_loop(params: list, loader: Iterable[Mapping[str, torch.Tensor]], forwa
     """
     optimizer = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
                                    {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
-                                  lr=lr, fused=(device.type == "cuda" or fused) or None)
+                                  lr=lr, fused=fused or None)
     total, warmup = 2 * steps, max(1, int(warmup_ratio * 2 * steps))
 
     def factor(step: int) -> float:

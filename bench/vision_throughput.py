@@ -86,7 +86,7 @@ def plain_round(ctx: RunContext, modality: VisionModality, data, args: argparse.
 
     return [plain_loop([p for p in task.parameters() if p.requires_grad], loader, forward, steps=args.steps, lr=3e-3,
                        weight_decay=0.05, warmup_ratio=0.1, device=device, items_key="target",
-                       fused=args.fused_baseline)]
+                       fused=not args.unfused)]
 
 
 def main() -> None:
@@ -98,8 +98,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9, help="paired rounds (each runs both loops)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads for both loops (0: torch's default; 1 is steadiest on a shared box)")
-    parser.add_argument("--fused-baseline", action="store_true",
-                        help="give the plain loop the fused AdamW kernel the engine uses")
+    parser.add_argument("--unfused", action="store_true",
+                        help="give the plain loop torch's default (per-tensor) AdamW instead of the fused kernel both sides use")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -109,7 +109,7 @@ def main() -> None:
         result = run_rounds(args.rounds, lambda i: plain_round(ctx, modality, data, args)[0],
                             lambda i: plugin_round(ctx, modality, data, args, Path(tmp) / f"round{i}")[0], "img/s")
     device = resolve_device(args.device)
-    baseline = "plain timm + torch loop" + (" (fused AdamW)" if args.fused_baseline else "")
+    baseline = "plain timm + torch loop" + (" (unfused AdamW)" if args.unfused else " (fused AdamW)")
     print(f"model={args.model} device={device} ({resolve_precision('auto', device)}) batch={args.batch_size} "
           f"steps={args.steps}x2 rounds={args.rounds} torch_threads={torch.get_num_threads()}")
     print(result.summary("images/s", baseline, "plugin/plain"))
