@@ -129,14 +129,19 @@ def _run_locked(job: Run) -> RunResult:
         try:
             for stage in PIPELINE:
                 if stage.applies(job):
-                    stage(job)
+                    stage_started = time.perf_counter()
+                    try:
+                        stage(job)
+                    finally:
+                        job.result.seconds[stage.name] = time.perf_counter() - stage_started
         except BaseException as exc:
             job.result.status = status_of(exc)
             raise
         finally:
             job.plugins.run_end(job.info, job.result.status, job.result.metrics)
             Summary()(job)
-    log.info("run finished in %.1fs: %s", time.perf_counter() - started, job.run_dir)
+    took = ", ".join(f"{name} {t:.1f}" for name, t in job.result.seconds.items())
+    log.info("run finished in %.1fs (%s): %s", time.perf_counter() - started, took, job.run_dir)
     return job.result
 
 

@@ -73,6 +73,7 @@ class RunResult:
         enforce_success: ``evaluation.enforce_success``: whether a failed criterion fails the command.
         weights: Which weights the evaluated model held: :data:`TRAINED_WEIGHTS`, ``checkpoint PATH``
             or :data:`STARTING_WEIGHTS`; empty before a stage that needs a model ran.
+        seconds: Wall-clock seconds per stage that ran, by stage name, in pipeline order.
     """
 
     status: str
@@ -80,6 +81,7 @@ class RunResult:
     verdicts: list[success.Verdict] = field(default_factory=list)
     enforce_success: bool = True
     weights: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def fit_to_ship(self) -> bool | None:
@@ -327,6 +329,7 @@ class Summary:
             "enforce_success": result.enforce_success,
             "success": [{"metric": v.criterion.metric, "required": f"{v.criterion.op}{v.criterion.threshold:g}",
                          "value": v.value, "passed": v.passed} for v in result.verdicts],
+            "seconds": {name: round(t, 2) for name, t in result.seconds.items()},
         }
         if run.sets:  # evaluation.sets: where each came from; their metrics are <name>/<metric> above
             summary["sets"] = {s.name: {"source": str(s.source), "items": s.items} for s in run.sets}
