@@ -55,6 +55,7 @@ _LAZY = {
     "LoadedSample": "framework.data.shards",
     "ShardStream": "framework.data.stream",
     "shard_stream": "framework.data.stream",
+    "train_stream": "framework.data.stream",
     # what the audit's near-duplicate search compares (for a plugin's own checks or data generators)
     "GATE_DEFAULTS": "framework.data.config",
     "normalise_text": "framework.data.fingerprints",
