@@ -1,14 +1,17 @@
-"""Checks the modality tests share for a train split streamed from tar shards: which samples a
-stream's decoder turned into items, across ranks and loader workers, and across a resume."""
+"""Checks the tests share for data in tar shards: which samples a stream's decoder turned into
+items, across ranks and loader workers, and across a resume; what an audit decided."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
 from framework.data.stream import ShardStream
 from framework.training.data import make_dataloader
+
+if TYPE_CHECKING:
+    from framework.data.audit import AuditReport
 
 
 class WithId:
@@ -72,3 +75,12 @@ def assert_resume_continues(train: Callable[[int, str], None], seen: list[str], 
     assert first == full[: cut * batch_size]
     assert rest == full[cut * batch_size :]
     return full
+
+
+def audit_outcome(report: "AuditReport") -> list[Any]:
+    """Everything an audit decided (every check's verdict, measurements and findings), less its timings."""
+    rows = []
+    for r in report.results:
+        measured = {k: v for k, v in r.measured.items() if k != "seconds"}
+        rows.append((r.name, r.passed, measured, [(f.kind, f.items, f.detail) for f in r.findings]))
+    return rows

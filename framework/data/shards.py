@@ -158,16 +158,18 @@ class LoadedSample:
         raw = self.data.get(JSON_EXT)
         return dict(json.loads(raw)) if raw is not None else {}
 
-    def media(self, kinds: Sequence[str] = (*IMAGE_EXTS, *AUDIO_EXTS)) -> tuple[str, bytes]:
-        """``(extension, bytes)`` of the sample's media member among ``kinds`` (image extensions:
-        :data:`IMAGE_EXTS`, audio: :data:`AUDIO_EXTS`).
+    def media(self, kind: str | None = None) -> tuple[str, bytes]:
+        """``(extension, bytes)`` of the sample's media member: its image (``kind="image"``,
+        :data:`IMAGE_EXTS`), its audio (``"audio"``, :data:`AUDIO_EXTS`) or either (``None``).
 
         Raises:
-            ValueError: naming the members when the sample has none of ``kinds``.
+            ValueError: naming the members when the sample has no such member.
         """
+        kinds = {"image": IMAGE_EXTS, "audio": AUDIO_EXTS, None: (*IMAGE_EXTS, *AUDIO_EXTS)}[kind]
         ext = next((e for e in kinds if e in self.data), None)
         if ext is None:
-            raise ValueError(f"{self.shard}:{self.key}: no {'/'.join(kinds)} member (members: {sorted(self.data)})")
+            raise ValueError(f"{self.shard}:{self.key}: no {kind or 'media'} member ({'/'.join(kinds)}); "
+                             f"members: {sorted(self.data)}")
         return ext, self.data[ext]
 
     def transcript(self) -> str | None:

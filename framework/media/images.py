@@ -258,10 +258,9 @@ class SampleImages:
 
         import torch
 
-        from framework.data.shards import IMAGE_EXTS
         from framework.media.augment import apply
 
-        ext, data = sample.media(IMAGE_EXTS)
+        _, data = sample.media("image")
         pixels, _ = decode_image(io.BytesIO(data), self.size, self.resize)  # (H, W, 3) uint8
         if self.pipeline is not None:
             pixels = apply(self.pipeline, pixels)

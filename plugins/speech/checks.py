@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from framework.data.checks import CheckContext, CheckResult, Finding, check_settings, media_infos
-from framework.data.parallel import ItemPool
+from framework import media_infos
+from framework.data.checks import CheckContext, CheckResult, Finding, check_settings
 from framework.data.records import DataBundle, Record
 from plugins.speech.audio import AudioInfo, describe, read_file
 
@@ -37,11 +37,12 @@ def file_info(path: str) -> AudioInfo | None:
         return None
 
 
-def audio_infos(data: DataBundle, pool: ItemPool | None = None) -> dict[str, AudioInfo]:
+def audio_infos(data: DataBundle, ctx: CheckContext | None = None) -> dict[str, AudioInfo]:
     """Media path -> :class:`AudioInfo` of every record's file: from decoding when the speech
-    plugin loaded the bundle, else decoded on ``pool`` (the audit's processes, ``ctx.pool``),
-    once per bundle for every check."""
-    return media_infos(data, file_info, cache_key=DECODED_INFO_KEY, known=data.extras.get(AUDIO_INFO_KEY), pool=pool)
+    plugin loaded the bundle, else decoded on the audit's pool (``ctx.pool``; in process without
+    a context), once per bundle for every check."""
+    return media_infos(data, file_info, cache_key=DECODED_INFO_KEY, known=data.extras.get(AUDIO_INFO_KEY),
+                       pool=ctx.pool if ctx is not None else None)
 
 
 def duration_of(record: Record, infos: Mapping[str, AudioInfo]) -> float | None:
@@ -74,7 +75,7 @@ class AudioFormatCheck:
 
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         s = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
-        infos = audio_infos(data, ctx.pool)
+        infos = audio_infos(data, ctx)
         if not infos:
             return CheckResult(self.name, True, bool(s["gate"]), "not applicable: no readable audio")
         rates = Counter(i.samplerate for i in infos.values())
@@ -104,7 +105,7 @@ class AudioLevelCheck:
 
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         s = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
-        infos = audio_infos(data, ctx.pool)
+        infos = audio_infos(data, ctx)
         flagged: dict[str, list[str]] = {"clipping": [], "edge_silence": []}
         for record in data.records():
             info = infos.get(str(record.media))
@@ -133,7 +134,7 @@ class DurationCheck:
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         s = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
         window = float(data.extras.get(WINDOW_KEY, DEFAULT_WINDOW))
-        infos = audio_infos(data, ctx.pool)
+        infos = audio_infos(data, ctx)
         lengths = {r.id: d for r in data.records() if (d := duration_of(r, infos)) is not None}
         if not lengths:
             return CheckResult(self.name, True, bool(s["gate"]), "not applicable: no readable audio")
@@ -173,7 +174,7 @@ class TranscriptCheck:
         from plugins.speech.tokens import tokenizer_for
 
         s = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
-        infos = audio_infos(data, ctx.pool)
+        infos = audio_infos(data, ctx)
         labeled = [r for r in data.records() if r.label is not None]
         tok = tokenizer_for(None)
         flagged: dict[str, list[str]] = {"empty": [], "rate_outlier": [], "no_round_trip": []}

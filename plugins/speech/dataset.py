@@ -7,6 +7,7 @@ Augmentation draws from NumPy's global generator, which the engine seeds per ite
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -16,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from framework.data.records import Record
-from framework.data.shards import AUDIO_EXTS, LoadedSample, MediaFile
+from framework import LoadedSample
 from plugins.speech.audio import AudioStore, level_problem, load_audio
 from plugins.speech.tokens import collate_tokens, encode, tokenizer_for
 
@@ -166,12 +167,12 @@ class UtteranceDecoder:
         self.augment, self.timestamps, self.num_languages = augment, timestamps, num_languages
 
     def __call__(self, sample: LoadedSample) -> dict[str, Any]:
-        ext, data = sample.media(AUDIO_EXTS)
-        where = f"{sample.shard}/{sample.key}.{ext}"
+        ext, data = sample.media("audio")
+        where = f"{sample.shard}:{sample.key}.{ext}"
         text = sample.label(audio=True)
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{where}: no transcript (KEY.txt, or 'text' in KEY.json)")
-        audio, info = load_audio(MediaFile(data, where), self.normalize_mode, self.loudness_dbfs)
+        audio, info = load_audio(io.BytesIO(data), self.normalize_mode, self.loudness_dbfs)
         problem = level_problem(info, where)
         if problem is not None:
             raise ValueError(f"{problem[0]}: {problem[1]}")

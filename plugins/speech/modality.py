@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from torch import nn
 
-from framework import train_stream
+from framework import split_shards, train_stream
 from framework.data.records import DataBundle, Quarantined, Record
-from framework.data.shards import split_shards
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
 from framework.modality import Modality, RunContext, StashKey

@@ -17,9 +17,8 @@ from typing import Any, ClassVar, Mapping
 
 from PIL import Image
 
-from framework.data.checks import CheckContext, CheckResult, Finding, check_settings, media_infos
-from framework import open_media
-from framework.data.parallel import ItemPool
+from framework.data.checks import CheckContext, CheckResult, Finding, check_settings
+from framework import media_infos, open_media
 from framework.data.records import DataBundle
 from framework.media.images import ImageInfo
 
@@ -52,12 +51,12 @@ def header_info(path: str) -> ImageInfo | None:
         return None
 
 
-def image_infos(data: DataBundle, pool: ItemPool | None = None) -> dict[str, ImageInfo]:
+def image_infos(data: DataBundle, ctx: CheckContext | None = None) -> dict[str, ImageInfo]:
     """Mode and size of every record's image, by record id: from decoding when the vision plugin
-    loaded the bundle, else read from the file headers (no pixel decoding) on ``pool`` (the
-    audit's processes, ``ctx.pool``), once per bundle for every check."""
+    loaded the bundle, else read from the file headers (no pixel decoding) on the audit's pool
+    (``ctx.pool``; in process without a context), once per bundle for every check."""
     by_path = media_infos(data, header_info, cache_key=HEADER_INFO_KEY, known=data.extras.get(IMAGE_INFO_KEY),
-                          pool=pool)
+                          pool=ctx.pool if ctx is not None else None)
     return {r.id: by_path[str(r.media)] for r in data.records() if r.media is not None and str(r.media) in by_path}
 
 
@@ -77,7 +76,7 @@ class ImageModeCheck:
 
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         settings = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
-        infos = image_infos(data, ctx.pool)
+        infos = image_infos(data, ctx)
         if not infos:
             return CheckResult(self.name, True, _gate(settings), "not applicable: no readable images")
         modes = Counter(info.mode for info in infos.values())
@@ -123,7 +122,7 @@ class ResolutionCheck:
 
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         s = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
-        infos = image_infos(data, ctx.pool)
+        infos = image_infos(data, ctx)
         if not infos:
             return CheckResult(self.name, True, _gate(s), "not applicable: no readable images")
         median_side = statistics.median(max(i.width, i.height) for i in infos.values())

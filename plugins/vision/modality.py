@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from torch import nn
 
-from framework import train_stream
+from framework import split_shards, train_stream
 from framework.data.records import DataBundle, Record
-from framework.data.shards import split_shards
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
 from framework.evaluation import classification as cls_eval

@@ -1,5 +1,6 @@
 """Speech trains streaming from tar shards: a few steps, a mid-epoch resume on exactly the remaining
-items, no item twice across 2 ranks x 2 loader workers, bad members quarantined with their reason."""
+items, no item twice across 2 ranks x 2 loader workers, bad members quarantined with their reason;
+the audit of the shards decodes each clip once, on the audit's pool."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ from pathlib import Path
 import pytest
 
 from framework import train_stream
+from framework.data.audit import run_audit
+from framework.data.parallel import AuditConfig, ItemPool
 from framework.data.shards import ShardWriter
 from framework.data.stream import ShardStream, read_stream_quarantine
 from framework.errors import FrameworkError
 from framework.hookspecs import RunInfo
 from framework.training import Engine
+from plugins.speech.checks import DECODED_INFO_KEY, quality_checks
 from plugins.speech.dataset import UtteranceDecoder
 from plugins.speech.modality import STORE_KEY, SpeechModality
-from shard_checks import WithId, assert_resume_continues, ids_across_ranks, record_decoded
+from shard_checks import WithId, assert_resume_continues, audit_outcome, ids_across_ranks, record_decoded
 from speech_fixtures import CORPUS, context, trainer_config
 
 BAD = "shard-000001/0005"  # the corrupt member's id
@@ -116,3 +120,22 @@ def test_bucketing_by_duration_is_refused_for_a_streamed_split(tmp_path: Path) -
     data = modality.load_data(ctx)
     with pytest.raises(FrameworkError, match="bucket_by_duration=false"):
         modality.train(ctx, None, modality.build_task(ctx, data), data)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow  # decoding and fingerprinting every clip, and the pool's start-up: seconds
+@pytest.mark.parametrize("workers", [1, 2])
+def test_audit_of_shards_decodes_each_clip_once_on_the_pool(tmp_path: Path, workers: int) -> None:
+    root = tmp_path / "shards"
+    ctx = shard_ctx(root, write_shards(root), tmp_path / "run")
+    data = SpeechModality().load_data(ctx)
+    pool = ItemPool(AuditConfig(workers=workers, chunk_size=4, min_items=0))
+    report = run_audit(data, ctx.data, modality="speech", extra_checks=quality_checks(), out_dir=tmp_path / "audit",
+                       label_type="text", pool=pool)
+    decoded = data.extras[DECODED_INFO_KEY]  # decoded once on the pool, shared by every speech check
+    assert len(decoded) == 19 and decoded[str(next(r.media for r in data.records() if r.id == BAD))] is None
+    assert report.result("cleanliness").measured["corrupt"] == 1
+    assert {r.name for r in report.results} >= {c.name for c in quality_checks()}
+    if workers > 1:
+        serial = run_audit(SpeechModality().load_data(ctx), ctx.data, modality="speech", extra_checks=quality_checks(),
+                           out_dir=tmp_path / "serial", label_type="text", pool=ItemPool(AuditConfig(workers=1)))
+        assert audit_outcome(report) == audit_outcome(serial)

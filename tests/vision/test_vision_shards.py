@@ -1,5 +1,6 @@
 """Vision trains streaming from tar shards: a few steps, a mid-epoch resume on exactly the remaining
-items, no item twice across 2 ranks x 2 loader workers, a corrupt member quarantined with its reason."""
+items, no item twice across 2 ranks x 2 loader workers, a corrupt member quarantined with its reason;
+the audit of the shards reads each image once, on the audit's pool."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import pytest
 from PIL import Image
 
 from framework import train_stream
+from framework.data.audit import run_audit
+from framework.data.parallel import AuditConfig, ItemPool
 from framework.data.shards import ShardWriter
 from framework.data.stream import ShardStream, read_stream_quarantine
 from framework.hookspecs import RunInfo
 from framework.training import Engine
+from plugins.vision.checks import HEADER_INFO_KEY, quality_checks
 from plugins.vision.dataset import ClassDecoder
 from plugins.vision.modality import STORE_KEY, VisionModality
-from shard_checks import WithId, assert_resume_continues, ids_across_ranks, record_decoded
+from shard_checks import WithId, assert_resume_continues, audit_outcome, ids_across_ranks, record_decoded
 from vision_fixtures import COLOURS, context, trainer_config
 
 BAD = "shard-000001/0009"  # the corrupt member's id
@@ -114,3 +118,21 @@ def test_an_unknown_class_is_quarantined_with_its_reason(tmp_path: Path) -> None
         list(stream)
     [entry] = read_stream_quarantine(tmp_path / "q")
     assert "class 'purple' is not one of the model's 3 classes" in entry["detail"]
+
+
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])  # worker start-up: seconds
+def test_audit_of_shards_reads_each_image_once_on_the_pool(shard_root, tmp_path: Path, workers: int) -> None:
+    root, spec = shard_root
+    ctx = shard_ctx(root, spec, tmp_path / "run")
+    data = VisionModality().load_data(ctx)
+    pool = ItemPool(AuditConfig(workers=workers, chunk_size=8, min_items=0))
+    report = run_audit(data, ctx.data, modality="vision", extra_checks=quality_checks(), out_dir=tmp_path / "audit",
+                       label_type="class", pool=pool)
+    headers = data.extras[HEADER_INFO_KEY]  # read once on the pool, shared by both checks
+    assert len(headers) == 54 and headers[str(next(r.media for r in data.records() if r.id == BAD))] is None
+    assert report.result("cleanliness").measured["corrupt"] == 1
+    assert report.result("image_modes").passed and report.result("image_resolution").passed
+    if workers > 1:
+        serial = run_audit(VisionModality().load_data(ctx), ctx.data, modality="vision", extra_checks=quality_checks(),
+                           out_dir=tmp_path / "serial", label_type="class", pool=ItemPool(AuditConfig(workers=1)))
+        assert audit_outcome(report) == audit_outcome(serial)
