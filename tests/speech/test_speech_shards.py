@@ -122,8 +122,7 @@ def test_bucketing_by_duration_is_refused_for_a_streamed_split(tmp_path: Path) -
         modality.train(ctx, None, modality.build_task(ctx, data), data)  # type: ignore[arg-type]
 
 
-@pytest.mark.slow  # decoding and fingerprinting every clip, and the pool's start-up: seconds
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])  # worker start-up: seconds
 def test_audit_of_shards_decodes_each_clip_once_on_the_pool(tmp_path: Path, workers: int) -> None:
     root = tmp_path / "shards"
     ctx = shard_ctx(root, write_shards(root), tmp_path / "run")
