@@ -175,8 +175,9 @@ class LoadedSample:
     def transcript(self) -> str | None:
         """The sample's text: the ``.txt`` member, else the JSON's ``text`` string, else ``None``."""
         text = self.text()
-        if text is None and isinstance(self.json().get("text"), str):
-            text = self.json()["text"]
+        if text is None:
+            value = self.json().get("text")
+            text = value if isinstance(value, str) else None
         return text
 
     def label(self, audio: bool | None = None) -> Any:

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from framework.data.records import Record
 from framework import LoadedSample
-from plugins.speech.audio import AudioStore, level_problem, load_audio
+from plugins.speech.audio import AudioStore, level_problem, load_audio, resample
 from plugins.speech.tokens import collate_tokens, encode, tokenizer_for
 
 
@@ -165,6 +165,10 @@ class UtteranceDecoder:
         self.window, self.default_language = window, default_language
         self.normalize_mode, self.loudness_dbfs = normalize_mode, loudness_dbfs
         self.augment, self.timestamps, self.num_languages = augment, timestamps, num_languages
+        # The tokenizer and the resampler take seconds to load on first use: used once here, in the
+        # training process, the loader workers forked from it each epoch start with them loaded.
+        encode("", default_language, duration=0.0, timestamps=timestamps, num_languages=num_languages)
+        resample(np.zeros(800, np.float32), 8000)
 
     def __call__(self, sample: LoadedSample) -> dict[str, Any]:
         ext, data = sample.media("audio")

@@ -73,7 +73,6 @@ def test_trains_from_shards_and_resumes_mid_epoch_on_exactly_the_remaining_items
         with Engine(cfg, info, seed=ctx.seed) as engine:
             modality.train(ctx, engine, task, data)
             assert engine.state.step == steps
-        assert not ctx.stash[STORE_KEY].cached_bytes  # nothing decoded for the train split is kept
 
     full = assert_resume_continues(train, seen, batch_size=2, cut=3, end=6)  # 8 batches per epoch
     assert BAD not in full
@@ -115,9 +114,15 @@ def test_undecodable_audio_and_a_missing_transcript_are_quarantined_with_their_r
 
 def test_bucketing_by_duration_is_refused_for_a_streamed_split(tmp_path: Path) -> None:
     root = tmp_path / "shards"
-    ctx = shard_ctx(root, write_shards(root, n=4), tmp_path / "run", bucket_by_duration=True)
+    spec = write_shards(root, n=4, corrupt=False)
+    ctx = context(root, tmp_path / "run", modality={"bucket_by_duration": True},
+                  data={"train": spec, "val": "val/shard-000000.tar", "test": None})
     modality = SpeechModality()
-    data = modality.load_data(ctx)
+    data = modality.load_data(ctx)  # data.probe_media: every clip decoded once
+    store = ctx.stash[STORE_KEY]
+    assert len(store.info) == 7  # all probed
+    val = [store.file(r.media).nbytes for r in data.records("val")]
+    assert store.cached_bytes == sum(val)  # the train split is streamed: only val's audio is kept
     with pytest.raises(FrameworkError, match="bucket_by_duration=false"):
         modality.train(ctx, None, modality.build_task(ctx, data), data)  # type: ignore[arg-type]
 

@@ -80,7 +80,6 @@ def test_trains_from_shards_and_resumes_mid_epoch_on_exactly_the_remaining_items
         with Engine(cfg, info, seed=ctx.seed) as engine:
             modality.train(ctx, engine, task, data)
             assert engine.state.step == steps
-        assert STORE_KEY in ctx.stash and not ctx.stash[STORE_KEY].cached_bytes  # no train pixels kept
 
     full = assert_resume_continues(train, seen, batch_size=4, cut=6, end=10)  # 12 batches per epoch
     assert BAD not in full
@@ -136,3 +135,14 @@ def test_audit_of_shards_reads_each_image_once_on_the_pool(shard_root, tmp_path:
         serial = run_audit(VisionModality().load_data(ctx), ctx.data, modality="vision", extra_checks=quality_checks(),
                            out_dir=tmp_path / "serial", label_type="class", pool=ItemPool(AuditConfig(workers=1)))
         assert audit_outcome(report) == audit_outcome(serial)
+
+
+def test_pixels_probed_while_loading_are_kept_for_val_only(tmp_path: Path) -> None:
+    root = tmp_path / "shards"
+    spec = write_shards(root, corrupt=False)
+    ctx = context(root, tmp_path / "run", data={"train": spec, "val": "val/shard-000000.tar", "test": None})
+    data = VisionModality().load_data(ctx)  # data.probe_media: every image decoded once
+    store = ctx.stash[STORE_KEY]
+    assert len(store.info) == 54  # all probed
+    assert store.cached_bytes == 6 * 16 * 16 * 3  # the train split is streamed: only val's pixels are kept
+    assert data.counts() == {"train": 48, "val": 6}
