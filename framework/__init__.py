@@ -55,6 +55,8 @@ _LAZY = {
     "LoadedSample": "framework.data.shards",
     "ShardStream": "framework.data.stream",
     "shard_stream": "framework.data.stream",
+    "train_stream": "framework.data.stream",
+    "split_shards": "framework.data.shards",
     # what the audit's near-duplicate search compares (for a plugin's own checks or data generators)
     "GATE_DEFAULTS": "framework.data.config",
     "normalise_text": "framework.data.fingerprints",
@@ -67,6 +69,7 @@ _LAZY = {
     "CheckResult": "framework.data.checks",
     "Finding": "framework.data.checks",
     "check_settings": "framework.data.checks",
+    "media_infos": "framework.data.checks",
     # annotation
     "Consensus": "framework.annotation.adjudication",
     "export_review_tasks": "framework.annotation.review_tasks",

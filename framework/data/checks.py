@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, TypeVar, runtime_checkable
 
 from framework.data.parallel import AuditConfig, ItemPool
 from framework.data.records import DataBundle
@@ -96,6 +96,34 @@ class CheckContext:
 class SettingsError(FrameworkError, ValueError):
     """A check's settings (``data.gates.<name>`` or ``data.gates.plugins.<name>``) name a key the
     check does not read."""
+
+
+T = TypeVar("T")
+
+
+def media_infos(data: DataBundle, read: Callable[[str], T | None], *, cache_key: str,
+                known: Mapping[str, T] | None = None, pool: ItemPool | None = None) -> dict[str, T]:
+    """``read(path)`` of every record's media file, by path (``None`` results left out): the
+    per-item work a plugin's checks share, done once per bundle.
+
+    Paths in ``known`` (what the modality learned while loading) are not read again; the others
+    are read on ``pool`` (``ctx.pool``: the audit's processes or Dask cluster; in process without
+    one), in record order, so a chunk of work is mostly one tar shard, and kept in
+    ``data.extras[cache_key]`` for the next check. ``read`` must be a module-level function of a
+    path string (it is pickled to the workers).
+    """
+    known = known or {}
+    done: dict[str, Any] = data.extras.setdefault(cache_key, {})
+    paths = list(dict.fromkeys(str(r.media) for r in data.records() if r.media is not None))
+    missing = [p for p in paths if p not in known and p not in done]
+    if missing:
+        done.update(zip(missing, (pool or ItemPool(AuditConfig(workers=1))).map(read, missing)))
+    out: dict[str, T] = {}
+    for path in paths:
+        info = known.get(path, done.get(path))
+        if info is not None:
+            out[path] = info
+    return out
 
 
 def check_settings(where: str, given: Mapping[str, Any] | None, defaults: Mapping[str, Any]) -> dict[str, Any]:

@@ -108,6 +108,7 @@ class DataConfig:
     unlabeled: Optional[str] = None  # items to pre-annotate with a trained model (stage preannotate)
     unlabeled_format: str = "auto"  # reader for `unlabeled` (a manifest without labels, usually)
     probe_media: bool = True  # decode every media file while loading; failures are quarantined
+    shuffle_buffer: int = 1000  # samples per loader worker's shuffle buffer when a train split of tar shards is streamed
     guidelines_version: str = ""  # annotation guidelines version, recorded in the data card
     sources: list[str] = field(default_factory=list)  # provenance lines for the data card
     gates: GatesConfig = field(default_factory=GatesConfig)

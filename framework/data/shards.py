@@ -158,6 +158,39 @@ class LoadedSample:
         raw = self.data.get(JSON_EXT)
         return dict(json.loads(raw)) if raw is not None else {}
 
+    def media(self, kind: str | None = None) -> tuple[str, bytes]:
+        """``(extension, bytes)`` of the sample's media member: its image (``kind="image"``,
+        :data:`IMAGE_EXTS`), its audio (``"audio"``, :data:`AUDIO_EXTS`) or either (``None``).
+
+        Raises:
+            ValueError: naming the members when the sample has no such member.
+        """
+        kinds = {"image": IMAGE_EXTS, "audio": AUDIO_EXTS, None: (*IMAGE_EXTS, *AUDIO_EXTS)}[kind]
+        ext = next((e for e in kinds if e in self.data), None)
+        if ext is None:
+            raise ValueError(f"{self.shard}:{self.key}: no {kind or 'media'} member ({'/'.join(kinds)}); "
+                             f"members: {sorted(self.data)}")
+        return ext, self.data[ext]
+
+    def transcript(self) -> str | None:
+        """The sample's text: the ``.txt`` member, else the JSON's ``text`` string, else ``None``."""
+        text = self.text()
+        if text is None:
+            value = self.json().get("text")
+            text = value if isinstance(value, str) else None
+        return text
+
+    def label(self, audio: bool | None = None) -> Any:
+        """The sample's label: the ``.cls`` member, else the JSON's ``label``, else for audio the
+        transcript (the speech label); ``None`` without one. ``audio`` says whether the sample is
+        audio when its media member is not loaded (``None``: look for an audio member)."""
+        if CLASS_EXT in self.data:
+            return self.data[CLASS_EXT].decode("utf-8").strip()
+        label = self.json().get("label")
+        if label is None and (any(e in self.data for e in AUDIO_EXTS) if audio is None else audio):
+            label = self.transcript()
+        return label
+
 
 def _split_name(name: str) -> tuple[str, str]:
     folder, _, base = name.rpartition("/")
@@ -316,19 +349,15 @@ def record_of(sample: ShardSample, loaded: LoadedSample, split: str, slices: Seq
         DataError: for a ``.json`` member that is not a JSON object or text that is not UTF-8.
     """
     where = f"{sample.shard}:{sample.key}"
+    ext = sample.media_ext()
     try:
         fields = loaded.json()
-        text = loaded.text()
-        cls = loaded.data[CLASS_EXT].decode("utf-8").strip() if CLASS_EXT in loaded.data else None
+        text = loaded.transcript()
+        # a transcript is the speech label, as in the other speech layouts
+        label = loaded.label(audio=ext in AUDIO_EXTS)
     except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise DataError(where, f"unreadable .json/.txt/.cls member ({type(exc).__name__}: {exc})",
                         "Write UTF-8 text and one JSON object per sample.") from None
-    ext = sample.media_ext()
-    if text is None and isinstance(fields.get("text"), str):
-        text = fields["text"]
-    label = cls if cls is not None else fields.get("label")
-    if label is None and ext in AUDIO_EXTS:
-        label = text  # a transcript is the speech label, as in the other speech layouts
     fields.setdefault("shard", sample.shard.name)
     fields.setdefault("key", sample.key)
     if text is not None and "caption" not in fields and "captions" not in fields and ext in IMAGE_EXTS:

@@ -33,14 +33,18 @@ import logging
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
 from framework.data.records import DataBundle
+from framework.errors import FrameworkError
 from framework.data.shards import (LoadedSample, ShardSample, load_sample, quarantined_ids, sample_problem, scan_shard,
                                    split_shards)
+
+if TYPE_CHECKING:
+    from framework.modality import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -361,3 +365,28 @@ def shard_stream(bundle: DataBundle, split: str, decode: Decode, *, seed: int, b
         return None
     return ShardStream(shards, decode, seed=seed, shuffle=shuffle, buffer_size=buffer_size,
                        exclude=quarantined_ids(bundle), report_dir=report_dir)
+
+
+def train_stream(ctx: "RunContext[Any, Any]", data: DataBundle, decode: Decode) -> ShardStream | None:
+    """The run's training stream: :func:`shard_stream` over the ``train`` split with the run's seed,
+    ``data.shuffle_buffer`` and decoding failures written under ``<run dir>/data``; ``None`` when
+    the train split was not read from shards.
+
+    The one path every modality that streams shards takes in ``train`` (alignment, vision, speech)::
+
+        stream = train_stream(ctx, data, decode)
+        train_set = stream if stream is not None else MyDataset(data.records("train"))
+        loader = engine.dataloader(train_set, shuffle=True)
+
+    ``decode(LoadedSample) -> item`` runs in the loader workers; give it ``reseed(seed)`` when it
+    draws from a library's own generator (the stream calls it before each item). Anything it
+    raises quarantines the sample with the message as its reason.
+    """
+    buffer_size = int(getattr(ctx.data, "shuffle_buffer", 1000))
+    if buffer_size < 1:
+        raise FrameworkError(f"data.shuffle_buffer={buffer_size} must be at least 1 (samples held per loader worker)")
+    stream = shard_stream(data, "train", decode, seed=ctx.seed, buffer_size=buffer_size, report_dir=ctx.path("data"))
+    if stream is not None:
+        log.info("train: streaming %d item(s) from %d shard(s), shuffle buffer %d", sum(stream.counts),
+                 len(stream.shards), buffer_size)
+    return stream

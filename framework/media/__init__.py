@@ -26,6 +26,7 @@ _LAZY = {
     "timm_kwargs": "framework.media.images",
     "ImageInfo": "framework.media.images",
     "ImageStore": "framework.media.images",
+    "SampleImages": "framework.media.images",
     "RESIZE_MODES": "framework.media.images",
     "decode_image": "framework.media.images",
     "resize_to": "framework.media.images",

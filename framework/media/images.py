@@ -170,6 +170,14 @@ class ImageStore:
         pixels = self._pixels.get(str(record.media))
         return pixels if pixels is not None else self._decode(Path(record.media))
 
+    def release(self, records: Sequence[Record]) -> None:
+        """Drop the cached pixels of ``records`` (a streamed train split's, which training decodes
+        as it reads them), keeping what the files were; freed room caches later decodes."""
+        for record in records:
+            pixels = self._pixels.pop(str(record.media), None)
+            if pixels is not None:
+                self.cached_bytes -= pixels.nbytes
+
     def info_of(self, record: Record) -> ImageInfo | None:
         """What ``record``'s file was before decoding, if it has been decoded."""
         return self.info.get(str(record.media)) if record.media is not None else None
@@ -213,3 +221,47 @@ def timm_kwargs(model_cfg: Any) -> dict[str, Any]:
 
     by_name = dict(get("kwargs_by_name") or {})
     return {**dict(by_name.get(get("name")) or {}), **dict(get("kwargs") or {})}
+
+
+class SampleImages:
+    """The image member of a tar-shard sample, decoded for a training stream
+    (:func:`framework.train_stream`): decoded to RGB at ``size`` with the ``resize`` policy, through
+    ``pipeline``, as a ``(3, H, W)`` uint8 tensor. A decoder of a modality holds one and adds its
+    targets (a class, a caption).
+
+    Args:
+        size: The model's ``(height, width)``.
+        resize: The size policy (``stretch``/``pad``/``crop``).
+        pipeline: An albumentations pipeline applied to each ``(H, W, 3)`` image, or ``None``.
+    """
+
+    def __init__(self, size: tuple[int, int], resize: str = "stretch", pipeline: Any = None) -> None:
+        if resize not in RESIZE_MODES:
+            raise FrameworkError(f"modality.resize={resize!r} is not a size policy; valid: {', '.join(RESIZE_MODES)}")
+        self.size, self.resize, self.pipeline = (int(size[0]), int(size[1])), resize, pipeline
+
+    def reseed(self, seed: int) -> None:
+        """Seed the pipeline's own generators; the stream calls it before each item."""
+        if self.pipeline is not None:
+            import random
+
+            self.pipeline.set_random_state(np.random.Generator(np.random.PCG64(seed)), random.Random(seed))
+
+    def __call__(self, sample: Any) -> Any:
+        """The ``(3, H, W)`` uint8 tensor of ``sample``'s (a :class:`~framework.data.shards.LoadedSample`) image.
+
+        Raises:
+            ValueError: without an image member; Pillow's errors for a corrupt one (the stream
+                quarantines the sample with the message).
+        """
+        import io
+
+        import torch
+
+        from framework.media.augment import apply
+
+        _, data = sample.media("image")
+        pixels, _ = decode_image(io.BytesIO(data), self.size, self.resize)  # (H, W, 3) uint8
+        if self.pipeline is not None:
+            pixels = apply(self.pipeline, pixels)
+        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))  # (3, H, W)

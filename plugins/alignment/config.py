@@ -70,7 +70,6 @@ class AlignmentConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     eval_batch_size: int = 256
     cache_limit_mb: int = 2048
-    shuffle_buffer: int = 1000  # samples in each loader worker's shuffle buffer when training from tar shards
     export_onnx: bool = False
 
 

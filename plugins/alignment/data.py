@@ -24,7 +24,7 @@ from framework.data.errors import DataError
 from framework.data.records import Record
 from framework.media.augment import apply
 from framework import LoadedSample
-from framework.media.images import ImageStore, decode_image
+from framework.media.images import ImageStore, SampleImages
 
 if TYPE_CHECKING:
     import albumentations as A
@@ -147,28 +147,19 @@ class PairDecoder:
     """
 
     def __init__(self, size: tuple[int, int], resize: str, tokenize: Any, pipeline: A.Compose | None = None) -> None:
-        self.size, self.resize, self.tokenize, self.pipeline = tuple(size), resize, tokenize, pipeline
+        self.images, self.tokenize = SampleImages(size, resize, pipeline), tokenize
 
     def reseed(self, seed: int) -> None:
         """Seed albumentations' generators; the stream calls it before each item."""
-        if self.pipeline is not None:
-            self.pipeline.set_random_state(np.random.Generator(np.random.PCG64(seed)), random.Random(seed))
+        self.images.reseed(seed)
 
     def __call__(self, sample: LoadedSample) -> dict[str, Any]:
-        import io
-
-        ext = next((e for e in ("jpg", "jpeg", "png", "webp", "bmp") if e in sample.data), None)
-        if ext is None:
-            raise ValueError(f"no image member (members: {sorted(sample.data)})")
         meta = sample.json()
         options = meta.get("captions") or meta.get("caption") or sample.text()
         options = [options] if isinstance(options, str) else options
         if not isinstance(options, list) or not options or not all(isinstance(c, str) and c.strip() for c in options):
             raise ValueError(f"no usable caption (got {options!r})")
-        pixels, _ = decode_image(io.BytesIO(sample.data[ext]), self.size, self.resize)  # (H, W, 3) uint8
-        if self.pipeline is not None:
-            pixels = apply(self.pipeline, pixels)
+        image = self.images(sample)  # (3, H, W) uint8
         caption = options[random.randrange(len(options))].strip()  # the stream seeds `random` per item
         enc = self.tokenize([caption])
-        return {"image": torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))),  # (3, H, W)
-                "input_ids": enc["input_ids"][0], "attention_mask": enc["attention_mask"][0]}
+        return {"image": image, "input_ids": enc["input_ids"][0], "attention_mask": enc["attention_mask"][0]}

@@ -17,7 +17,7 @@ import numpy as np
 from torch import nn
 
 from framework.data.errors import DataError
-from framework import shard_stream
+from framework import train_stream
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
@@ -122,13 +122,12 @@ class AlignmentModality(Modality[AlignmentConfig, AlignmentModelConfig]):
     def train(self, ctx: Ctx, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
         """Train on ``train`` with ``modality.augment`` (one caption per image per epoch), validating
         the contrastive loss on ``val``. A train split read from tar shards is streamed
-        (:func:`framework.shard_stream`, ``modality.shuffle_buffer``); its training margins are
+        (:func:`framework.train_stream`, ``data.shuffle_buffer``); its training margins are
         not kept, so the misalignment audit scores it without them."""
         cfg = ctx.modality
         augment = build_pipeline(cfg.augment, task.spec.size, "modality.augment")
         plain = build_pipeline(cfg.eval_augment, task.spec.size, "modality.eval_augment")
-        stream = shard_stream(data, "train", PairDecoder(task.spec.size, cfg.resize, task.tokenize, augment),
-                              seed=ctx.seed, buffer_size=cfg.shuffle_buffer, report_dir=ctx.path("data"))
+        stream = train_stream(ctx, data, PairDecoder(task.spec.size, cfg.resize, task.tokenize, augment))
         if stream is not None:  # tar shards: streamed, never held as a dataset in memory
             val_records = data.records("val")
             val_set = self._dataset(ctx, task, val_records, plain, sample=False) if len(val_records) > 1 else None

@@ -15,7 +15,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from whisper.audio import SAMPLE_RATE
@@ -54,11 +54,13 @@ class AudioInfo:
     trail_silence: float
 
 
-def read_file(path: Path) -> tuple[np.ndarray, int]:
-    """``(samples (frames, channels) float32, sample rate)`` of any supported file."""
+def read_file(path: Path | IO[bytes]) -> tuple[np.ndarray, int]:
+    """``(samples (frames, channels) float32, sample rate)`` of any supported file, shard member
+    or open binary file (a streamed sample's bytes)."""
     import soundfile as sf
 
-    source = open_media(path)  # a file, or a member of a tar shard (in memory)
+    # a file, or a member of a tar shard (in memory)
+    source = open_media(path) if isinstance(path, (str, Path)) else path
     try:
         data, rate = sf.read(str(source) if isinstance(source, Path) else source, dtype="float32", always_2d=True)
         return data, int(rate)
@@ -122,10 +124,11 @@ def describe(samples: np.ndarray, rate: int) -> AudioInfo:
     )
 
 
-def load_audio(path: Path, normalize_mode: str = "peak", loudness_dbfs: float = -20.0) -> tuple[np.ndarray, AudioInfo]:
-    """A whole file as 16 kHz mono float32, normalised (``loudness``: RMS to ``loudness_dbfs``),
-    with what was learned about it."""
-    samples, rate = read_file(Path(path))
+def load_audio(path: Path | IO[bytes], normalize_mode: str = "peak",
+               loudness_dbfs: float = -20.0) -> tuple[np.ndarray, AudioInfo]:
+    """A whole file (or open binary file) as 16 kHz mono float32, normalised (``loudness``: RMS to
+    ``loudness_dbfs``), with what was learned about it."""
+    samples, rate = read_file(Path(path) if isinstance(path, str) else path)
     info = describe(samples, rate)
     return normalize(resample(to_mono(samples), rate), normalize_mode, loudness_dbfs), info
 
@@ -182,6 +185,15 @@ class AudioStore:
         cached = self._cache.get(str(path))
         return cached if cached is not None else self._decode(Path(path))
 
+    def release(self, records: list[Record]) -> None:
+        """Drop the cached samples of ``records``' files (a streamed train split's, which training
+        decodes as it reads them), keeping their :attr:`info`."""
+        with self._lock:
+            for record in records:
+                samples = self._cache.pop(str(record.media), None)
+                if samples is not None:
+                    self._bytes -= samples.nbytes
+
     def get(self, record: Record) -> np.ndarray:
         """The record's utterance at 16 kHz: its file, cut to its ``offset``/``duration`` when the
         record is a segment of a longer file."""
@@ -205,10 +217,19 @@ class AudioStore:
             return ProbeResult(False, "undecodable", f"{path}: {type(exc).__name__}: {exc}; re-export or remove it")
         info = self.info[str(path)]
         extra: dict[str, Any] = {**result.info, "peak": info.peak}
-        if not np.isfinite(info.peak):
-            return ProbeResult(False, "non_finite", f"{path}: the samples hold NaN or infinite values (a float WAV "
-                               "written from a broken computation); re-export it or remove it", extra)
-        if _dbfs(info.peak) < SILENCE_DBFS:
-            return ProbeResult(False, "silent", f"{path}: peak level {_dbfs(info.peak):.0f} dBFS, below "
-                               f"{SILENCE_DBFS:.0f} dBFS: the file is silent; re-record or remove it", extra)
+        problem = level_problem(info, str(path))
+        if problem is not None:
+            return ProbeResult(False, problem[0], problem[1], extra)
         return ProbeResult(True, info=extra)
+
+
+def level_problem(info: AudioInfo, where: str) -> tuple[str, str] | None:
+    """``(reason, detail)`` when decoded audio cannot train (NaN or infinite samples, or silent),
+    else ``None``: the refusals of the loading probe, also applied to streamed samples."""
+    if not np.isfinite(info.peak):
+        return "non_finite", (f"{where}: the samples hold NaN or infinite values (a float WAV written from a broken "
+                              "computation); re-export it or remove it")
+    if _dbfs(info.peak) < SILENCE_DBFS:
+        return "silent", (f"{where}: peak level {_dbfs(info.peak):.0f} dBFS, below {SILENCE_DBFS:.0f} dBFS: the file "
+                          "is silent; re-record or remove it")
+    return None

@@ -14,34 +14,35 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
+from framework import media_infos
 from framework.data.checks import CheckContext, CheckResult, Finding, check_settings
 from framework.data.records import DataBundle, Record
 from plugins.speech.audio import AudioInfo, describe, read_file
 
 AUDIO_INFO_KEY = "audio_info"  # DataBundle.extras: media path -> AudioInfo, filled by load_data
+DECODED_INFO_KEY = "audio_info.decoded"  # DataBundle.extras: media path -> AudioInfo the audit decoded
 WINDOW_KEY = "speech.window_seconds"  # DataBundle.extras: the model's window in seconds
 DEFAULT_WINDOW = 30.0
 
 
-def audio_infos(data: DataBundle) -> dict[str, AudioInfo]:
+def file_info(path: str) -> AudioInfo | None:
+    """What decoding an audio file (or shard member) tells; ``None`` for an unreadable one (the
+    core gates' finding). Module-level, so it runs on the audit's pool."""
+    try:
+        return describe(*read_file(Path(path)))
+    except Exception:  # soundfile and librosa raise many types for bad files
+        return None
+
+
+def audio_infos(data: DataBundle, ctx: CheckContext | None = None) -> dict[str, AudioInfo]:
     """Media path -> :class:`AudioInfo` of every record's file: from decoding when the speech
-    plugin loaded the bundle, else decoded here (unreadable files are the core gates' findings)."""
-    known: Mapping[str, AudioInfo] = data.extras.get(AUDIO_INFO_KEY, {})
-    out: dict[str, AudioInfo] = {}
-    for record in data.records():
-        key = str(record.media) if record.media is not None else None
-        if key is None or key in out:
-            continue
-        info = known.get(key)
-        if info is None:
-            try:
-                info = describe(*read_file(record.media))  # type: ignore[arg-type]
-            except Exception:
-                continue
-        out[key] = info
-    return out
+    plugin loaded the bundle, else decoded on the audit's pool (``ctx.pool``; in process without
+    a context), once per bundle for every check."""
+    return media_infos(data, file_info, cache_key=DECODED_INFO_KEY, known=data.extras.get(AUDIO_INFO_KEY),
+                       pool=ctx.pool if ctx is not None else None)
 
 
 def duration_of(record: Record, infos: Mapping[str, AudioInfo]) -> float | None:
@@ -74,7 +75,7 @@ class AudioFormatCheck:
 
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         s = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
-        infos = audio_infos(data)
+        infos = audio_infos(data, ctx)
         if not infos:
             return CheckResult(self.name, True, bool(s["gate"]), "not applicable: no readable audio")
         rates = Counter(i.samplerate for i in infos.values())
@@ -104,7 +105,7 @@ class AudioLevelCheck:
 
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         s = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
-        infos = audio_infos(data)
+        infos = audio_infos(data, ctx)
         flagged: dict[str, list[str]] = {"clipping": [], "edge_silence": []}
         for record in data.records():
             info = infos.get(str(record.media))
@@ -133,7 +134,7 @@ class DurationCheck:
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         s = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
         window = float(data.extras.get(WINDOW_KEY, DEFAULT_WINDOW))
-        infos = audio_infos(data)
+        infos = audio_infos(data, ctx)
         lengths = {r.id: d for r in data.records() if (d := duration_of(r, infos)) is not None}
         if not lengths:
             return CheckResult(self.name, True, bool(s["gate"]), "not applicable: no readable audio")
@@ -173,7 +174,7 @@ class TranscriptCheck:
         from plugins.speech.tokens import tokenizer_for
 
         s = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
-        infos = audio_infos(data)
+        infos = audio_infos(data, ctx)
         labeled = [r for r in data.records() if r.label is not None]
         tok = tokenizer_for(None)
         flagged: dict[str, list[str]] = {"empty": [], "rate_outlier": [], "no_round_trip": []}

@@ -7,6 +7,7 @@ Augmentation draws from NumPy's global generator, which the engine seeds per ite
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -16,7 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from framework.data.records import Record
-from plugins.speech.audio import AudioStore
+from framework import LoadedSample
+from plugins.speech.audio import AudioStore, level_problem, load_audio, resample
 from plugins.speech.tokens import collate_tokens, encode, tokenizer_for
 
 
@@ -126,14 +128,61 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         record = self.records[i]
-        audio = self.store.get(record)
-        if self.augment is not None:
-            audio = self.augment(audio)
-        duration = min(audio.size, self.window) / 16000
         text = "" if record.label is None else str(record.label)
-        sequence, head = encode(text, self.language(i), duration=duration, timestamps=self.timestamps,
-                                num_languages=self.num_languages)
-        return {"audio": pad_or_trim(audio, self.window), "sequence": sequence, "prompt_length": head}
+        return utterance_item(self.store.get(record), text, self.language(i), self.window, self.augment,
+                              self.timestamps, self.num_languages)
+
+
+def utterance_item(audio: np.ndarray, text: str, language: str, window: int, augment: WaveAugment | None = None,
+                   timestamps: bool = False, num_languages: int = 99) -> dict[str, Any]:
+    """One training item from 16 kHz ``audio`` and its transcript: ``{"audio": (window,) float32,
+    "sequence": [...], "prompt_length": int}`` (augmented first when ``augment`` is given)."""
+    if augment is not None:
+        audio = augment(audio)
+    duration = min(audio.size, window) / 16000
+    sequence, head = encode(text, language, duration=duration, timestamps=timestamps, num_languages=num_languages)
+    return {"audio": pad_or_trim(audio, window), "sequence": sequence, "prompt_length": head}
+
+
+class UtteranceDecoder:
+    """Turns a shard sample (``KEY.wav``/``KEY.flac``... + ``KEY.txt`` transcript; ``KEY.json`` may
+    give ``language``) into a training item as :class:`SpeechDataset` makes it: the streamed
+    counterpart of that dataset (:func:`framework.train_stream`). Audio that fails to decode, is
+    silent or holds NaNs, and a sample without a transcript, raise: the stream quarantines it.
+
+    Args:
+        window: Samples per item (the model's window).
+        default_language: ``modality.language``, for samples without a ``language``.
+        normalize_mode: ``modality.audio.normalize``.
+        loudness_dbfs: ``modality.audio.loudness_dbfs``.
+        augment: Waveform augmentation (draws from NumPy's generator, which the stream seeds per item).
+        timestamps: Put timestamp tokens in the sequences.
+        num_languages: The vocabulary's language count (99 or 100).
+    """
+
+    def __init__(self, window: int, default_language: str, normalize_mode: str = "peak", loudness_dbfs: float = -20.0,
+                 augment: WaveAugment | None = None, timestamps: bool = False, num_languages: int = 99) -> None:
+        self.window, self.default_language = window, default_language
+        self.normalize_mode, self.loudness_dbfs = normalize_mode, loudness_dbfs
+        self.augment, self.timestamps, self.num_languages = augment, timestamps, num_languages
+        # The tokenizer and the resampler take seconds to load on first use: used once here, in the
+        # training process, the loader workers forked from it each epoch start with them loaded.
+        encode("", default_language, duration=0.0, timestamps=timestamps, num_languages=num_languages)
+        resample(np.zeros(800, np.float32), 8000)
+
+    def __call__(self, sample: LoadedSample) -> dict[str, Any]:
+        ext, data = sample.media("audio")
+        where = f"{sample.shard}:{sample.key}.{ext}"
+        text = sample.label(audio=True)
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}: no transcript (KEY.txt, or 'text' in KEY.json)")
+        audio, info = load_audio(io.BytesIO(data), self.normalize_mode, self.loudness_dbfs)
+        problem = level_problem(info, where)
+        if problem is not None:
+            raise ValueError(f"{problem[0]}: {problem[1]}")
+        language = str(sample.json().get("language") or self.default_language)
+        return utterance_item(audio, text.strip(), language, self.window, self.augment, self.timestamps,
+                              self.num_languages)
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
 from plugins.speech.dataset import DurationBuckets, SpeechDataset, collate, collate_bucket
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def train_asr(
     engine: "Engine",
     task: nn.Module,
-    train_set: SpeechDataset,
+    train_set: SpeechDataset | IterableDataset,
     val_set: SpeechDataset | None = None,
     *,
     eval_batch_size: int = 32,
@@ -33,7 +33,8 @@ def train_asr(
     Args:
         engine: The run's engine (step budget, schedule and validation cadence come from it).
         task: A :class:`~plugins.speech.task.SpeechRecognitionTask`.
-        train_set: Utterances with their decoder sequences (augmented as configured).
+        train_set: Utterances with their decoder sequences (augmented as configured): a
+            :class:`SpeechDataset`, or a shard stream of the same items (:func:`framework.train_stream`).
         val_set: Utterances for validation loss and token accuracy; ``None`` skips validation.
         eval_batch_size: Batch size of validation.
         bucket_by_duration: Batches of similar-duration utterances (shuffled as whole batches).

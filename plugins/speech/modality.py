@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from torch import nn
 
+from framework import split_shards, train_stream
 from framework.data.records import DataBundle, Quarantined, Record
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
@@ -25,7 +26,7 @@ from plugins.speech import evaluate as speech_eval
 from plugins.speech.audio import AudioStore
 from plugins.speech.checks import AUDIO_INFO_KEY, WINDOW_KEY
 from plugins.speech.config import SpeechConfig, SpeechModelConfig
-from plugins.speech.dataset import SpeechDataset, WaveAugment, check_languages, record_language
+from plugins.speech.dataset import SpeechDataset, UtteranceDecoder, WaveAugment, check_languages, record_language
 from plugins.speech.langid import check_eval_language
 from plugins.speech.export import SERVING_INFO, export_model, serving_info
 from plugins.speech.features import SpecAugment
@@ -156,6 +157,8 @@ class SpeechModality(Modality[SpeechConfig, SpeechModelConfig]):
         fill_durations(bundle, store)
         bundle.extras[AUDIO_INFO_KEY] = store.info
         bundle.extras[WINDOW_KEY] = window
+        if split_shards(bundle, "train"):  # streamed by train: its probed audio is not kept
+            store.release(bundle.records("train"))
         ctx.stash[STORE_KEY] = store
         rates = Counter(info.samplerate for info in store.info.values())
         log.info("decoded %d audio files to 16 kHz mono (source rates %s), %.1f MB cached; %d long recordings "
@@ -196,14 +199,28 @@ class SpeechModality(Modality[SpeechConfig, SpeechModelConfig]):
 
     def train(self, ctx: Ctx, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
         """Teacher forcing on ``train`` (SpecAugment and waveform augmentation as configured),
-        validating on ``val`` (loss, token accuracy, and WER when ``modality.val_wer_every``)."""
+        validating on ``val`` (loss, token accuracy, and WER when ``modality.val_wer_every``).
+
+        A train split read from tar shards is streamed (:func:`framework.train_stream`): each
+        loader worker decodes its samples as it hands them out, so no utterance is held for the
+        whole epoch; ``modality.bucket_by_duration`` needs the whole split and is refused there."""
         cfg = ctx.modality
         aug = cfg.augment
         augment = WaveAugment(tuple(aug.speed), aug.speed_prob, tuple(aug.noise_snr_db), aug.noise_prob)
-        train_records = _labeled(data.records("train"))
-        if not train_records:
-            raise FrameworkError("the train split has no transcribed utterances (check data.train)")
-        train_set = self._dataset(ctx, task, train_records, augment)
+        stream = train_stream(ctx, data, UtteranceDecoder(
+            task.window, cfg.language, cfg.audio.normalize, cfg.audio.loudness_dbfs, augment, task.timestamps,
+            task.num_languages))
+        train_set: Any
+        if stream is not None:
+            if cfg.bucket_by_duration:
+                raise FrameworkError("modality.bucket_by_duration sorts the whole train split by duration, but "
+                                     "data.train names tar shards, which are streamed; set modality.bucket_by_duration=false")
+            train_set = stream
+        else:
+            train_records = _labeled(data.records("train"))
+            if not train_records:
+                raise FrameworkError("the train split has no transcribed utterances (check data.train)")
+            train_set = self._dataset(ctx, task, train_records, augment)
         val_records = _labeled(data.records("val"))
         val_set = self._dataset(ctx, task, val_records) if val_records else None
         wer_fn = None

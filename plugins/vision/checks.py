@@ -18,11 +18,12 @@ from typing import Any, ClassVar, Mapping
 from PIL import Image
 
 from framework.data.checks import CheckContext, CheckResult, Finding, check_settings
-from framework import open_media
+from framework import media_infos, open_media
 from framework.data.records import DataBundle
 from framework.media.images import ImageInfo
 
 IMAGE_INFO_KEY = "image_info"  # DataBundle.extras key: media path -> ImageInfo, filled by load_data
+HEADER_INFO_KEY = "image_info.headers"  # DataBundle.extras: media path -> ImageInfo the audit read from headers
 
 # What each Pillow mode means, for findings a person reads.
 MODE_NAMES = {
@@ -40,23 +41,23 @@ MODE_NAMES = {
 }
 
 
-def image_infos(data: DataBundle) -> dict[str, ImageInfo]:
-    """Mode and size of every record's image: from decoding when the vision plugin loaded the
-    bundle, else read from the file headers (no pixel decoding)."""
-    known: Mapping[str, ImageInfo] = data.extras.get(IMAGE_INFO_KEY, {})
-    out: dict[str, ImageInfo] = {}
-    for record in data.records():
-        if record.media is None:
-            continue
-        info = known.get(str(record.media))
-        if info is None:
-            try:
-                with Image.open(open_media(record.media)) as img:
-                    info = ImageInfo(img.mode, img.width, img.height, img.format)
-            except Exception:  # unreadable files are the cleanliness gate's findings
-                continue
-        out[record.id] = info
-    return out
+def header_info(path: str) -> ImageInfo | None:
+    """Mode and size from an image's header (no pixel decoding); ``None`` for an unreadable file
+    (the cleanliness gate's finding). Module-level, so it runs on the audit's pool."""
+    try:
+        with Image.open(open_media(path)) as img:
+            return ImageInfo(img.mode, img.width, img.height, img.format)
+    except Exception:  # Pillow raises many types for bad files
+        return None
+
+
+def image_infos(data: DataBundle, ctx: CheckContext | None = None) -> dict[str, ImageInfo]:
+    """Mode and size of every record's image, by record id: from decoding when the vision plugin
+    loaded the bundle, else read from the file headers (no pixel decoding) on the audit's pool
+    (``ctx.pool``; in process without a context), once per bundle for every check."""
+    by_path = media_infos(data, header_info, cache_key=HEADER_INFO_KEY, known=data.extras.get(IMAGE_INFO_KEY),
+                          pool=ctx.pool if ctx is not None else None)
+    return {r.id: by_path[str(r.media)] for r in data.records() if r.media is not None and str(r.media) in by_path}
 
 
 def _gate(settings: Mapping[str, Any]) -> bool:
@@ -75,7 +76,7 @@ class ImageModeCheck:
 
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         settings = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
-        infos = image_infos(data)
+        infos = image_infos(data, ctx)
         if not infos:
             return CheckResult(self.name, True, _gate(settings), "not applicable: no readable images")
         modes = Counter(info.mode for info in infos.values())
@@ -121,7 +122,7 @@ class ResolutionCheck:
 
     def run(self, data: DataBundle, ctx: CheckContext) -> CheckResult:
         s = check_settings(f"data.gates.plugins.{self.name}", ctx.settings, self.defaults)
-        infos = image_infos(data)
+        infos = image_infos(data, ctx)
         if not infos:
             return CheckResult(self.name, True, _gate(s), "not applicable: no readable images")
         median_side = statistics.median(max(i.width, i.height) for i in infos.values())

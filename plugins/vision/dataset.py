@@ -1,4 +1,6 @@
-"""The map-style dataset the engine's loader reads: decoded pixels, a transform pipeline, a target."""
+"""What the engine's loader reads: the map-style :class:`ImageDataset` (decoded pixels, a transform
+pipeline, a target) and, for a train split of tar shards, :class:`ClassDecoder`, which turns each
+streamed sample into the same item."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ import torch
 from torch.utils.data import Dataset
 
 from framework.data.records import Record
+from framework.data.shards import LoadedSample
 from framework.media.augment import apply
-from framework.media.images import ImageStore
+from framework.media.images import ImageStore, SampleImages
 
 if TYPE_CHECKING:
     import albumentations as A
@@ -77,3 +80,36 @@ class ImageDataset(Dataset):
             pixels = apply(self.pipeline, pixels)
         image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))  # (3, H, W)
         return {"image": image, "target": torch.tensor(self.target(record), dtype=torch.long)}
+
+
+class ClassDecoder:
+    """Turns a shard sample (``KEY.jpg``/``KEY.png``... + ``KEY.cls`` class name, or ``KEY.json``
+    with ``label``) into ``{"image": (3, H, W) uint8, "target": int64}``, as :class:`ImageDataset`
+    makes it: the streamed counterpart of that dataset (:func:`framework.train_stream`). A sample
+    without a label or with a class the model was not built for raises (the stream quarantines it).
+
+    Args:
+        size: The model's ``(height, width)``.
+        resize: The size policy (``modality.resize``).
+        classes: The model's class names.
+        pipeline: Transforms applied to each ``(H, W, 3)`` image, or ``None``.
+    """
+
+    def __init__(self, size: tuple[int, int], resize: str, classes: Sequence[str],
+                 pipeline: A.Compose | None = None) -> None:
+        self.images = SampleImages(size, resize, pipeline)
+        self.index = {name: i for i, name in enumerate(classes)}
+
+    def reseed(self, seed: int) -> None:
+        """Seed the pipeline's generators; the stream calls it before each item."""
+        self.images.reseed(seed)
+
+    def __call__(self, sample: LoadedSample) -> dict[str, Any]:
+        label = sample.label(audio=False)
+        if label is None:
+            raise ValueError("no class label (write KEY.cls, or 'label' in KEY.json)")
+        target = self.index.get(str(label))
+        if target is None:
+            raise ValueError(f"class {label!r} is not one of the model's {len(self.index)} classes "
+                             f"({', '.join(list(self.index)[:5])}{', ...' if len(self.index) > 5 else ''})")
+        return {"image": self.images(sample), "target": torch.tensor(target, dtype=torch.long)}

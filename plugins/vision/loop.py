@@ -31,7 +31,8 @@ def train_classifier(
     Args:
         engine: The run's engine (step budget, schedule and validation cadence come from it).
         task: An :class:`~plugins.vision.task.ImageClassificationTask`.
-        train_set: Items ``{"image": (3, H, W) uint8, "target": int64}``, augmented.
+        train_set: Items ``{"image": (3, H, W) uint8, "target": int64}``, augmented: a map-style
+            dataset, or a shard stream of the same items (:func:`framework.train_stream`).
         val_set: Items of the same shape, not augmented; ``None`` skips validation.
         eval_batch_size: Batch size of validation.
         channels_last: Channels-last weights (CUDA convolutions).

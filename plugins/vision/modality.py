@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from torch import nn
 
+from framework import split_shards, train_stream
 from framework.data.records import DataBundle, Record
 from framework.errors import FrameworkError
 from framework.evaluation.types import EvalReport, Predictions
@@ -24,7 +25,7 @@ from plugins.vision import evaluate as vision_eval
 from framework.media.augment import build_pipeline
 from plugins.vision.checks import IMAGE_INFO_KEY
 from plugins.vision.config import VisionConfig, VisionModelConfig
-from plugins.vision.dataset import ImageDataset
+from plugins.vision.dataset import ClassDecoder, ImageDataset
 from plugins.vision.export import SERVING_INFO, export_model, serving_info
 from framework.media.images import ImageStore
 from plugins.vision.loop import train_classifier
@@ -74,6 +75,8 @@ class VisionModality(Modality[VisionConfig, VisionModelConfig]):
         bundle = load_bundle(data_cfg, decoder_check=probe, label_type="class",
                              split_defaults=split_defaults(CONF_FILE))
         bundle.extras[IMAGE_INFO_KEY] = store.info
+        if split_shards(bundle, "train"):  # streamed by train: its probed pixels are not kept
+            store.release(bundle.records("train"))
         ctx.stash[STORE_KEY] = store
         modes = Counter(info.mode for info in store.info.values())
         log.info("decoded %d images to RGB %s (%s; source modes %s), %.1f MB cached",
@@ -115,12 +118,18 @@ class VisionModality(Modality[VisionConfig, VisionModelConfig]):
     # --- training ----------------------------------------------------------------------------
 
     def train(self, ctx: Ctx, engine: "Engine", task: nn.Module, data: DataBundle) -> None:
-        """Train on ``train`` with ``modality.augment``, validating on ``val`` (loss and accuracy)."""
+        """Train on ``train`` with ``modality.augment``, validating on ``val`` (loss and accuracy).
+
+        A train split read from tar shards is streamed (:func:`framework.train_stream`): each loader
+        worker decodes its samples as it hands them out, nothing is cached for the epoch."""
         cfg = ctx.modality
         store = self._store(ctx, task.spec.size)
         augment = build_pipeline(cfg.augment, task.spec.size, "modality.augment")
         plain = build_pipeline(cfg.eval_augment, task.spec.size, "modality.eval_augment")
-        train_set = ImageDataset(_labeled(data.records("train")), store, task.classes, augment)
+        stream = train_stream(ctx, data, ClassDecoder(task.spec.size, cfg.resize, task.classes, augment))
+        train_set = stream if stream is not None else ImageDataset(_labeled(data.records("train")), store,
+                                                                   task.classes, augment)
+        items = sum(stream.counts) if stream is not None else len(train_set)
         val_records = _labeled(data.records("val"))
         val_set = ImageDataset(val_records, store, task.classes, plain) if val_records else None
         batch_size = engine.cfg.batch_size
@@ -129,7 +138,7 @@ class VisionModality(Modality[VisionConfig, VisionModelConfig]):
             eval_batch_size=cfg.eval_batch_size,
             channels_last=cfg.channels_last and engine.device.type == "cuda",
             # timm's Mixup pairs each item with its mirror in the batch, so batches must be even.
-            drop_last=task.mixup is not None and len(train_set) > batch_size,
+            drop_last=task.mixup is not None and items > batch_size,
         )
 
     # --- prediction and evaluation -----------------------------------------------------------

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,6 +14,7 @@ from framework.data.loading import load_bundle
 from framework.data.parallel import AuditConfig, ItemPool, resolve_workers
 from framework.data.shards import ShardWriter
 from framework.errors import FrameworkError
+from shard_checks import audit_outcome
 
 
 def jpeg(seed: int) -> bytes:
@@ -41,15 +40,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DataConfig]:
     return root, cfg
 
 
-def outcome(report: AuditReport) -> list[Any]:
-    """Everything the audit decided, less its timings."""
-    rows = []
-    for r in report.results:
-        measured = {k: v for k, v in r.measured.items() if k != "seconds"}
-        rows.append((r.name, r.passed, measured, [(f.kind, f.items, f.detail) for f in r.findings]))
-    return rows
-
-
 def audit(corpus: tuple[Path, DataConfig], name: str, pool: ItemPool) -> AuditReport:
     root, cfg = corpus
     return run_audit(load_bundle(cfg, label_type="none"), cfg, modality="alignment", out_dir=root / name, pool=pool)
@@ -61,7 +51,7 @@ def test_process_pool_gives_the_single_process_audit(corpus: tuple[Path, DataCon
     clean = serial.result("cleanliness").measured
     assert (clean["exact_duplicates"], clean["leaked"], clean["corrupt"]) == (1, 1, 1)
     pooled = audit(corpus, "pooled", ItemPool(AuditConfig(workers=2, chunk_size=4, min_items=0)))
-    assert outcome(pooled) == outcome(serial)
+    assert audit_outcome(pooled) == audit_outcome(serial)
 
 
 @pytest.mark.slow
@@ -70,7 +60,7 @@ def test_dask_cluster_gives_the_single_process_audit(corpus: tuple[Path, DataCon
     serial = audit(corpus, "serial_d", ItemPool(AuditConfig(workers=1)))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         pool = ItemPool(AuditConfig(engine="dask", address=cluster.scheduler_address, chunk_size=8))
-        assert outcome(audit(corpus, "dask", pool)) == outcome(serial)
+        assert audit_outcome(audit(corpus, "dask", pool)) == audit_outcome(serial)
         assert "run_chunk" in cluster.scheduler.task_prefixes  # the chunks ran as the cluster's tasks
 
 

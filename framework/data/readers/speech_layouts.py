@@ -30,6 +30,7 @@ from framework.data.readers._common import Collector, ReadOptions
 from framework.data.readers.images_layouts import is_audio_metadata_folder, read_metadata_folder
 from framework.data.readers.layouts import describe, not_a_layout, walk_files
 from framework.data.records import Quarantined, Record
+from framework.data.shards import is_shard_spec, read_shards
 from framework.data.textio import read_lines
 
 log = logging.getLogger(__name__)
@@ -335,14 +336,16 @@ def _detectors() -> list[tuple[str, Any, Any]]:
 
 
 def speech_layout(path: Path) -> str:
-    """The speech layout of ``path``: the first speech detector that matches, else ``nemo_audio``
-    for a ``.jsonl`` manifest.
+    """The speech layout of ``path``: ``shards`` for tar shards (audio members with transcripts),
+    else the first speech detector that matches, else ``nemo_audio`` for a ``.jsonl`` manifest.
 
     Raises:
         DataError: when ``path`` is none of the speech layouts, naming what it holds and the
             layouts read.
     """
     path = Path(path)
+    if is_shard_spec(path):
+        return "shards"
     for name, _, detect in _detectors():
         if detect(path):
             return name
@@ -360,6 +363,7 @@ def read_speech(path: Path, opts: ReadOptions) -> tuple[list[Record], list[Quara
     name = speech_layout(path)
     log.info("data.%s: reading %s as %s (data.format=auto; set data.format to choose)", opts.split, path, name)
     readers = {n: reader for n, reader, _ in speech_layout_readers()[1:]}
+    readers["shards"] = read_shards
     return (readers.get(name) or read_nemo_audio)(path, opts)
 
 
