@@ -29,6 +29,8 @@ _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACE = re.compile(r"\s+")
 AUDIO_SEGMENTS, AUDIO_BANDS = 8, 8  # 8 x 8 = 64 bits
 AUDIO_N_FFT = 512
+# What fingerprint() imports on its first call; a process pool imports them once, before forking workers.
+DECODER_MODULES = ("PIL.Image", "imagehash", "scipy.fftpack", "soundfile")
 
 
 @dataclass
