@@ -1,10 +1,10 @@
 """Imported by the audit pool's forkserver, once: imports the main script there, so that the
 workers forked from it find it imported instead of each running it again.
 
-``multiprocessing`` means ``set_forkserver_preload(["__main__"])`` to do this, but up to Python
-3.13.7 the forkserver never receives the script's path (CPython gh-126631, gh-137996) and every
-worker re-runs the script's imports; nor, up to 3.12, does it get the parent's ``sys.path``
-(gh-117378), without which a script importing its neighbours fails there.
+``multiprocessing`` means ``set_forkserver_preload(["__main__"])`` to do this, but in Python 3.11,
+3.12 and early 3.13 releases the forkserver never receives the script's path (CPython gh-126631,
+gh-137996) and every worker re-runs the script's imports; nor, in older releases, does it get the
+parent's ``sys.path`` (gh-117378), without which a script importing its neighbours fails there.
 :func:`framework.data.parallel.ItemPool.map` starts the forkserver with the path and the parent's
 ``sys.path`` in ``FRAMEWORK_FORKSERVER_MAIN`` and ``FRAMEWORK_FORKSERVER_SYS_PATH``; this module
 takes them out of the environment (the workers, and what they start, do not see them) and imports
