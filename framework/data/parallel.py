@@ -8,8 +8,10 @@ after it. Only the per-item work is distributed: its results come back in item o
 duplicate search, the split-leak check and every gate run on them in the calling process, so the
 audit's results do not depend on where the items were fingerprinted.
 
-Work goes out in chunks of ``audit.chunk_size`` consecutive items; readers list items in file
-order, so a chunk's items mostly sit in one tar shard, whose member index each worker keeps.
+Work goes out in chunks of up to ``audit.chunk_size`` consecutive items, smaller where that gives
+every worker at least eight (items differ in cost, and the last chunks should not leave cores
+idle for long); readers list items in file order, so a chunk's items mostly sit in one tar shard,
+whose member index each worker keeps.
 
 Worker start-up is paid once per process, not once per worker: the pool's workers are forked
 from a ``forkserver`` that has imported, once, the main script, the mapped function's module and
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 ENGINES = ("processes", "dask")
+CHUNKS_PER_WORKER = 8
 
 
 @dataclass
@@ -50,7 +54,8 @@ class AuditConfig:
             ``cluster`` extra: ``pip install 'framework[cluster]'``).
         address: A running Dask scheduler (``tcp://host:8786``); every worker must see the data
             at the same paths (a shared filesystem).
-        chunk_size: Items per task sent to a worker.
+        chunk_size: Items per task sent to a worker, at most: fewer where that leaves a worker
+            under eight tasks (:meth:`ItemPool.chunk_for`).
         min_items: Fewer items than this stay in the calling process (starting worker processes
             costs a second or two, more than a small audit's whole per-item work).
     """
@@ -157,16 +162,24 @@ class ItemPool:
             return f"dask ({self.cfg.address or f'local cluster of {self.workers} processes'})"
         return "in process" if self.workers == 1 else f"{self.workers} processes"
 
+    def chunk_for(self, n: int) -> int:
+        """Items per task for ``n`` items: ``audit.chunk_size``, or fewer so that every worker gets
+        at least :data:`CHUNKS_PER_WORKER` tasks. Items differ in cost (a 1024 px photo decodes
+        sixteen times slower than a 256 px one); with a few large chunks per worker, the last ones
+        leave the other cores idle."""
+        return max(1, min(int(self.cfg.chunk_size), math.ceil(n / (self.workers * CHUNKS_PER_WORKER))))
+
     def map(self, fn: Callable[[T], R], items: Sequence[T], preload: Sequence[str] = ()) -> list[R]:
         """``[fn(item) for item in items]``, computed where the config says; ``fn`` and the items
         must pickle (a module-level function and plain data). ``preload`` names modules ``fn``
         imports on its first call (decoders), for the process pool's forkserver to import once."""
         items = list(items)
         size = int(self.cfg.chunk_size)
+        if self.cfg.engine != "dask" and (self.workers == 1 or len(items) < max(int(self.cfg.min_items), size + 1)):
+            return [fn(item) for item in items]
+        size = self.chunk_for(len(items))
         if self.cfg.engine == "dask":
             return self._dask(fn, items, size)
-        if self.workers == 1 or len(items) < max(int(self.cfg.min_items), size + 1):
-            return [fn(item) for item in items]
         # forkserver: workers start from a clean interpreter, not from a copy of a process that may
         # hold threads (torch's) or locks; what they import is imported once, then forked.
         context = _process_context([getattr(fn, "__module__", "") or "framework", *preload])

@@ -112,3 +112,10 @@ def test_workers_do_not_rerun_the_main_script(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(tmp_path / "script.py"), str(log)], check=True, env=env, timeout=300)
     names = [line.split()[0] for line in log.read_text().splitlines()]
     assert names == ["__main__", "__mp_main__"]  # the script, then the forkserver once; no worker ran it
+
+
+def test_chunks_leave_every_worker_several_tasks() -> None:
+    pool = ItemPool(AuditConfig(workers=4, chunk_size=64))
+    assert pool.chunk_for(100_000) == 64  # many items: the configured size
+    assert pool.chunk_for(1000) == 32  # 1000 / (4 workers x 8 tasks), rounded up
+    assert pool.chunk_for(3) == 1
