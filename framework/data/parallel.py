@@ -123,7 +123,8 @@ def _process_context(preload: Sequence[str]) -> Any:
     context = multiprocessing.get_context("forkserver")
     # The main script first, so workers forked from the server find it imported instead of each
     # running it again (see framework/data/_forkserver_main.py); a -m entry point is never re-run.
-    context.set_forkserver_preload(["__main__", "framework.data._forkserver_main", *dict.fromkeys(m for m in preload if m)])
+    context.set_forkserver_preload(["__main__", "framework.data._forkserver_main", "threadpoolctl",  # for _one_thread_each
+                                    *dict.fromkeys(m for m in preload if m)])
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None)
     if main_file and getattr(getattr(main, "__spec__", None), "name", None) is None:  # a script, not -m
