@@ -133,7 +133,8 @@ def _json_ratios(script: str, extra: list[str]) -> Callable[[Path], Sample]:
 
 def _audit_scaling(tmp: Path) -> Sample:
     sizes = ["10000", "50000", "100000"]
-    _, out = _run([sys.executable, str(ROOT / "bench" / "audit_scaling.py"), "--sizes", *sizes, "--search-sizes"],
+    _, out = _run([sys.executable, str(ROOT / "bench" / "audit_scaling.py"), "--sizes", *sizes, "--search-sizes",
+                   "--workers", "1", "--peer", "none"],
                   tmp, 7200)
     sample = {}
     for line in out.splitlines():

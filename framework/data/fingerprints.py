@@ -29,6 +29,9 @@ _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACE = re.compile(r"\s+")
 AUDIO_SEGMENTS, AUDIO_BANDS = 8, 8  # 8 x 8 = 64 bits
 AUDIO_N_FFT = 512
+PHASH_SIDE = 32  # imagehash.phash: hash_size 8 x highfreq_factor 4
+# What fingerprint() imports on its first call; a process pool imports them once, before forking workers.
+DECODER_MODULES = ("PIL.Image", "imagehash", "scipy.fftpack", "soundfile")
 
 
 @dataclass
@@ -76,8 +79,12 @@ def image_hash(path: Path | IO[bytes]) -> tuple[int, dict[str, Any]]:
     from PIL import Image
 
     with Image.open(open_media(path) if isinstance(path, (str, Path)) else path) as img:
-        img.load()
         meta = {"mode": img.mode, "format": img.format, "size": list(img.size)}
+        # pHash reads a 32 x 32 grey image: a JPEG decodes straight to grey at 1/2 to 1/8 scale in
+        # the DCT (every block is still read, so a truncated file still fails), three to five times
+        # faster than a full colour decode for a photo. Other formats ignore the draft.
+        img.draft("L", (PHASH_SIDE * 2, PHASH_SIDE * 2))
+        img.load()
         bits = imagehash.phash(img).hash.reshape(-1)  # 64 booleans, most significant first
         return int.from_bytes(np.packbits(bits).tobytes(), "big"), meta  # int(str(hash), 16), without the hex string
 

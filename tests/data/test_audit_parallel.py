@@ -70,3 +70,42 @@ def test_workers_setting_is_checked() -> None:
         resolve_workers("many")
     with pytest.raises(FrameworkError, match="audit.engine"):
         ItemPool(AuditConfig(engine="spark"))
+
+
+SCRIPT = '''
+import os, sys
+import neighbour  # beside the script: the forkserver needs the script's sys.path to import it
+with open(sys.argv[1] if __name__ == "__main__" else os.environ["IMPORTS_LOG"], "a") as log:
+    log.write(f"{__name__} {os.getpid()}\\n")
+from framework.data.fingerprints import normalise_text
+from framework.data.parallel import AuditConfig, ItemPool
+
+if __name__ == "__main__":
+    pool = ItemPool(AuditConfig(workers=2, chunk_size=1, min_items=0))
+    for _ in range(2):  # two maps: two sets of workers, forked from one forkserver
+        assert pool.map(normalise_text, ["A, b!"] * 6) == ["a b"] * 6
+'''
+
+
+@pytest.mark.slow  # starts a Python process and a forkserver
+def test_workers_do_not_rerun_the_main_script(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "script.py").write_text(SCRIPT)
+    (tmp_path / "neighbour.py").write_text("")
+    log = tmp_path / "imports.log"
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+           "IMPORTS_LOG": str(log)}
+    subprocess.run([sys.executable, str(tmp_path / "script.py"), str(log)], check=True, env=env, timeout=300)
+    names = [line.split()[0] for line in log.read_text().splitlines()]
+    assert names == ["__main__", "__mp_main__"]  # the script, then the forkserver once; no worker ran it
+
+
+def test_chunks_leave_every_worker_several_tasks() -> None:
+    pool = ItemPool(AuditConfig(workers=4, chunk_size=64))
+    assert pool.chunk_for(100_000) == 64  # many items: the configured size
+    assert pool.chunk_for(1000) == 32  # 1000 / (4 workers x 8 tasks), rounded up
+    assert pool.chunk_for(3) == 1

@@ -104,3 +104,23 @@ def test_rows_without_media_or_text_are_compared_by_their_fields(tmp_path: Path)
     assert not result.passed
     assert result.measured["leaked"] == 1  # row d repeats train row c's features
     assert result.measured["exact_duplicates"] >= 1  # rows a and b
+
+
+def test_jpeg_phash_from_the_reduced_decode_still_finds_copies_and_truncation() -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from framework.data.fingerprints import image_hash
+
+    rng = np.random.default_rng(0)
+    grid = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).resize((800, 600), Image.BICUBIC)
+    original, smaller = io.BytesIO(), io.BytesIO()
+    grid.save(original, "JPEG", quality=90)
+    grid.resize((640, 480), Image.BILINEAR).save(smaller, "JPEG", quality=75)
+    (a, meta), (b, _) = image_hash(io.BytesIO(original.getvalue())), image_hash(io.BytesIO(smaller.getvalue()))
+    assert meta == {"mode": "RGB", "format": "JPEG", "size": [800, 600]}  # the file's, not the reduced decode's
+    assert bin(a ^ b).count("1") <= 4  # a near copy at the audit's default radius
+    with pytest.raises(OSError, match="truncated"):
+        image_hash(io.BytesIO(original.getvalue()[: len(original.getvalue()) // 2]))

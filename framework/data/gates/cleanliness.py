@@ -16,7 +16,7 @@ from scipy.sparse.csgraph import connected_components
 
 from framework.data.checks import CheckContext, CheckResult, Finding
 from framework.data.dedup import exact_groups, near_groups
-from framework.data.fingerprints import Fingerprint, fingerprint
+from framework.data.fingerprints import DECODER_MODULES, Fingerprint, fingerprint
 from framework.data.gates._base import at_most, gate_settings, override
 from framework.data.parallel import ItemPool
 from framework.data.records import DataBundle, Record
@@ -29,7 +29,7 @@ def fingerprint_all(records: list[Record], pool: ItemPool | None = None) -> list
     """Fingerprints of every record, in order: on ``pool`` (the audit's processes or Dask
     cluster), else in this process with a progress bar on a terminal."""
     if pool is not None and (pool.cfg.engine != "processes" or (pool.workers > 1 and len(records) >= pool.cfg.min_items)):
-        return pool.map(fingerprint, records)
+        return pool.map(fingerprint, records, preload=DECODER_MODULES)
     from tqdm.auto import tqdm
 
     return [fingerprint(r) for r in tqdm(records, desc="fingerprinting", unit="item", disable=None, leave=False)]
