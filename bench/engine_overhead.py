@@ -18,15 +18,16 @@ loop without its logging: it never reads a value back to the host, so the GPU qu
 inside a turn. The engine side is the engine as a user runs it (``Engine.steps``/``backward``, its
 default ``log_every``), including its one host read per step (the non-finite check).
 
-The two loops train side by side in one process and take turns every ``--chunk`` steps (the first
-turn alternates between repetitions), each turn timed on its own: a burst from another process
-then lands on both loops within milliseconds, instead of on whichever loop held the machine for
-that whole repetition. A repetition's time ratio is the engine's summed turn time over the plain
+Both loops are built once (one compilation each) and train side by side in one process, taking
+turns every ``--chunk`` steps, each turn timed on its own: a burst from another process then lands
+on both loops within milliseconds, instead of on whichever loop held the machine for a whole
+repetition. After ``--warmup`` untimed steps (compilation included), each loop runs one untimed
+turn inside :class:`common.TrainingMemory`: the memory that turn adds on top of what both loops
+already hold (activations, gradients; on CUDA the allocator's peak, on a CPU the sampled resident
+set). Then come ``--repeats`` repetitions of ``--steps`` steps per loop, the plain loop's turn
+first in even ones. A repetition's time ratio is the engine's summed turn time over the plain
 loop's; the figure is the median of the repetitions' ratios, printed with their min-max; the
-throughput ratio (engine/plain, > 1 = the engine is faster) is its inverse. Warm-up steps (and
-compilation) are excluded. After the warm-up each loop runs one untimed turn inside
-:class:`common.TrainingMemory`: the memory that turn adds on top of what both loops already hold
-(activations, gradients; on CUDA the allocator's peak, on a CPU the sampled resident set).
+throughput ratio (engine/plain, > 1 = the engine is faster) is its inverse.
 
 On CUDA the bench also prints the model FLOP utilisation (MFU) of both loops: achieved FLOP/s over
 the bf16 matmul peak measured in the same run (``torch.matmul`` of two 8192 x 8192 bf16 matrices
@@ -93,10 +94,10 @@ class GPT2Task(nn.Module):
         super().__init__()
         from transformers import GPT2Config, GPT2LMHeadModel
 
-        end = shape["vocab_size"] - 1  # GPT-2's end-of-text id is the last one
+        end = shape["vocab_size"] - 1  # any id inside the vocabulary: nothing is generated
         config = GPT2Config(**shape, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False,
-                            bos_token_id=end, eos_token_id=end)
-        config._attn_implementation = "sdpa"  # fused attention, as nanoGPT's flash path
+                            bos_token_id=end, eos_token_id=end,
+                            attn_implementation="sdpa")  # fused attention, as nanoGPT's flash path
         self.lm = GPT2LMHeadModel(config)
         self.shape = shape
 
@@ -125,7 +126,7 @@ class Workload:
 
 def workload(args: argparse.Namespace, device: torch.device) -> Workload:
     """The model and batches ``--model`` names, at the sizes of ``args``."""
-    n, b = args.steps + args.warmup + args.chunk, args.batch_size  # + one untimed memory turn
+    n, b = args.warmup + args.chunk + args.repeats * args.steps, args.batch_size  # chunk: the memory turn
     gen = torch.Generator().manual_seed(0)
     if args.model == "mlp":
         batches = [(torch.randn(b, 64, generator=gen).to(device),  # (B, 64)
@@ -207,44 +208,52 @@ def engine_loop(work: Workload, precision: str, compile: bool, run_dir: Path) ->
 
 @dataclass
 class Repetition:
-    """One repetition's timed seconds and items per loop, and the memory of its untimed turn."""
+    """One repetition's timed seconds and items per loop."""
 
     seconds: dict[str, float]
     items: dict[str, int]
-    memory_mib: dict[str, float]
 
 
-def interleaved(work: Workload, args: argparse.Namespace, run_dir: Path, plain_first: bool) -> Repetition:
-    """Run both loops to the end in turns of ``args.chunk`` steps: ``args.warmup`` untimed steps
-    each, one untimed turn each inside :class:`TrainingMemory`, then timed turns."""
+def interleaved(work: Workload, args: argparse.Namespace, run_dir: Path) -> tuple[dict[str, float], list[Repetition]]:
+    """Train both loops side by side in turns of ``args.chunk`` steps: ``args.warmup`` untimed
+    steps each, one untimed turn each inside :class:`TrainingMemory`, then ``args.repeats``
+    repetitions of ``args.steps`` timed steps each (the plain loop goes first in even ones).
+
+    Returns:
+        The memory (MiB) each loop's untimed turn added, and the repetitions.
+    """
     device = work.batches[0][0].device
     loops = {"plain": plain_loop(work, args.precision, args.compile),
              "engine": engine_loop(work, args.precision, args.compile, run_dir)}
-    order = ["plain", "engine"] if plain_first else ["engine", "plain"]
-    rep = Repetition({name: 0.0 for name in order}, {name: 0 for name in order}, {})
     for _ in range(args.warmup):
-        for name in order:
-            next(loops[name])
-    for name in order:
-        with TrainingMemory(device) as memory:
+        for loop in loops.values():
+            next(loop)
+    memory = {}
+    for name, loop in loops.items():
+        with TrainingMemory(device) as meter:
             for _ in range(args.chunk):
-                next(loops[name])
-        rep.memory_mib[name] = memory.peak_mib
-    remaining = args.steps
-    while remaining > 0:
-        n = min(args.chunk, remaining)
-        for name in order:
-            _sync(device)
-            start = time.perf_counter()
-            items = sum(next(loops[name]) for _ in range(n))
-            _sync(device)
-            rep.seconds[name] += time.perf_counter() - start
-            rep.items[name] += items
-        remaining -= n
+                next(loop)
+        memory[name] = meter.peak_mib
+    reps = []
+    for i in range(args.repeats):
+        order = ["plain", "engine"] if i % 2 == 0 else ["engine", "plain"]
+        rep = Repetition({name: 0.0 for name in order}, {name: 0 for name in order})
+        remaining = args.steps
+        while remaining > 0:
+            n = min(args.chunk, remaining)
+            for name in order:
+                _sync(device)
+                start = time.perf_counter()
+                items = sum(next(loops[name]) for _ in range(n))
+                _sync(device)
+                rep.seconds[name] += time.perf_counter() - start
+                rep.items[name] += items
+            remaining -= n
+        reps.append(rep)
     for loop in loops.values():  # let the engine close (it restores the signal handlers)
         for _ in loop:
             pass
-    return rep
+    return memory, reps
 
 
 def _sync(device: torch.device) -> None:
@@ -274,7 +283,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="autocast on both sides (auto: bf16 on a CUDA device that has it, else fp32)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model on both sides")
-    parser.add_argument("--repeats", type=int, default=11, help="repetitions (each trains both loops afresh)")
+    parser.add_argument("--repeats", type=int, default=11, help="timed repetitions of --steps steps per loop")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps per loop before the timed turns")
     parser.add_argument("--chunk", type=int, default=10, help="steps per turn of each loop")
     parser.add_argument("--smoke", action="store_true",
@@ -293,13 +302,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = resolve_device(args.device)
     args.precision = resolve_precision(args.precision, device)
     work = workload(args, device)
-    reps = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.repeats):
-            reps.append(interleaved(work, args, Path(tmp) / f"rep{i}", plain_first=i % 2 == 0))
+        memory, reps = interleaved(work, args, Path(tmp))
     time_ratios = sorted(r.seconds["engine"] / r.seconds["plain"] for r in reps)
     rate = {name: statistics.median(r.items[name] / r.seconds[name] for r in reps) for name in ("plain", "engine")}
-    memory = {name: max(r.memory_mib[name] for r in reps) for name in ("plain", "engine")}
     time_ratio = statistics.median(time_ratios)
     figures: dict[str, Any] = {
         "bench": "engine_overhead", "model": args.model, "workload": work.describe, "device": str(device),

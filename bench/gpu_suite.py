@@ -98,15 +98,16 @@ class Entry:
 
 
 GPT2 = ("--model", "gpt2-124m", "--precision", "bf16")
-GPT2_SIZES = ("--batch-size", "16", "--seq-len", "1024", "--steps", "20", "--warmup", "5", "--chunk", "10")
+GPT2_SIZES = ("--batch-size", "16", "--seq-len", "1024", "--steps", "20", "--warmup", "5", "--chunk", "10",
+              "--repeats", "3")
 LLAMA_1B = ("--model", "random:llama-1b", "--precision", "bf16")
 VISION = ("--image-size", "224", "--batch-size", "256", "--precision", "bf16", "--channels-last",
           "--workers", str(WORKERS), "--steps", "10")
 
 ENTRIES: tuple[Entry, ...] = (
-    Entry("engine_gpt2", "engine_overhead.py", GPT2, GPT2_SIZES + ("--repeats", "3"), 45,
+    Entry("engine_gpt2", "engine_overhead.py", GPT2, GPT2_SIZES, 45,
           note="MFU vs measured bf16 peak; engine/plain time target <= 1.05"),
-    Entry("engine_gpt2_compile", "engine_overhead.py", GPT2, ("--compile",) + GPT2_SIZES + ("--repeats", "2"), 90,
+    Entry("engine_gpt2_compile", "engine_overhead.py", GPT2, ("--compile",) + GPT2_SIZES, 90,
           note="torch.compile on both sides"),
     Entry("text_sft_lora", "text_throughput.py", ("--method", "sft"),
           LLAMA_1B + ("--seq-len", "2048", "--batch-size", "8", "--steps", "5"), 75, peers=("trl",)),
@@ -171,7 +172,8 @@ def run_entry(entry: Entry, out: Path, smoke: bool) -> dict[str, Any]:
                             "(pip install -r bench/gpu_requirements.txt)")
         return result
     timeout = SMOKE_TIMEOUT_S if smoke else entry.timeout_s
-    log = out / f"{entry.name}.log"
+    log, json_path = out / f"{entry.name}.log", out / f"{entry.name}.json"
+    json_path.unlink(missing_ok=True)  # a figure from an earlier run in this folder is not this run's
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     start = time.perf_counter()
@@ -186,7 +188,6 @@ def run_entry(entry: Entry, out: Path, smoke: bool) -> dict[str, Any]:
             proc.wait()
             result["status"] = f"timeout ({timeout} s)"
     result.update(seconds=round(time.perf_counter() - start, 1), log=log.name)
-    json_path = out / f"{entry.name}.json"
     if json_path.exists():
         result["json"] = json_path.name
         result["figures"] = measured(json.loads(json_path.read_text()))
