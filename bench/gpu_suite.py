@@ -102,31 +102,31 @@ GPT2_SIZES = ("--batch-size", "16", "--seq-len", "1024", "--steps", "20", "--war
               "--repeats", "3")
 LLAMA_1B = ("--model", "random:llama-1b", "--precision", "bf16")
 VISION = ("--image-size", "224", "--batch-size", "256", "--precision", "bf16", "--channels-last",
-          "--workers", str(WORKERS), "--steps", "10")
+          "--workers", str(WORKERS), "--steps", "5", "--rounds", "1")
 
 ENTRIES: tuple[Entry, ...] = (
-    Entry("engine_gpt2", "engine_overhead.py", GPT2, GPT2_SIZES, 45,
+    Entry("engine_gpt2", "engine_overhead.py", GPT2, GPT2_SIZES, 40,
           note="MFU vs measured bf16 peak; engine/plain time target <= 1.05"),
-    Entry("engine_gpt2_compile", "engine_overhead.py", GPT2, ("--compile",) + GPT2_SIZES, 90,
+    Entry("engine_gpt2_compile", "engine_overhead.py", GPT2, ("--compile",) + GPT2_SIZES, 80,
           note="torch.compile on both sides"),
     Entry("text_sft_lora", "text_throughput.py", ("--method", "sft"),
-          LLAMA_1B + ("--seq-len", "2048", "--batch-size", "8", "--steps", "5"), 75, peers=("trl",)),
+          LLAMA_1B + ("--seq-len", "2048", "--batch-size", "8", "--steps", "5"), 70, peers=("trl",)),
     Entry("text_full_finetune", "text_throughput.py", ("--method", "sft", "--full-finetune"),
           LLAMA_1B + ("--seq-len", "2048", "--batch-size", "8", "--steps", "5"), 60, peers=("trl",),
           note="target: MFU >= 40%", flops_per_token=llama_flops_per_token(2048)),
     Entry("text_dpo", "text_throughput.py", ("--method", "dpo"),
-          LLAMA_1B + ("--seq-len", "1024", "--batch-size", "8", "--steps", "5"), 55, peers=("trl",)),
-    Entry("vision_resnet50", "vision_throughput.py", (), ("--model", "resnet50") + VISION, 45, peers=("timm",)),
-    Entry("vision_vit_small", "vision_throughput.py", (), ("--model", "vit_small_patch16_224") + VISION, 40,
+          LLAMA_1B + ("--seq-len", "1024", "--batch-size", "8", "--steps", "5"), 50, peers=("trl",)),
+    Entry("vision_resnet50", "vision_throughput.py", (), ("--model", "resnet50") + VISION, 55, peers=("timm",)),
+    Entry("vision_vit_small", "vision_throughput.py", (), ("--model", "vit_small_patch16_224") + VISION, 50,
           peers=("timm",)),
     Entry("jpeg_loader_ceiling", "loader_ceiling.py", (),
           ("--workers", "0", "4", "8", "14", "--batch-size", "256", "--image-size", "224"), 30,
           note="images/s per loader worker count"),
     Entry("alignment_vit_b_32", "alignment_throughput.py", (),
-          ("--model", "vit-b-32", "--batch-size", "512", "--precision", "bf16", "--steps", "10"), 40,
+          ("--model", "vit-b-32", "--batch-size", "512", "--precision", "bf16", "--steps", "5", "--rounds", "1"), 45,
           peers=("open_clip",)),
     Entry("speech_small", "speech_throughput.py", (),
-          ("--model", "random:small", "--batch-size", "32", "--precision", "bf16", "--steps", "5"), 50,
+          ("--model", "random:small", "--batch-size", "32", "--precision", "bf16", "--steps", "3"), 50,
           peers=("transformers",), note="30 s audio windows"),
 )
 
