@@ -107,12 +107,12 @@ VISION = ("--image-size", "224", "--batch-size", "256", "--precision", "bf16", "
 ENTRIES: tuple[Entry, ...] = (
     Entry("engine_gpt2", "engine_overhead.py", GPT2, GPT2_SIZES, 40,
           note="MFU vs measured bf16 peak; engine/plain time target <= 1.05"),
-    Entry("engine_gpt2_compile", "engine_overhead.py", GPT2, ("--compile",) + GPT2_SIZES, 80,
+    Entry("engine_gpt2_compile", "engine_overhead.py", GPT2, ("--compile",) + GPT2_SIZES, 95,
           note="torch.compile on both sides"),
     Entry("text_sft_lora", "text_throughput.py", ("--method", "sft"),
-          LLAMA_1B + ("--seq-len", "2048", "--batch-size", "8", "--steps", "5"), 70, peers=("trl",)),
+          LLAMA_1B + ("--seq-len", "2048", "--batch-size", "8", "--steps", "5"), 65, peers=("trl",)),
     Entry("text_full_finetune", "text_throughput.py", ("--method", "sft", "--full-finetune"),
-          LLAMA_1B + ("--seq-len", "2048", "--batch-size", "8", "--steps", "5"), 60, peers=("trl",),
+          LLAMA_1B + ("--seq-len", "2048", "--batch-size", "8", "--steps", "5"), 55, peers=("trl",),
           note="target: MFU >= 40%", flops_per_token=llama_flops_per_token(2048)),
     Entry("text_dpo", "text_throughput.py", ("--method", "dpo"),
           LLAMA_1B + ("--seq-len", "1024", "--batch-size", "8", "--steps", "5"), 50, peers=("trl",)),
@@ -126,7 +126,7 @@ ENTRIES: tuple[Entry, ...] = (
           ("--model", "vit-b-32", "--batch-size", "512", "--precision", "bf16", "--steps", "5", "--rounds", "1"), 45,
           peers=("open_clip",)),
     Entry("speech_small", "speech_throughput.py", (),
-          ("--model", "random:small", "--batch-size", "32", "--precision", "bf16", "--steps", "3"), 50,
+          ("--model", "random:small", "--batch-size", "32", "--precision", "bf16", "--steps", "3"), 45,
           peers=("transformers",), note="30 s audio windows"),
 )
 
