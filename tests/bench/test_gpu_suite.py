@@ -176,8 +176,9 @@ def test_the_engine_entries_and_the_loader_ceiling_run_at_smoke_size(tmp_path: P
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # minutes on a quiet two-core machine; a busy one may need many more
 def test_the_whole_suite_runs_at_smoke_size(tmp_path: Path) -> None:
-    assert_finite_or_peer_skipped(run_suite(tmp_path))
+    assert_finite_or_peer_skipped(run_suite(tmp_path, timeout=1800))
 
 
 @pytest.mark.slow
