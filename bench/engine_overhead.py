@@ -132,8 +132,8 @@ def workload(args: argparse.Namespace, device: torch.device) -> Workload:
         batches = [(torch.randn(b, 64, generator=gen).to(device),  # (B, 64)
                     torch.randint(0, 10, (b,), generator=gen).to(device)) for _ in range(n)]  # (B,)
         params = sum(p.numel() for p in MLPTask().parameters())
-        return Workload(MLPTask, batches, b, "examples/s", 6.0 * params, f"6 * N (N = {params:,} parameters) per example",
-                        "MLP 64-256-256-10")
+        return Workload(MLPTask, batches, b, "examples/s", 6.0 * params,
+                        f"6 * N (N = {params:,} parameters) per example", "MLP 64-256-256-10")
     shape = GPT2_SMOKE if args.smoke else GPT2_124M
     seq = min(args.seq_len, shape["n_positions"])
     tokens = [torch.randint(0, shape["vocab_size"], (b, seq + 1), generator=gen) for _ in range(n)]

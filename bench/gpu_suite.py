@@ -5,8 +5,8 @@
 timeouts add up to :data:`BUDGET_S`. A timeout or a failure is recorded, not fatal: the suite goes
 on with the next entry. An entry whose peer package is not installed is recorded as
 ``skipped: ...`` without running. At the end it writes ``DIR/summary.json`` (per entry: status,
-seconds, command, log file, the measured figures of its JSON) and prints a table; each entry's
-output is in ``DIR/NAME.log``.
+wall and CPU seconds, command, log file, the measured figures of its JSON) and prints a table;
+each entry's output is in ``DIR/NAME.log``.
 
 The entries: the engine against a nanoGPT loop on GPT-2 124M in bf16, eager and compiled, with
 MFU; text LoRA SFT of ``random:llama-1b`` at 2048 tokens against TRL's SFTTrainer; its full
@@ -44,6 +44,7 @@ import json
 import math
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -176,7 +177,7 @@ def run_entry(entry: Entry, out: Path, smoke: bool) -> dict[str, Any]:
     json_path.unlink(missing_ok=True)  # a figure from an earlier run in this folder is not this run's
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu_s()
     with log.open("w") as sink:
         # A session of its own, so that a timeout ends its loader workers and trainer processes too.
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
@@ -187,20 +188,29 @@ def run_entry(entry: Entry, out: Path, smoke: bool) -> dict[str, Any]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             result["status"] = f"timeout ({timeout} s)"
-    result.update(seconds=round(time.perf_counter() - start, 1), log=log.name)
+    # CPU seconds beside wall seconds: on a busy machine the wall clock says little of the entry's cost.
+    result.update(seconds=round(time.perf_counter() - start, 1), cpu_s=round(_children_cpu_s() - cpu, 1),
+                  log=log.name)
     if json_path.exists():
         result["json"] = json_path.name
         result["figures"] = measured(json.loads(json_path.read_text()))
     return result
 
 
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def table(summary: dict[str, dict[str, Any]]) -> str:
-    """The summary as a fixed-width table: entry, status, seconds, headline figures, note."""
-    rows = [("entry", "status", "s", "figures", "note")]
+    """The summary as a fixed-width table: entry, status, wall (CPU) seconds, figures, note."""
+    rows = [("entry", "status", "s (cpu s)", "figures", "note")]
     for name, r in summary.items():
         figures = r.get("figures", {})
         shown = ", ".join(f"{k}={v:.3g}" for k, v in list(figures.items())[:6])
-        rows.append((name, r["status"], str(r.get("seconds", "")), shown, r.get("note", "")))
+        seconds = f"{r['seconds']} ({r['cpu_s']})" if "seconds" in r else ""
+        rows.append((name, r["status"], seconds, shown, r.get("note", "")))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows)
 

@@ -70,8 +70,10 @@ def test_the_gpu_sizes_are_the_ones_asked_for() -> None:
     for name, seq in (("text_sft_lora", "2048"), ("text_full_finetune", "2048"), ("text_dpo", "1024")):
         cmd = gpu_command(name)
         assert flags(cmd, "--model") == ["random:llama-1b"] and flags(cmd, "--seq-len") == [seq]
-    assert flags(gpu_command("text_dpo"), "--method") == ["dpo"] and flags(gpu_command("text_dpo"), "--batch-size") == ["8"]
-    assert "--full-finetune" in gpu_command("text_full_finetune") and "--full-finetune" not in gpu_command("text_sft_lora")
+    dpo = gpu_command("text_dpo")
+    assert flags(dpo, "--method") == ["dpo"] and flags(dpo, "--batch-size") == ["8"]
+    assert "--full-finetune" in gpu_command("text_full_finetune")
+    assert "--full-finetune" not in gpu_command("text_sft_lora")
     for name, model in (("vision_resnet50", "resnet50"), ("vision_vit_small", "vit_small_patch16_224")):
         cmd = gpu_command(name)
         assert flags(cmd, "--model") == [model] and "--channels-last" in cmd
@@ -131,7 +133,8 @@ def test_a_missing_peer_is_skipped_with_the_reason(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_timeout_is_recorded_and_ends_the_whole_process_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_timeout_is_recorded_and_ends_the_whole_process_group(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     marker = tmp_path / "child_alive"
     child = f"import time; time.sleep(3); open({str(marker)!r}, 'w')"
     parent = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(60)"
