@@ -1,8 +1,8 @@
 """The JPEG loader ceiling: images/s the vision plugin's input pipeline delivers, with no model.
 
 A training loop on images cannot go faster than its loader. This bench writes a folder of
-``--files`` JPEGs (``--image-size`` pixels square, quality 90, smooth random content, so they
-compress and decode as photos do rather than as noise), then reads ``--batch-size`` batches of
+``--files`` JPEGs (``--image-size`` pixels square: ``audit_data.photo``'s photo-like images, which
+cost what a photo of their size costs to decode), then reads ``--batch-size`` batches of
 them through what the vision plugin trains on: the engine's loader
 (:func:`framework.training.data.make_dataloader`: seeded batches, pinned memory on CUDA), the
 plugin's :class:`plugins.vision.dataset.ImageDataset` over an uncached
@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from audit_data import write_photos
 from common import apply_threads, write_json
 from omegaconf import OmegaConf
-from PIL import Image
 
 from framework.data.records import Record
 from framework.media.augment import build_pipeline
@@ -41,19 +40,6 @@ from plugins.vision.dataset import ImageDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 VISION_YAML = ROOT / "plugins" / "vision" / "conf" / "modality" / "vision.yaml"
-
-
-def write_jpegs(folder: Path, count: int, size: int, seed: int = 0) -> list[Path]:
-    """``count`` JPEGs of ``size`` x ``size`` pixels: upsampled random colour fields plus mild noise."""
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(count):
-        coarse = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((size, size), Image.BICUBIC)
-        pixels = np.asarray(coarse, dtype=np.int16) + rng.integers(-12, 13, (size, size, 3))  # (H, W, 3)
-        path = folder / f"{i:05d}.jpg"
-        Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(path, quality=90)
-        paths.append(path)
-    return paths
 
 
 def dataset(paths: list[Path], items: int, size: int) -> ImageDataset:
@@ -100,7 +86,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     threads = apply_threads(args.threads)
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_jpegs(Path(tmp), args.files, args.image_size)
+        paths = [Path(tmp) / f"{i:05d}.jpg" for i in range(args.files)]
+        write_photos(paths, seed=0, sides=(args.image_size, args.image_size))
         kib = sum(p.stat().st_size for p in paths) / len(paths) / 1024
         print(f"{args.files} JPEGs of {args.image_size} px ({kib:.0f} KiB each), batch {args.batch_size}, "
               f"shipped vision augmentation, device {device}, {os.cpu_count()} cores, torch_threads={threads}")
