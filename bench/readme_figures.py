@@ -15,7 +15,9 @@ Figures (``--figures``, default all but ``audit_scaling``, which writes 160k PNG
 * ``vision_throughput``: ``bench/vision_throughput.py``: the median of its paired ratios, per run.
 * ``alignment_run``, ``alignment_untrained``, ``alignment_throughput``: the same for the
   alignment modality (recall@1 both ways per split; the misalignment audit's suspected rate), the
-  untrained model on the same data, and the throughput ratio.
+  untrained model on the same data, and the throughput ratio against a plain loop (tiny towers).
+* ``alignment_vs_open_clip``: ``bench/alignment_throughput.py`` (needs the ``bench`` extra):
+  plugin / open_clip pairs/s on the same CLIP shape.
 * ``speech_run``: ``python -m framework +modality=speech``: wall time, WER overall, per language,
   on code-switched utterances and at switch points, per split.
 * ``speech_untrained``: the same data scored by the untrained model (``stages=[evaluate]``: the
@@ -166,8 +168,11 @@ FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
     "alignment_untrained": ("`python -m framework +modality=alignment stages=[evaluate]` (the starting weights: "
                             "the untrained dual encoder, the reference)",
                             _framework_run("alignment", ("stages=[evaluate]",))),
-    "alignment_throughput": ("`bench/alignment_throughput.py`: plugin pairs/s / plain torch loop",
-                             _ratio_of("alignment_throughput.py", [], r"ratio plugin/plain: ([0-9.]+)")),
+    "alignment_throughput": ("`bench/alignment_throughput.py --model tiny`: plugin pairs/s / plain torch loop",
+                             _ratio_of("alignment_throughput.py", ["--model", "tiny"], r"ratio plugin/plain: ([0-9.]+)")),
+    "alignment_vs_open_clip": ("`bench/alignment_throughput.py` (needs the bench extra): plugin pairs/s / open_clip, "
+                               "same CLIP shape (clip-small)",
+                               _ratio_of("alignment_throughput.py", [], r"ratio plugin/open_clip: ([0-9.]+)")),
     "speech_run": ("`python -m framework +modality=speech` (audit, train, evaluate with robustness, export)",
                    _framework_run("speech")),
     "speech_untrained": ("`python -m framework +modality=speech stages=[evaluate]` (the starting weights: the "

@@ -124,9 +124,15 @@ class TextTowerConfig:
         tokenizer: Hub name or directory of the tokenizer; ``null`` uses ``name``'s own, or the
             tokenizer the project ships (``plugins/alignment/tokenizer``) when ``name`` is null. A
             tokenizer whose vocabulary does not fit the encoder's embedding table is an error.
-        config: ``transformers.BertConfig`` arguments of the encoder built when ``name`` is null
-            (``vocab_size`` comes from the tokenizer).
-        pooling: ``cls`` (the first token) or ``mean`` (mean of the non-padding tokens).
+        architecture: The transformers model type built from ``config`` when ``name`` is null:
+            ``bert`` (bidirectional), ``clip_text_model`` (CLIP's causal text transformer; pool
+            it with ``last``), or any other encoder type transformers knows.
+        config: Arguments of that architecture's config class (``transformers.BertConfig``,
+            ``CLIPTextConfig``...). ``vocab_size`` (at least the tokenizer's; larger pads the
+            table), the special token ids and ``max_position_embeddings`` default to the
+            tokenizer's and ``max(64, max_length)``.
+        pooling: ``cls`` (the first token), ``mean`` (mean of the non-padding tokens) or ``last``
+            (the last non-padding token: the end-of-text token, as CLIP pools).
         max_length: Captions are truncated (and padded) to this many tokens.
         lora: LoRA adapters on this tower.
         lr_scale: This tower's learning rate as a multiple of ``trainer.lr`` (see
@@ -135,6 +141,7 @@ class TextTowerConfig:
 
     name: Optional[str] = None
     tokenizer: Optional[str] = None
+    architecture: str = "bert"
     config: dict[str, Any] = field(default_factory=dict)
     pooling: str = "mean"
     max_length: int = 32

@@ -2,8 +2,9 @@
 
 * image tower: any timm model by name, as a feature extractor (``num_classes=0``); its input size
   and normalisation are the model's own (``timm.data.resolve_data_config``);
-* text tower: any transformers encoder by hub name or local directory, or (the default) a tiny
-  BERT-style encoder built from config with the tokenizer the project ships;
+* text tower: any transformers encoder by hub name or local directory, or one built from config
+  with random weights (``model.text.architecture``: a BERT by default, or e.g. CLIP's causal text
+  transformer, ``clip_text_model``) over the tokenizer the project ships;
 * or both from a transformers ``CLIPModel`` (``model.clip=NAME_OR_DIR``), with its projections,
   temperature, tokenizer and image normalisation.
 
@@ -53,13 +54,19 @@ class TimmImageEncoder(nn.Module):
         return self.model(images)  # (B, dim)
 
 
+#: How :class:`HFTextEncoder` pools token states: the first token, the mean of the non-padding
+#: tokens, or the last non-padding token (the end-of-text token of right-padded captions: CLIP's
+#: pooling, for a causal encoder whose earlier states have not seen the whole caption).
+POOLINGS = ("mean", "cls", "last")
+
+
 class HFTextEncoder(nn.Module):
-    """A transformers encoder's token states, pooled to one vector per text."""
+    """A transformers encoder's token states, pooled to one vector per text (:data:`POOLINGS`)."""
 
     def __init__(self, model: nn.Module, pooling: str = "mean") -> None:
         super().__init__()
-        if pooling not in ("mean", "cls"):
-            raise FrameworkError(f"model.text.pooling={pooling!r}: use mean or cls")
+        if pooling not in POOLINGS:
+            raise FrameworkError(f"model.text.pooling={pooling!r}: use one of {', '.join(POOLINGS)}")
         self.model = model
         self.pooling = pooling
         self.dim = int(model.config.hidden_size)
@@ -68,6 +75,9 @@ class HFTextEncoder(nn.Module):
         states = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
         if self.pooling == "cls":
             return states[:, 0]
+        if self.pooling == "last":
+            last = (attention_mask.sum(dim=1) - 1).clamp(min=0)  # (B,) right padding
+            return states[torch.arange(states.shape[0], device=states.device), last]  # (B, H)
         mask = attention_mask.unsqueeze(-1).to(states.dtype)  # (B, L, 1)
         return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (B, H)
 
@@ -157,14 +167,12 @@ def check_vocabulary(tokenizer: Any, model: nn.Module, what: str) -> None:
 def text_tower(cfg: Any, *, offline: bool = False) -> tuple[HFTextEncoder, Any]:
     """The transformers text tower of ``model.text`` and its tokenizer: ``model.text.tokenizer``,
     else the encoder's own, else (an encoder built from config) :data:`BUNDLED_TOKENIZER`."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     source = cfg.tokenizer or cfg.name or str(BUNDLED_TOKENIZER)
     tokenizer = _load("model.text.tokenizer", source, AutoTokenizer.from_pretrained)
     if cfg.name is None:
-        config = BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                            max_position_embeddings=max(64, int(cfg.max_length)), **dict(cfg.config or {}))
-        model = BertModel(config, add_pooling_layer=False)
+        model = encoder_from_config(cfg, tokenizer)
     elif offline:
         model = AutoModel.from_config(_load("model.text.name", cfg.name, AutoConfig.from_pretrained))
     else:
@@ -174,6 +182,36 @@ def text_tower(cfg: Any, *, offline: bool = False) -> tuple[HFTextEncoder, Any]:
     if cfg.lora.r > 0:
         model = with_lora(model, cfg.lora)
     return HFTextEncoder(model, cfg.pooling), tokenizer
+
+
+def encoder_from_config(cfg: Any, tokenizer: Any) -> nn.Module:
+    """The encoder of ``model.text.architecture`` (a transformers model type) built from
+    ``model.text.config``, with random weights.
+
+    The vocabulary, special token ids and position table come from the tokenizer and
+    ``model.text.max_length`` unless ``model.text.config`` gives them; a ``vocab_size`` smaller
+    than the tokenizer's is refused (its ids would fall off the table). A BERT is built without
+    its pooling layer, which no pooling here reads.
+    """
+    from transformers import AutoConfig, AutoModel, CONFIG_MAPPING
+
+    if cfg.architecture not in CONFIG_MAPPING:
+        close = [t for t in CONFIG_MAPPING.keys() if cfg.architecture.split("_")[0] in t][:10]
+        raise FrameworkError(f"model.text.architecture={cfg.architecture!r} is not a transformers model type. "
+                             f"Similar: {', '.join(close) or 'none'} (e.g. bert, clip_text_model, roberta)")
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    args = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id, "bos_token_id": bos,
+            "eos_token_id": eos, "max_position_embeddings": max(64, int(cfg.max_length)), **dict(cfg.config or {})}
+    if int(args["vocab_size"]) < len(tokenizer):
+        raise FrameworkError(f"model.text.config.vocab_size={args['vocab_size']} is smaller than the tokenizer's "
+                             f"{len(tokenizer)} tokens ({cfg.tokenizer or BUNDLED_TOKENIZER}); leave it out or raise it")
+    try:
+        config = AutoConfig.for_model(cfg.architecture, **args)
+    except (TypeError, ValueError) as exc:
+        raise FrameworkError(f"model.text.config {sorted(args)} does not make a {cfg.architecture} config: {exc}") from None
+    extra = {"add_pooling_layer": False} if cfg.architecture == "bert" else {}
+    return AutoModel.from_config(config, **extra)
 
 
 def with_lora(model: nn.Module, lora: Any) -> nn.Module:

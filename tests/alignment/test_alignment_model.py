@@ -63,6 +63,30 @@ def test_lora_on_missing_modules_is_a_clear_error() -> None:
         task_from_config(model_config(text={"lora": {"r": 4, "target_modules": ["q_proj_nowhere"]}}))
 
 
+def test_a_causal_clip_text_tower_from_config_pools_the_end_of_text_token() -> None:
+    task = task_from_config(model_config(text={"architecture": "clip_text_model", "pooling": "last",
+                                               "config": {"vocab_size": 500, "hidden_act": "gelu"}}))
+    encoder = task.text_encoder.model
+    assert type(encoder).__name__ == "CLIPTextModel" and encoder.get_input_embeddings().num_embeddings == 500
+    batch = task.tokenize(["a red circle", "top left: a blue square, large"])
+    last = batch["attention_mask"].sum(dim=1) - 1
+    with torch.no_grad():
+        states = encoder(**batch).last_hidden_state
+        pooled = task.text_encoder(batch["input_ids"], batch["attention_mask"])
+    assert int(batch["input_ids"][0, last[0]]) == task.tokenizer.sep_token_id  # the end-of-text token
+    assert torch.allclose(pooled, states[torch.arange(2), last])
+    assert task.encode_texts(["a red circle"]).shape == (1, 32)
+
+
+def test_text_towers_from_config_refuse_unknown_types_and_short_vocabularies() -> None:
+    with pytest.raises(FrameworkError, match="not a transformers model type"):
+        task_from_config(model_config(text={"architecture": "bertish_model"}))
+    with pytest.raises(FrameworkError, match="smaller than the tokenizer"):
+        task_from_config(model_config(text={"config": {"vocab_size": 10}}))
+    with pytest.raises(FrameworkError, match="pooling"):
+        task_from_config(model_config(text={"pooling": "max"}))
+
+
 def test_a_text_tower_by_local_directory_and_a_missing_one(tmp_path: Path) -> None:
     from transformers import BertConfig, BertModel
 
