@@ -3,8 +3,8 @@
 
 Both sides train the same model from the same weights: the plugin's Whisper is built from the
 config (``--model``), and the transformers model of the same dimensions gets its weights converted
-name by name (``plugins.speech.formats.whisper_to_hf_state``); each side prints a checksum of its
-starting weights and the run stops if they differ. ``--model``:
+name by name (``plugins.speech.formats.whisper_to_hf_state``); each side records a checksum of
+its starting weights and the bench stops if they differ. ``--model``:
 
 * ``tiny``: the shipped default (``model=whisper_tiny_scratch``: 3.2 s window, 7.7M parameters, 6.6M
   of them the 51,865-token embedding), random weights from its ``init_seed``;
@@ -42,7 +42,8 @@ optimizer steps follow as many untimed warm-up steps. Ours is timed by the engin
 included); the peer by a ``TrainerCallback`` taking the clock at the end of steps ``steps`` and
 ``2 * steps`` (after a CUDA synchronize). Training memory: :class:`bench.common.TrainingMemory`
 around the training call (ours: the modality's ``train``, from ``engine.setup`` to the final
-checkpoint; the peer: building the trainer and ``train()``), models built on the CPU before it.
+checkpoint; the peer: building the trainer, ``train()`` and ``save_model()``), models built on the
+CPU before it (so on a CPU the weights are not counted, on CUDA they are, on both sides).
 Ratios are ours/peer: throughput > 1 means ours is faster, memory < 1 means ours uses less.
 
 Usage::
@@ -238,7 +239,6 @@ def _peer_inputs(args: argparse.Namespace, corpus: Path, work: Path) -> tuple[An
     modality, ctx = prepared(run_overrides(args, corpus), work / "prepared")
     data = modality.load_data(ctx)  # type: ignore[attr-defined]
     ours = build_whisper(ctx.model)
-    checksum = weights_checksum(ours.state_dict())
     config = hf_config(ours)
     config.use_cache = False
     model = WhisperForConditionalGeneration(config)
@@ -246,6 +246,8 @@ def _peer_inputs(args: argparse.Namespace, corpus: Path, work: Path) -> tuple[An
     if unexpected or [k for k in missing if k != "proj_out.weight"]:
         raise SystemExit(f"weights do not convert: missing {missing}, unexpected {unexpected}")
     model.tie_weights()
+    # The converted weights themselves (the tied output projection once, as ours holds it).
+    checksum = weights_checksum({k: v for k, v in model.state_dict().items() if k != "proj_out.weight"})
     if ctx.model.finetune == "decoder":
         model.model.encoder.requires_grad_(False)
     elif ctx.model.finetune != "full":
@@ -307,6 +309,7 @@ def run_peer(args: argparse.Namespace, corpus: Path, work: Path, loss_positions_
         trainer = trainer_class(model=model, args=targs, train_dataset=dataset, data_collator=_collate,
                                 callbacks=[Clock()])
         out = trainer.train()
+        trainer.save_model(str(work / "peer" / "final"))  # ours writes its final checkpoint in the block too
     if set(clock) != {args.steps, 2 * args.steps}:
         raise SystemExit(f"the peer's clock saw steps {sorted(clock)}; expected {args.steps} and {2 * args.steps}")
     return {"utt_per_s": args.batch_size * args.steps / (clock[2 * args.steps] - clock[args.steps]),
@@ -396,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 print(f"round {r + 1} {side}: {runs[side][-1]['utt_per_s']:.3f} utt/s, "
                       f"{runs[side][-1]['memory_mib']:.0f} MiB", flush=True)
     checksums = {s: runs[s][0]["checksum"] for s in sides}
-    if len({round(c, 3) for c in checksums.values()}) != 1:
+    if not all(math.isclose(c, checksums["ours"], rel_tol=1e-9) for c in checksums.values()):
         raise SystemExit(f"the sides started from different weights: checksums {checksums}")
     first = runs["ours"][0]
     peer_info = runs["peer"][0]
@@ -408,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "peer": {"name": "transformers Seq2SeqTrainer", "version": peer_info["transformers"],
                  "optim": peer_info["optim"], "predict_with_generate": False, "report_to": "none",
                  "features": "WhisperFeatureExtractor, precomputed"},
-        "weights": "ours converted into the transformers model (equal checksums)",
+        "weights": "ours converted into the transformers model (equal checksums)", "weights_checksum": checksums["ours"],
         "load_average_before": load_before,
         "sides": {},
     }

@@ -38,10 +38,11 @@ def test_corpus_fills_transcripts_up_to_seq_len(bench, tmp_path: Path) -> None:
     assert len({r["audio_filepath"] for r in rows}) == 6
 
 
+@pytest.mark.timeout(1800)  # three fresh processes; a minute or two on a quiet machine, far more on a busy one
 def test_smoke_run_reports_finite_figures(tmp_path: Path) -> None:
     out = tmp_path / "speech.json"
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "speech_throughput.py"), "--smoke", "--json", str(out)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+                          capture_output=True, text=True, cwd=ROOT, timeout=1700)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "transformers Seq2SeqTrainer" in proc.stdout and "ratio ours/Seq2SeqTrainer" in proc.stdout
     figures = json.loads(out.read_text())
