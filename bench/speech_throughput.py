@@ -155,7 +155,8 @@ def write_corpus(dst: Path, utterances: int, seq_len: int) -> dict[str, Any]:
         lines.append(json.dumps({**row, "audio_filepath": name, "text": text}, ensure_ascii=False))
     (dst / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     shutil.copy(CORPUS / "datacard.yaml", dst / "datacard.yaml")
-    return {"utterances": utterances, "decoder_tokens_mean": statistics.mean(lengths), "decoder_tokens_max": max(lengths)}
+    return {"utterances": utterances, "decoder_tokens_mean": statistics.mean(lengths),
+            "decoder_tokens_max": max(lengths)}
 
 
 def weights_checksum(state: dict[str, torch.Tensor]) -> float:
@@ -411,7 +412,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "peer": {"name": "transformers Seq2SeqTrainer", "version": peer_info["transformers"],
                  "optim": peer_info["optim"], "predict_with_generate": False, "report_to": "none",
                  "features": "WhisperFeatureExtractor, precomputed"},
-        "weights": "ours converted into the transformers model (equal checksums)", "weights_checksum": checksums["ours"],
+        "weights": "ours converted into the transformers model (equal checksums)",
+        "weights_checksum": checksums["ours"],
         "load_average_before": load_before,
         "sides": {},
     }
