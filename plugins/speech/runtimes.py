@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from whisper.model import Whisper
+from whisper.model import ModelDimensions, Whisper
 
 from framework.errors import FrameworkError
 from plugins.speech.formats import whisper_to_hf_state
@@ -101,9 +101,22 @@ def hf_generation_config(model: Whisper) -> Any:
         prev_sot_token_id=tok.sot_prev, return_timestamps=False)
 
 
+def hf_feature_extractor(dims: ModelDimensions) -> Any:
+    """A transformers ``WhisperFeatureExtractor`` for the model's mel bins, padding to its window."""
+    from transformers import WhisperFeatureExtractor
+
+    seconds = window_seconds(dims)
+    extractor = WhisperFeatureExtractor(feature_size=dims.n_mels, chunk_length=30)
+    # A window other than 30 s (models built from dims): the extractor pads to n_samples.
+    extractor.chunk_length = seconds
+    extractor.n_samples = int(round(seconds * extractor.sampling_rate))
+    extractor.nb_max_frames = extractor.n_samples // extractor.hop_length
+    return extractor
+
+
 def export_transformers(model: Whisper, out_dir: Path) -> Path:
     """Write ``model`` as a transformers Whisper directory with processor files; returns ``out_dir``."""
-    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     out_dir = Path(out_dir)
     config = hf_config(model)
@@ -114,12 +127,7 @@ def export_transformers(model: Whisper, out_dir: Path) -> Path:
         raise FrameworkError(f"transformers export: missing {missing}, unexpected {unexpected}")
     hf_model.generation_config = hf_generation_config(model)
     hf_model.eval().save_pretrained(str(out_dir))
-    seconds = window_seconds(model.dims)
-    extractor = WhisperFeatureExtractor(feature_size=model.dims.n_mels, chunk_length=30)
-    # A window other than 30 s (models built from dims): the extractor pads to n_samples.
-    extractor.chunk_length = seconds
-    extractor.n_samples = int(round(seconds * extractor.sampling_rate))
-    extractor.nb_max_frames = extractor.n_samples // extractor.hop_length
+    extractor = hf_feature_extractor(model.dims)
     processor = WhisperProcessor(feature_extractor=extractor, tokenizer=hf_tokenizer(num_languages(model.dims)))
     processor.save_pretrained(str(out_dir))
     extractor.save_pretrained(str(out_dir))  # preprocessor_config.json too: faster-whisper reads it
