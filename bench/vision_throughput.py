@@ -283,6 +283,11 @@ def timm_loader_rate(s: Setup, args: argparse.Namespace) -> float:
     return timed_batches(timm_loader(s, args), args.steps, s.device, lambda b: b[1].shape[0])
 
 
+def _rate(value: float) -> str:
+    """Images/s with three significant figures below 100 (a CPU's ViT-S), one decimal above."""
+    return f"{value:.1f}" if value >= 100 else f"{value:.3g}"
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model=DEFAULT_MODEL, batch_size=16, steps=5)
@@ -350,7 +355,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
           f"threads={threads} channels_last={s.channels_last} images={files} from {s.root.name or s.root} "
           f"cache_mb={args.cache_mb} load={machine()['load_average']}")
     print(f"peer: {peer}")
-    print(result.summary("images/s", "timm", "ours/timm"))
+    for name, rates in (("ours (plugin on the engine)" if not args.loader_only else "ours (engine DataLoader)",
+                         result.plugin), ("timm", result.baseline)):
+        print(f"{name}: {_rate(statistics.median(rates))} images/s (median of {len(rates)}; "
+              f"{_rate(min(rates))}-{_rate(max(rates))})")
+    ratios = result.ratios
+    print(f"ratio ours/timm: {statistics.median(ratios):.3f} (median of {len(ratios)} paired rounds; "
+          f"min-max {min(ratios):.3f}-{max(ratios):.3f}; > 1: ours faster)")
     figures: dict[str, Any] = {
         "bench": "vision_throughput", "mode": "loader_only" if args.loader_only else "train",
         "model": args.model, "image_size": s.spec.size[0], "device": str(s.device), "precision": s.precision,
