@@ -175,6 +175,7 @@ def train_set(s: Setup) -> ImageDataset:
 
 
 def trainer_config(s: Setup, args: argparse.Namespace, steps: int) -> TrainerConfig:
+    """The engine's settings for ``steps`` steps: the timm side's batch, lr, decay, warm-up, clipping."""
     return TrainerConfig(max_steps=steps, batch_size=args.batch_size, lr=LR, weight_decay=WEIGHT_DECAY,
                          warmup_ratio=WARMUP_RATIO, clip_grad_norm=CLIP, device=str(s.device), precision=s.precision,
                          num_workers=args.workers, progress=False, log_every=args.steps, resume="never")
