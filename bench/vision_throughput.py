@@ -37,7 +37,8 @@ included (worker start-up and first-step costs fall in the untimed half): for th
 paired rounds (:func:`paired.run_rounds`, alternating order, same process, same threads); the
 figure is the median of the rounds' ratios ours/timm (> 1: ours faster). Training memory is
 :class:`common.TrainingMemory` around each side's training (on a CPU: the main process's resident
-set; DataLoader workers are other processes).
+set, after freed heap pages are handed back so the other side's earlier peak is not reused
+unseen; DataLoader workers are other processes).
 
 ``--loader-only`` times the data path alone (no model): images/s of ours (the engine's
 DataLoader over the plugin's ``ImageDataset``, batches moved to the device) and timm's
@@ -174,6 +175,20 @@ def train_set(s: Setup) -> ImageDataset:
                         task_classes, pipeline)
 
 
+def release_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so that a
+    side's resident-set growth (:class:`common.TrainingMemory` on a CPU) does not depend on what the
+    other side freed before it in this process; a no-op where there is no glibc."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def trainer_config(s: Setup, args: argparse.Namespace, steps: int) -> TrainerConfig:
     """The engine's settings for ``steps`` steps: the timm side's batch, lr, decay, warm-up, clipping."""
     return TrainerConfig(max_steps=steps, batch_size=args.batch_size, lr=LR, weight_decay=WEIGHT_DECAY,
@@ -185,6 +200,7 @@ def ours_train(s: Setup, args: argparse.Namespace, run_dir: Path) -> float:
     """Images/s of the plugin's loop on the engine over the second half of ``2 * steps`` steps."""
     task = s.modality.build_task(s.ctx, s.data)
     info = RunInfo(run_dir=run_dir, modality="vision", name="bench", config_yaml="")
+    release_freed_memory()
     with TrainingMemory(s.device) as memory:
         with Engine(trainer_config(s, args, 2 * args.steps), info, seed=0) as engine:
             train_classifier(engine, task, train_set(s), channels_last=s.channels_last)
@@ -222,6 +238,7 @@ def timm_train(s: Setup, args: argparse.Namespace) -> float:
                                        warmup_prefix=True, warmup_lr=0.0, step_on_epochs=False, updates_per_epoch=1)
     loss_fn = nn.CrossEntropyLoss()
     step, images, started, loss = 0, 0, 0.0, float("nan")
+    release_freed_memory()
     with TrainingMemory(s.device) as memory:
         while step < total:
             for inputs, target in loader:  # on the device, normalised by timm's prefetcher
