@@ -222,7 +222,13 @@ def make_dataloader(dataset: Dataset, *, batch_size: int, seed: int, rank: int =
                     drop_last: bool = False, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
     """A DataLoader over ``dataset`` with a :class:`ResumableSampler` (this rank's shard) and
     :class:`SeededDataset` fetches; see :meth:`framework.training.Engine.dataloader`. A
-    :class:`StreamDataset` is bound to this rank and the workers and splits, orders and seeds itself."""
+    :class:`StreamDataset` is bound to this rank and the workers and splits, orders and seeds itself.
+
+    The workers of a map-style loader persist across epochs (a new epoch does not start new
+    processes, which on a small data set costs as much as the epoch): the order comes from the
+    sampler in this process and each batch's seed from its keys, so nothing in a worker carries
+    over from one epoch to the next. A stream's workers are started per epoch, since its epoch
+    and resume position reach them only through a fresh copy of the dataset."""
     if isinstance(dataset, IterableDataset) and isinstance(dataset, StreamDataset):
         dataset.bind(batch_size=batch_size, rank=rank, world_size=world_size, num_workers=num_workers,
                      drop_last=drop_last, seed=seed)
@@ -231,7 +237,7 @@ def make_dataloader(dataset: Dataset, *, batch_size: int, seed: int, rank: int =
     sampler = ResumableSampler(dataset_length(dataset), seed, shuffle, rank, world_size, drop_last)
     return DataLoader(
         SeededDataset(dataset, seed), batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,
-        drop_last=drop_last, num_workers=num_workers, pin_memory=pin_memory,
+        drop_last=drop_last, num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0,
         # Its own generator, so creating an iterator never draws from the global torch RNG
         # (which would make a resumed run's dropout differ from an uninterrupted one).
         generator=torch.Generator().manual_seed(seed),

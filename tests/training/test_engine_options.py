@@ -39,6 +39,26 @@ def test_worker_processes_give_the_same_losses_as_the_main_process(tmp_path) -> 
     assert in_workers == in_process  # augmentation is a function of (seed, epoch, index), not of the worker
 
 
+class WorkerIds(torch.utils.data.Dataset):
+    """Items that say which process fetched them."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        import os
+
+        return {"pid": torch.tensor(os.getpid())}
+
+
+def test_a_map_style_loader_keeps_its_workers_from_one_epoch_to_the_next() -> None:
+    from framework.training.data import epoch_batches, make_dataloader
+
+    loader = make_dataloader(WorkerIds(), batch_size=2, seed=0, num_workers=2)
+    pids = [{int(p) for batch in epoch_batches(loader, epoch, 0) for p in batch["pid"]} for epoch in range(2)]
+    assert len(pids[0]) == 2 and pids[1] == pids[0]  # the same two processes fetched both epochs
+
+
 def test_reseed_hook_receives_one_seed_per_batch(tmp_path) -> None:  # type: ignore[no-untyped-def]
     first, second = ReseedRecorder(), ReseedRecorder()
     a = _losses(tmp_path, "a", first, max_steps=8, batch_size=4)

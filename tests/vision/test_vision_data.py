@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from framework.data.checks import CheckContext
 from plugins.vision.checks import ImageModeCheck, ResolutionCheck
-from framework.media.images import ImageStore, decode_image
+from framework.media.images import ImageStore, decode_image, draft_for
 from plugins.vision.modality import STORE_KEY, VisionModality
 from vision_fixtures import COLOURS, write_image
 
@@ -116,6 +116,49 @@ def test_resize_policies_reach_the_input_size_each_its_own_way(tmp_path, mode) -
     assert out.shape == (8, 24, 3) and (info.width, info.height) == (120, 30)
     left, right, top = out[2:6, 0].mean(), out[2:6, -1].mean(), out[0, 8:16].mean()
     assert (_tone(left), _tone(right), _tone(top)) == RESIZED[mode]
+
+
+def _photo(path: Path, width: int, height: int, orientation: int | None = None) -> Path:
+    """A smooth colour-field JPEG (a quarter of it white, to tell the corners apart)."""
+    rng = np.random.default_rng(0)
+    coarse = Image.fromarray(rng.integers(0, 256, (height // 50 + 2, width // 50 + 2, 3), dtype=np.uint8))
+    pixels = np.array(coarse.resize((width, height), Image.Resampling.BICUBIC))
+    pixels[: height // 2, : width // 2] = 255
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, quality=95, exif=exif)
+    return path
+
+
+def test_a_large_jpeg_decodes_at_a_reduced_scale_that_still_covers_the_target(tmp_path) -> None:
+    path = _photo(tmp_path / "big.jpg", 1000, 600)
+    with Image.open(path) as img:
+        draft_for(img, (224, 224))  # 600 // 224 = 2: half scale
+        assert img.size == (500, 300)
+    with Image.open(path) as img:
+        draft_for(img, (100, 60))  # 1000 // 100 = 10, 600 // 100 = 6: quarter scale (by the larger side)
+        assert img.size == (250, 150)
+    with Image.open(path) as img:
+        draft_for(img, (400, 400))  # under twice the target: full size, as without a draft
+        assert img.size == (1000, 600)
+    png = tmp_path / "big.png"
+    Image.open(path).save(png)
+    with Image.open(png) as img:
+        draft_for(img, (100, 60))  # not a JPEG: untouched
+        assert img.size == (1000, 600)
+
+
+@pytest.mark.parametrize("orientation", [None, 6])
+def test_a_drafted_jpeg_matches_the_full_decode_within_a_few_levels(tmp_path, orientation) -> None:
+    path = _photo(tmp_path / "big.jpg", 1200, 800, orientation)
+    out, info = decode_image(path, (224, 112), "stretch")
+    with Image.open(path) as img:  # the full-size decode, resized once
+        full = np.asarray(ImageOps.exif_transpose(img).convert("RGB").resize((112, 224), Image.Resampling.BICUBIC))
+    assert out.shape == (224, 112, 3) and (info.width, info.height) == (1200, 800)
+    assert np.abs(out.astype(int) - full.astype(int)).mean() < 3
+    white = out[:40, -30:] if orientation == 6 else out[:40, :30]  # rotated 90 degrees clockwise: top right
+    assert white.min() > 200
 
 
 def test_transparent_pixels_become_white(tmp_path) -> None:
