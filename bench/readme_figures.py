@@ -28,6 +28,8 @@ Figures (``--figures``, default all but ``audit_scaling``, which writes 160k PNG
   (``baseline/``) beside the trained one's.
 * ``text_throughput``: ``bench/text_throughput.py`` (needs the ``bench`` extra, TRL): throughput
   and peak-memory ratios against TRL's trainers.
+* ``audit_parallel``: ``bench/audit_parallel.py``: the audit's items/s and speed-up per worker count on
+  photo-sized JPEGs from a cold page cache.
 * ``audit_scaling``: ``bench/audit_scaling.py``: cleanliness-audit seconds per size.
 * ``tests``, ``tests_fast``: ``python -m pytest`` and ``python -m pytest -m "not slow"``: wall
   time and counts.
@@ -146,6 +148,18 @@ def _audit_scaling(tmp: Path) -> Sample:
     return sample
 
 
+def _audit_parallel(tmp: Path) -> Sample:
+    out_json = tmp / "audit_parallel.json"
+    _run([sys.executable, str(ROOT / "bench" / "audit_parallel.py"), "--items", "1000", "--json", str(out_json)],
+         tmp, 3600)
+    sample: Sample = {}
+    for row in json.loads(out_json.read_text())["rows"]:
+        w = row["workers"]
+        sample[f"w{w}_items_s"] = float(row["per_item_items_s"])
+        sample[f"w{w}_speedup"] = float(row["speedup"])
+    return sample
+
+
 def _test_suite(marker: list[str]) -> Callable[[Path], Sample]:
     def measure(tmp: Path) -> Sample:
         wall, out = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *marker], ROOT, 3600)
@@ -187,6 +201,8 @@ FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
                      _framework_run("text_dpo")),
     "text_throughput": ("`bench/text_throughput.py`: this plugin / TRL, throughput and peak memory",
                         _json_ratios("text_throughput.py", [])),
+    "audit_parallel": ("`bench/audit_parallel.py`: the audit's per-item work on 1000 photo-like 256-1024 px JPEGs, "
+                       "cold page cache, items/s and speed-up per worker count", _audit_parallel),
     "audit_scaling": ("`bench/audit_scaling.py`: cleanliness audit of 10k / 50k / 100k PNGs, seconds", _audit_scaling),
     "tests": ("`python -m pytest` (every test, slow ones included), wall seconds", _test_suite([])),
     "tests_fast": ("`python -m pytest -m \"not slow\"` (the fast subset), wall seconds", _test_suite(["-m", "not slow"])),
@@ -194,7 +210,8 @@ FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
 
 
 # Figures whose script needs an optional package: skipped, and said so, where it is missing.
-NEEDS = {"text_throughput": ("trl", 'pip install -e ".[bench]"')}
+NEEDS = {"text_throughput": ("trl", 'pip install -e ".[bench]"'),
+         "alignment_vs_open_clip": ("open_clip", 'pip install -e ".[bench]"')}
 
 
 def machine() -> str:
