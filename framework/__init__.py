@@ -89,6 +89,13 @@ _LAZY = {
     "ServingFile": "framework.serving",
     "find_serving_file": "framework.serving",
     "export_onnx": "framework.serving",
+    # released weights by hub name, on machines that may have no network
+    "load_cached_first": "framework.hub",
+    "NO_ADAPTER_LOOKUP": "framework.hub",
+    "hub_reachable": "framework.hub",
+    "timm_weights_reachable": "framework.hub",
+    "offline_timm_message": "framework.hub",
+    "RELEASED_WEIGHTS": "framework.hub",
     # files and config
     "atomic_write_text": "framework.atomic",
     "jsonable": "framework.json_values",

@@ -105,21 +105,28 @@ def write_calibration(export_dir: Path, temperature: float) -> Path:
 ONNX_TOLERANCE = 1e-4
 
 
-def export_onnx(module: Any, example: tuple[Any, ...], check: tuple[Any, ...], path: Path, *,
-                input_names: list[str], output_name: str, tolerance: float = ONNX_TOLERANCE) -> float:
-    """Export ``module`` (CPU, eval) to ONNX with a dynamic batch axis and check it in onnxruntime.
+def export_onnx(module: Any, example: tuple[Any, ...], check: tuple[Any, ...] | list[tuple[Any, ...]], path: Path,
+                *, input_names: list[str], output_name: str, tolerance: float = ONNX_TOLERANCE,
+                dynamic: dict[str, dict[int, str]] | None = None) -> float:
+    """Export ``module`` (CPU) to ONNX with a dynamic batch axis and check it in onnxruntime.
+
+    ``module`` is put in eval mode first and stays there: ``torch.onnx.export`` restores the mode
+    it found on the module it is given into every submodule, so a wrapper left in training mode
+    would switch dropout back on in the towers it wraps.
 
     Args:
         module: Maps the tensors of ``example`` to one tensor.
         example: Inputs the export traces (batch first).
-        check: Inputs of another batch size both runtimes score, to prove the batch axis dynamic.
+        check: Inputs of another batch size (and, for ``dynamic`` axes, other lengths) both
+            runtimes score, to prove those axes dynamic; one tuple of inputs or a list of them.
         path: The ``.onnx`` file to write.
         input_names: One name per input (what a deployer feeds).
         output_name: The output's name.
         tolerance: The largest absolute difference accepted (:data:`ONNX_TOLERANCE`).
+        dynamic: Further dynamic axes besides the batch, by input name (``{"input_ids": {1: "sequence"}}``).
 
     Returns:
-        The largest absolute difference measured on ``check``.
+        The largest absolute difference measured over ``check``.
 
     Raises:
         FrameworkError: ``onnx``/``onnxruntime`` missing (the ``real`` extra), or the export
@@ -133,14 +140,17 @@ def export_onnx(module: Any, example: tuple[Any, ...], check: tuple[Any, ...], p
     except ImportError as exc:
         raise FrameworkError(f"ONNX export needs onnx and onnxruntime ({exc.name} is missing): "
                              "pip install 'onnx==1.23.2' 'onnxruntime==1.32.0' (the project's real extra)") from None
-    axes = {name: {0: "batch"} for name in [*input_names, output_name]}
+    axes = {name: {0: "batch", **(dynamic or {}).get(name, {})} for name in [*input_names, output_name]}
     path = Path(path)
+    module.eval()
     torch.onnx.export(module, example, str(path), input_names=input_names, output_names=[output_name],
                       dynamic_axes=axes, opset_version=17, dynamo=False)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    ours = module(*check).detach().float().numpy()
-    theirs = session.run(None, {name: tensor.numpy() for name, tensor in zip(input_names, check)})[0]
-    worst = float(abs(ours - theirs).max())
+    worst = 0.0
+    for inputs in check if isinstance(check, list) else [check]:
+        ours = module(*inputs).detach().float().numpy()
+        theirs = session.run(None, {name: tensor.numpy() for name, tensor in zip(input_names, inputs)})[0]
+        worst = max(worst, float(abs(ours - theirs).max()))
     if worst > tolerance:
         raise FrameworkError(f"the ONNX export {path} differs from the model by {worst:.2g} (more than {tolerance:g}) "
                              "under onnxruntime; export without ONNX or report the architecture")

@@ -16,6 +16,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_hub_probe():  # type: ignore[no-untyped-def]
+    """Each test probes the hub afresh (a run keeps the answer for the process; tests patch the network)."""
+    from framework.hub import forget_reachability
+
+    forget_reachability()
+    yield
+    forget_reachability()
+
+
 @pytest.fixture
 def cli(tmp_path):  # type: ignore[no-untyped-def]
     """Run ``python -m framework ARGS`` in a fresh process, in ``tmp_path``; returns the result."""

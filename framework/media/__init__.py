@@ -24,6 +24,9 @@ from framework import _lazy_exports
 _LAZY = {
     "ImageSpec": "framework.media.images",
     "timm_kwargs": "framework.media.images",
+    "timm_pretrained_cfg": "framework.media.images",
+    "local_timm_dir": "framework.media.images",
+    "LOCAL_DIR": "framework.media.images",
     "ImageInfo": "framework.media.images",
     "ImageStore": "framework.media.images",
     "SampleImages": "framework.media.images",

@@ -280,3 +280,47 @@ class SampleImages:
         if self.pipeline is not None:
             pixels = apply(self.pipeline, pixels)
         return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))  # (3, H, W)
+
+
+#: timm's prefix for a model folder on disk: ``local-dir:/path`` holds ``config.json`` (the
+#: architecture, its arguments and input config) and the weights, as ``timm.models.save_for_hf``
+#: writes them (an alignment export's ``image_tower/``, or a hub repository copied by hand).
+LOCAL_DIR = "local-dir:"
+
+
+def local_timm_dir(name: str) -> Path | None:
+    """The folder of a ``local-dir:PATH`` model name, else ``None``.
+
+    Raises:
+        FrameworkError: the folder, or its ``config.json``, does not exist.
+    """
+    if not name.startswith(LOCAL_DIR):
+        return None
+    folder = Path(name[len(LOCAL_DIR):]).expanduser()
+    if not (folder / "config.json").is_file():
+        raise FrameworkError(f"{name}: {folder} has no config.json; give a folder written by "
+                             "timm.models.save_for_hf (config.json and model.safetensors or pytorch_model.bin)")
+    return folder
+
+
+def timm_pretrained_cfg(name: str, key: str = "model.name") -> dict[str, Any]:
+    """The pretrained config (``input_size``, ``mean``, ``std``, ``fixed_input_size``...) of a timm
+    model name or of a ``local-dir:PATH`` folder (its ``config.json``), without building the model.
+
+    Raises:
+        FrameworkError: ``name`` is neither a timm model (naming similar ones) nor a timm folder.
+    """
+    import timm  # timm (and torchvision under it) load when a model is described or built
+
+    folder = local_timm_dir(name)
+    if folder is not None:
+        from timm.models._hub import load_model_config_from_path  # what create_model reads for local-dir:
+
+        return dict(load_model_config_from_path(folder)[0])
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('_')[0]}*")[:10]
+        raise FrameworkError(
+            f"{key}={name!r} is not a timm model. Similar names: {', '.join(close) or 'none'}; see "
+            f"timm.list_models() for all, or give {LOCAL_DIR}/path/to/folder for a model saved on disk.")
+    cfg = timm.models.get_pretrained_cfg(name)
+    return cfg.to_dict() if cfg is not None else {}

@@ -56,8 +56,9 @@ class AlignmentConfig:
         audit: The misalignment audit's settings.
         eval_batch_size: Batch size of evaluation and encoding.
         cache_limit_mb: Decoded images are kept in memory when they fit in this budget.
-        export_onnx: The export stage also writes ``image_encoder.onnx`` (uint8 images in,
-            L2-normalised embeddings out), checked against onnxruntime (needs the ``real`` extra).
+        export_onnx: The export stage also writes ``image_encoder.onnx`` (uint8 images in) and
+            ``text_encoder.onnx`` (``input_ids`` and ``attention_mask`` in), both giving
+            L2-normalised embeddings, checked against onnxruntime (needs the ``real`` extra).
     """
 
     name: str = "alignment"

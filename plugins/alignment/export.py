@@ -12,9 +12,10 @@ An export directory holds:
   ``model.safetensors``, ``timm.create_model("local-dir:...")``); ``projections.safetensors``:
   both projection heads and the logit scale. With ``model.clip`` set, ``clip/`` holds the whole
   ``CLIPModel`` and its image processor instead of the two tower folders;
-* with ``modality.export_onnx=true``: ``image_encoder.onnx`` (``images``, uint8, giving
-  L2-normalised ``embeddings`` in the retrieval space), checked against onnxruntime to
-  :data:`framework.serving.ONNX_TOLERANCE`; the text tower stays in ``text_tower/``.
+* with ``modality.export_onnx=true``: ``image_encoder.onnx`` (``images``, uint8) and
+  ``text_encoder.onnx`` (``input_ids`` and ``attention_mask``, int64, any batch and length),
+  each giving L2-normalised ``embeddings`` in the retrieval space, checked against onnxruntime to
+  :data:`framework.serving.ONNX_TOLERANCE` (:func:`export_onnx_towers`).
 
 :func:`load_encoder` rebuilds the task from an export or from a checkpoint directory of a run
 (``alignment.json`` is written into the run dir when the task is built), never downloading;
@@ -100,21 +101,57 @@ class _ImageEmbeddings(nn.Module):
         return self.task.image_features(images)  # (B, 3, H, W) uint8 -> (B, D)
 
 
+class _TextEmbeddings(nn.Module):
+    def __init__(self, task: Any) -> None:
+        super().__init__()
+        self.task = task
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.task.text_features(input_ids, attention_mask)  # (B, L) int64 twice -> (B, D)
+
+
+#: Captions of varied lengths the text tower's ONNX export is traced and checked on (any
+#: tokenizer: the export is checked on how they tokenize, padded to the longest and to max_length).
+CHECK_CAPTIONS = ("a red circle", "a large blue square in the top left corner of the picture", "green",
+                  "two small yellow triangles", "a purple star at the bottom", "an orange shape")
+
+
+def _text_batches(task: Any) -> tuple[tuple[torch.Tensor, ...], list[tuple[torch.Tensor, ...]]]:
+    """The text export's example (two captions, padded to the longer) and its checks: other batch
+    sizes and lengths, padded to the longest caption and (as training does) to ``max_length``."""
+    def encode(texts: tuple[str, ...], padding: str) -> tuple[torch.Tensor, ...]:
+        enc = task.tokenizer(list(texts), padding=padding, truncation=True, max_length=task.max_length,
+                             return_tensors="pt")
+        return enc["input_ids"], enc["attention_mask"]
+
+    example = encode(CHECK_CAPTIONS[:2], "longest")
+    checks = [encode(CHECK_CAPTIONS[2:5], "longest"), encode(CHECK_CAPTIONS[2:3], "longest"),
+              encode(CHECK_CAPTIONS, "max_length")]
+    return example, checks
+
+
 def export_onnx_towers(task: Any, out_dir: Path) -> list[Path]:
-    """``image_encoder.onnx``: ``images`` (B, 3, H, W) uint8 -> ``embeddings`` (B, D), L2-normalised,
-    checked against onnxruntime on another batch size. (The text tower is not exported to ONNX:
-    transformers' attention-mask construction does not trace into a graph that follows the mask.)"""
+    """``image_encoder.onnx``: ``images`` (B, 3, H, W) uint8 -> ``embeddings`` (B, D), and
+    ``text_encoder.onnx``: ``input_ids`` and ``attention_mask`` (B, L) int64 -> ``embeddings``
+    (B, D), both L2-normalised into the retrieval space, with dynamic batch (and, for text,
+    sequence) axes. Each is checked against onnxruntime to :data:`framework.serving.ONNX_TOLERANCE`:
+    the image tower on another batch size, the text tower on padded batches of other sizes and
+    lengths, so a graph that ignored the attention mask would fail the check."""
     from framework import export_onnx
 
     cpu = copy.deepcopy(task).cpu().eval()
     height, width = task.spec.size
     generator = torch.Generator().manual_seed(0)
     images = [torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8, generator=generator) for n in (2, 3)]
-    path = Path(out_dir) / "image_encoder.onnx"
+    image_path, text_path = Path(out_dir) / "image_encoder.onnx", Path(out_dir) / "text_encoder.onnx"
+    example, checks = _text_batches(cpu)
+    text_axes = {"input_ids": {1: "sequence"}, "attention_mask": {1: "sequence"}}
     with torch.no_grad():
-        export_onnx(_ImageEmbeddings(cpu), (images[0],), (images[1],), path, input_names=["images"],
+        export_onnx(_ImageEmbeddings(cpu), (images[0],), (images[1],), image_path, input_names=["images"],
                     output_name="embeddings")
-    return [path]
+        export_onnx(_TextEmbeddings(cpu), example, checks, text_path, input_names=["input_ids", "attention_mask"],
+                    output_name="embeddings", dynamic=text_axes)
+    return [image_path, text_path]
 
 
 def _clip_model(task: Any, info: ServingInfo) -> Any:

@@ -1,7 +1,9 @@
 """Building the two towers of a dual encoder from the ``model:`` node.
 
-* image tower: any timm model by name, as a feature extractor (``num_classes=0``); its input size
-  and normalisation are the model's own (``timm.data.resolve_data_config``);
+* image tower: any timm model by name (or ``local-dir:/path``, a folder timm saved), as a feature
+  extractor (``num_classes=0``); its input size and normalisation are the model's own
+  (``timm.data.resolve_data_config``); released ViT weights at another ``image_size`` load with
+  their position embeddings resampled to the new patch grid (timm's checkpoint filter);
 * text tower: any transformers encoder by hub name or local directory, or one built from config
   with random weights (``model.text.architecture``: a BERT by default, or e.g. CLIP's causal text
   transformer, ``clip_text_model``) over the tokenizer the project ships;
@@ -24,7 +26,8 @@ import torch
 from torch import nn
 
 from framework.errors import FrameworkError
-from framework.media.images import ImageSpec, timm_kwargs
+from framework.hub import NO_ADAPTER_LOOKUP, offline_timm_message, timm_weights_reachable
+from framework.media.images import ImageSpec, local_timm_dir, timm_kwargs, timm_pretrained_cfg
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +107,22 @@ class ClipTextEncoder(nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).pooler_output  # (B, text hidden)
 
 
-def _load(what: str, source: str, loader: Any) -> Any:
+#: What the error for a tower that cannot be loaded offers instead of a hub name.
+LOCAL_OPTIONS = ("give a local transformers directory (model.text.name=/path, or model.clip=/path), "
+                 "or a hub name on a machine that can reach the hub")
+
+
+def _load(what: str, source: str, loader: Any, cache_only: dict[str, Any] | None = None) -> Any:
+    """``loader(source)``, a hub name from the cache first and the hub only when it answers
+    (:func:`framework.hub.load_cached_first`); a failure is one line naming the local options."""
+    from framework.hub import load_cached_first
+
     try:
-        return loader(source)
+        return load_cached_first(loader, source, what=what, local_options=LOCAL_OPTIONS, cache_only=cache_only)
     except (OSError, ValueError) as exc:
         raise FrameworkError(
-            f"{what}={source!r} could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
-            f"Give a local directory, or a hub name on a machine that can reach the hub."
-        ) from None
+            f"{what}={source!r} could not be loaded ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}): "
+            f"{LOCAL_OPTIONS}") from None
 
 
 def image_tower(cfg: Any, *, offline: bool = False) -> tuple[TimmImageEncoder, ImageSpec]:
@@ -119,21 +130,19 @@ def image_tower(cfg: Any, *, offline: bool = False) -> tuple[TimmImageEncoder, I
     import timm
     from timm.data import resolve_data_config
 
-    if not timm.is_model(cfg.name):
-        close = timm.list_models(f"*{cfg.name.split('_')[0]}*")[:10]
-        raise FrameworkError(f"model.image.name={cfg.name!r} is not a timm model. Similar: {', '.join(close) or 'none'}")
     kwargs = timm_kwargs(cfg)
-    pretrained_cfg = timm.models.get_pretrained_cfg(cfg.name)
-    fixed = bool(pretrained_cfg is not None and pretrained_cfg.to_dict().get("fixed_input_size"))
-    if cfg.image_size and fixed:
-        kwargs.setdefault("img_size", int(cfg.image_size))
-    pretrained = bool(cfg.pretrained) and not offline
+    if cfg.image_size and timm_pretrained_cfg(cfg.name, "model.image.name").get("fixed_input_size"):
+        kwargs.setdefault("img_size", int(cfg.image_size))  # released ViT weights: position embeddings resampled
+    pretrained = (bool(cfg.pretrained) or local_timm_dir(cfg.name) is not None) and not offline
     if cfg.checkpoint_path and not offline:
         path = Path(cfg.checkpoint_path).expanduser()
         if not path.is_file():
             raise FrameworkError(f"model.image.checkpoint_path={str(path)!r} does not exist; give a local weights file.")
         kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
         pretrained = True
+    if pretrained and not cfg.checkpoint_path and local_timm_dir(cfg.name) is None and \
+            not timm_weights_reachable(timm_pretrained_cfg(cfg.name, "model.image.name")):
+        raise FrameworkError(offline_timm_message("model.image", cfg.name, "and the weights are not cached here"))
     try:
         model = timm.create_model(cfg.name, pretrained=pretrained, num_classes=0, **kwargs)
     except TypeError as exc:
@@ -176,7 +185,7 @@ def text_tower(cfg: Any, *, offline: bool = False) -> tuple[HFTextEncoder, Any]:
     elif offline:
         model = AutoModel.from_config(_load("model.text.name", cfg.name, AutoConfig.from_pretrained))
     else:
-        model = _load("model.text.name", cfg.name, AutoModel.from_pretrained)
+        model = _load("model.text.name", cfg.name, AutoModel.from_pretrained, NO_ADAPTER_LOOKUP)
     if cfg.name is not None:
         check_vocabulary(tokenizer, model, f"model.text.name={cfg.name} with model.text.tokenizer={source}")
     if cfg.lora.r > 0:
@@ -243,7 +252,7 @@ def clip_towers(cfg: Any, *, offline: bool = False) -> Towers:
     if offline:
         clip = CLIPModel(_load("model.clip", cfg.clip, CLIPConfig.from_pretrained))
     else:
-        clip = _load("model.clip", cfg.clip, CLIPModel.from_pretrained)
+        clip = _load("model.clip", cfg.clip, CLIPModel.from_pretrained, NO_ADAPTER_LOOKUP)
     tokenizer = _load("model.clip (tokenizer)", cfg.text.tokenizer or cfg.clip, AutoTokenizer.from_pretrained)
     check_vocabulary(tokenizer, clip.text_model, f"model.clip={cfg.clip} with model.text.tokenizer="
                      f"{cfg.text.tokenizer or cfg.clip}")

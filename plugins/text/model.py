@@ -19,6 +19,7 @@ from torch import nn
 
 import plugins
 from framework.errors import FrameworkError
+from framework.hub import NO_ADAPTER_LOOKUP
 from plugins.text.config import TextModelConfig
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,15 @@ def _load_error(what: str, name: str, exc: Exception) -> FrameworkError:
     return FrameworkError(f"cannot load the {what} {name!r} ({type(exc).__name__}: {first}): {LOCAL_OPTIONS}")
 
 
+def _from_pretrained(loader: Any, name: str, options: dict[str, Any], cache_only: dict[str, Any] | None = None) -> Any:
+    """``loader`` on ``name``: a hub name from the cache first and (``local_files_only=false``) the
+    hub only when it answers (:func:`framework.hub.load_cached_first`), else one line at once."""
+    from framework.hub import load_cached_first
+
+    return load_cached_first(loader, _source(name), what="model.name", local_options=LOCAL_OPTIONS,
+                             cache_only=cache_only, **options)
+
+
 def load_tokenizer(cfg: TextModelConfig) -> Any:
     """``AutoTokenizer.from_pretrained`` of ``model.tokenizer`` (or ``model.name``), with a pad
     token (the eos token when the tokenizer has none)."""
@@ -100,7 +110,9 @@ def load_tokenizer(cfg: TextModelConfig) -> Any:
     name = resolve_name(cfg.tokenizer or cfg.name)
     options = _common(cfg, name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(_source(name), **options)
+        tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, name, options)
+    except FrameworkError:
+        raise
     except Exception as exc:  # noqa: BLE001 - every loading failure is the user's to fix
         raise _load_error("tokenizer", name, exc) from None
     if tokenizer.pad_token is None:
@@ -128,13 +140,15 @@ def load_model(cfg: TextModelConfig, *, meta: bool = False) -> nn.Module:
         kwargs["quantization_config"] = quantization_config(cfg.lora.quantize)
     try:
         if meta:
-            config = AutoConfig.from_pretrained(_source(name), **common)
+            config = _from_pretrained(AutoConfig.from_pretrained, name, common)
             if kwargs["dtype"] == "auto":
                 kwargs["dtype"] = getattr(config, "dtype", None) or torch.float32
             kwargs.pop("quantization_config", None)
             model = AutoModelForCausalLM.from_config(config, trust_remote_code=cfg.trust_remote_code, **kwargs)
         else:
-            model = AutoModelForCausalLM.from_pretrained(_source(name), **common, **kwargs)
+            model = _from_pretrained(AutoModelForCausalLM.from_pretrained, name, {**common, **kwargs}, NO_ADAPTER_LOOKUP)
+    except FrameworkError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise _load_error("model", name, exc) from None
     if "gguf_file" in common and not meta:  # from_config already built a plain model

@@ -3,6 +3,11 @@
 The input size, mean and std are the model's own (``timm.data.resolve_data_config``), never
 repeated in YAML: ``model.image_size`` is the only knob, and only when the user wants a size other
 than the architecture's default. Nothing here downloads unless ``model.pretrained=true``.
+
+Released weights load from the hub (``pretrained=true``), a local file (``model.checkpoint_path``)
+or a timm folder (``model.name=local-dir:/path``); at an ``image_size`` other than the one they
+were trained at, timm's checkpoint filter resamples a ViT's position embeddings to the new patch
+grid (bicubic, the class token's kept), so the weights load at any size the patches divide.
 """
 
 from __future__ import annotations
@@ -14,22 +19,14 @@ from typing import Any
 import torch
 
 from framework.errors import FrameworkError
-from framework.media.images import ImageSpec, timm_kwargs
+from framework.hub import offline_timm_message, timm_weights_reachable
+from framework.media.images import ImageSpec, local_timm_dir, timm_kwargs, timm_pretrained_cfg
 
 log = logging.getLogger(__name__)
 
 
 def _pretrained_cfg(name: str) -> dict[str, Any]:
-    import timm  # timm (and torchvision under it) load when a model is described or built
-
-    if not timm.is_model(name):
-        close = timm.list_models(f"*{name.split('_')[0]}*")[:10]
-        raise FrameworkError(
-            f"model.name={name!r} is not a timm model. Similar names: {', '.join(close) or 'none'}; "
-            f"see timm.list_models() for all."
-        )
-    cfg = timm.models.get_pretrained_cfg(name)
-    return cfg.to_dict() if cfg is not None else {}
+    return timm_pretrained_cfg(name, "model.name")
 
 
 def input_spec(model_cfg: Any) -> ImageSpec:
@@ -67,7 +64,7 @@ def build_model(model_cfg: Any, num_classes: int) -> torch.nn.Module:
         kwargs.setdefault("drop_rate", float(model_cfg.drop_rate))
     if model_cfg.drop_path_rate:
         kwargs.setdefault("drop_path_rate", float(model_cfg.drop_path_rate))
-    pretrained = bool(model_cfg.pretrained)
+    pretrained = bool(model_cfg.pretrained) or local_timm_dir(model_cfg.name) is not None  # a folder: its weights
     if model_cfg.checkpoint_path:
         path = Path(model_cfg.checkpoint_path).expanduser()
         if not path.is_file():
@@ -98,48 +95,13 @@ def require_reachable_weights(model_cfg: Any) -> None:
     """With ``model.pretrained=true`` and no ``model.checkpoint_path``: one line at once, naming
     ``model.checkpoint_path``, when the weights are neither cached nor reachable. The vision
     modality calls it before reading the data, so an offline machine hears it before the audit."""
-    if model_cfg.pretrained and not model_cfg.checkpoint_path and \
-            not weights_reachable(_pretrained_cfg(model_cfg.name)):
+    if model_cfg.pretrained and not model_cfg.checkpoint_path and local_timm_dir(model_cfg.name) is None and \
+            not timm_weights_reachable(_pretrained_cfg(model_cfg.name)):
         raise FrameworkError(_offline_message(model_cfg.name, "and the weights are not cached here"))
 
 
 def _offline_message(name: str, why: str) -> str:
-    return (f"model.name={name!r} with model.pretrained=true needs its weights from the Hugging Face hub, which "
-            f"could not be reached ({why}); download them once where there is a network and give "
-            "model.checkpoint_path=<file>, or set model.pretrained=false")
-
-
-#: The file names timm looks for in a model's hub repository.
-_HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
-
-
-def weights_reachable(pretrained_cfg: Any, timeout: float = 3.0) -> bool:
-    """Whether ``pretrained=true`` can get its weights: cached by the hub library, or the hub (or
-    the weights' URL) answering a TCP connect within ``timeout`` seconds.
-
-    Checked before ``timm.create_model`` so that an offline machine gets one line at once instead
-    of the hub client's minute of retries. ``HF_HUB_OFFLINE=1`` means cache only.
-    """
-    import os
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants, try_to_load_from_cache
-
-    repo = pretrained_cfg.get("hf_hub_id") if hasattr(pretrained_cfg, "get") else None
-    if repo:
-        repo = repo.split("@")[0]
-        if any(isinstance(try_to_load_from_cache(repo, name), str) for name in _HUB_WEIGHT_FILES):
-            return True
-        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-            return False
-    url = constants.ENDPOINT if repo else (pretrained_cfg.get("url") if hasattr(pretrained_cfg, "get") else "")
-    parsed = urlparse(url or constants.ENDPOINT)
-    try:
-        with socket.create_connection((parsed.hostname or "", parsed.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return offline_timm_message("model", name, why)
 
 
 def _is_download_failure(exc: BaseException) -> bool:

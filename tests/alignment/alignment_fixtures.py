@@ -7,6 +7,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pytest
+import torch
 from omegaconf import OmegaConf
 
 from framework.modality import RunContext
@@ -78,3 +81,33 @@ def context(root: Path, run_dir: Path, modality: dict[str, Any] | None = None, m
     return run_context(CONF / "modality" / "alignment.yaml", {"modality": AlignmentConfig, "model": AlignmentModelConfig},
                        run_dir, overrides={"modality": [modality or {}], "model": [TINY_MODEL, model or {}],
                                            "data": [{"root": str(root)}, data or {}]})
+
+
+def onnx_matches_on_padded_batches(task: torch.nn.Module, out_dir: Path) -> float:
+    """Export both towers to ONNX, then score padded batches of varied lengths in onnxruntime:
+    returns the largest difference from PyTorch; asserts a caption embeds alike alone and padded
+    among longer ones (the graph follows the attention mask) and that images match."""
+    ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime (the real extra)")
+    pytest.importorskip("onnx", reason="needs onnx (the real extra)")
+    from plugins.alignment.export import export_onnx_towers
+
+    image_path, text_path = export_onnx_towers(task, out_dir)
+    assert task.training is False  # the export leaves the task as it found it
+    pixels = torch.randint(0, 256, (4, 3, *task.spec.size), dtype=torch.uint8)
+    with torch.no_grad():
+        images = task.image_features(pixels).numpy()
+    session = ort.InferenceSession(str(image_path), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {"images": pixels.numpy()})[0] - images).max() < 1e-4
+    text = ort.InferenceSession(str(text_path), providers=["CPUExecutionProvider"])
+    worst, alone = 0.0, {}
+    for captions in (["a circle"], ["a circle", "a big green square near the bottom right", "red"],
+                     ["blue", "a circle", "two stars", "a yellow triangle on the left", "small"]):
+        enc = task.tokenizer(captions, padding=True, return_tensors="np")
+        feeds = {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)}
+        theirs = text.run(None, feeds)[0]
+        with torch.no_grad():
+            ours = task.text_features(*(torch.from_numpy(feeds[k]) for k in ("input_ids", "attention_mask"))).numpy()
+        worst = max(worst, float(np.abs(theirs - ours).max()))
+        alone.setdefault("a circle", theirs[0])
+        assert np.abs(theirs[captions.index("a circle")] - alone["a circle"]).max() < 1e-4
+    return worst

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from alignment_fixtures import SHAPES, TOKENIZER, model_config
+from alignment_fixtures import SHAPES, TOKENIZER, model_config, onnx_matches_on_padded_batches
 from framework.errors import FrameworkError
 from plugins.alignment.export import ServingInfo, export_model, load_encoder, serving_info
 from plugins.alignment.modality import task_from_config
@@ -237,15 +237,7 @@ def test_an_image_tower_from_a_local_timm_weights_file(tmp_path: Path) -> None:
         assert torch.equal(tensor, weights[name]), name
 
 
-def test_the_image_tower_exports_to_onnx_and_matches_under_onnxruntime(tmp_path: Path) -> None:
-    ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime (the real extra)")
-    pytest.importorskip("onnx", reason="needs onnx (the real extra)")
-    from plugins.alignment.export import export_onnx_towers
-
+@pytest.mark.slow  # onnx, onnxruntime and two exports: several seconds
+def test_both_towers_export_to_onnx_and_match_under_onnxruntime_on_padded_batches(tmp_path: Path) -> None:
     task = task_from_config(model_config()).eval()
-    [path] = export_onnx_towers(task, tmp_path)
-    pixels = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
-    with torch.no_grad():
-        ours = task.image_features(pixels).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert np.abs(session.run(None, {"images": pixels.numpy()})[0] - ours).max() < 1e-4
+    assert onnx_matches_on_padded_batches(task, tmp_path) <= 1e-4

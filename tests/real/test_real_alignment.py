@@ -29,3 +29,11 @@ def test_minilm_as_the_text_tower_trains_with_its_own_tokenizer(minilm_dir: Path
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [r["metrics"]["loss"] for r in rows if r["kind"] == "train"]
     assert len(losses) == 6 and min(losses[1:]) < losses[0]
+
+
+def test_minilm_text_tower_exports_to_onnx_and_follows_the_attention_mask(minilm_dir: Path, tmp_path: Path) -> None:
+    from alignment_fixtures import model_config, onnx_matches_on_padded_batches
+    from plugins.alignment.task import task_from_config
+
+    task = task_from_config(model_config(text={"name": str(minilm_dir), "tokenizer": None})).eval()
+    assert onnx_matches_on_padded_batches(task, tmp_path) <= 1e-4  # normalised embeddings, padded batches
