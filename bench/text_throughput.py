@@ -21,7 +21,8 @@ Figures cover ``--steps`` optimizer steps after ``--warmup`` untimed ones (defau
 from the end of the last warm-up step to the end of the last step on both sides. Tokens are the
 non-pad tokens of the batches each side's model was actually fed in that window, counted from the
 collator's output (this plugin: the batch's ``tokens``; TRL: its ``attention_mask``, or the
-packed row's length when padding-free), never estimated. Training memory is
+packed row's length when padding-free), never estimated. Beside wall-clock rates the bench prints
+tokens per CPU-second of the process (``time.process_time``), which a busy machine disturbs less. Training memory is
 :class:`bench.common.TrainingMemory` from the start of training to the end of the last step
 (CPU: sampled RSS above the RSS at the start; CUDA: ``max_memory_allocated`` above the allocation
 at the start), so imports, the loaded weights and this plugin's final checkpoint are not counted.
@@ -157,7 +158,7 @@ class Window:
         self.memory = TrainingMemory(device)
         self.fed: list[tuple[Any, int]] = []  # (tokens: int or tensor, items) per micro-batch
         self.mark = 0
-        self.start = self.end = 0.0
+        self.start = self.end = self.cpu_start = self.cpu_end = 0.0
 
     def feed(self, tokens: Any, items: int) -> None:
         """One micro-batch given to the model."""
@@ -171,9 +172,9 @@ class Window:
                                                        + ([torch.profiler.ProfilerActivity.CUDA]
                                                           if torch.cuda.is_available() else []))
                 self.profiler.__enter__()
-            self.start, self.mark = time.perf_counter(), len(self.fed)
+            self.start, self.cpu_start, self.mark = time.perf_counter(), time.process_time(), len(self.fed)
         elif step == self.last:
-            self.end = time.perf_counter()
+            self.end, self.cpu_end = time.perf_counter(), time.process_time()
             self.memory.__exit__(None, None, None)
             if self.profiler is not None:
                 self.profiler.__exit__(None, None, None)
@@ -184,9 +185,10 @@ class Window:
         window = self.fed[self.mark:]
         tokens = sum(int(t) for t, _ in window)
         items = sum(i for _, i in window)
-        seconds = self.end - self.start
+        seconds, cpu = self.end - self.start, self.cpu_end - self.cpu_start
         return {"tokens": tokens, "items": items, "seconds": seconds, "tokens_per_s": tokens / seconds,
-                "items_per_s": items / seconds, "memory_mib": self.memory.peak_mib,
+                "items_per_s": items / seconds, "cpu_seconds": cpu, "tokens_per_cpu_s": tokens / cpu,
+                "memory_mib": self.memory.peak_mib,
                 **({"profile": self.table} if self.table else {})}
 
 
@@ -396,13 +398,15 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
               f"{trl_out['settings']['optimizer']}")
         rate = "tokens_per_s" if method == "sft" else "items_per_s"
         rows = [("tokens/s", "tokens_per_s"), ("pairs/s" if method == "dpo" else "rows/s", "items_per_s"),
-                ("train MiB", "memory_mib"), ("tokens fed", "tokens"), ("seconds", "seconds")]
+                ("tokens/CPU-s", "tokens_per_cpu_s"), ("train MiB", "memory_mib"), ("tokens fed", "tokens"),
+                ("seconds", "seconds"), ("CPU seconds", "cpu_seconds")]
         print(f"  {'':12}{'ours':>12}{'TRL':>12}{'ratio':>8}")
         for label, key in rows:
             a, b = ours_out[key], trl_out[key]
             print(f"  {label:12}{a:12.1f}{b:12.1f}{_ratio(a, b):8.2f}")
         figures[method] = {"ours": ours_out, "trl": trl_out, "throughput_ratio": _ratio(ours_out[rate], trl_out[rate]),
                            "tokens_ratio": _ratio(ours_out["tokens_per_s"], trl_out["tokens_per_s"]),
+                           "cpu_ratio": _ratio(ours_out["tokens_per_cpu_s"], trl_out["tokens_per_cpu_s"]),
                            "memory_ratio": _ratio(ours_out["memory_mib"], trl_out["memory_mib"])}
         print(f"  {method} throughput ratio ({rate}) {figures[method]['throughput_ratio']:.2f}x, "
               f"memory ratio {figures[method]['memory_ratio']:.2f}x")
@@ -411,7 +415,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     print(f"load average at the end {end[0]:.2f} {end[1]:.2f} {end[2]:.2f}")
     write_json(args.json, figures)
     print(json.dumps({f"{m}_{k}": figures[m][k] for m in methods
-                      for k in ("throughput_ratio", "tokens_ratio", "memory_ratio")}))
+                      for k in ("throughput_ratio", "tokens_ratio", "cpu_ratio", "memory_ratio")}))
     return figures
 
 

@@ -34,5 +34,5 @@ def test_the_text_bench_smoke_run_compares_both_methods_with_counted_tokens(tmp_
             assert got["settings"]["optimizer"] in ("AdamW fused", "adamw_torch_fused")
         assert figures[method]["throughput_ratio"] > 0 and figures[method]["memory_ratio"] != 0
     last = json.loads(proc.stdout.strip().splitlines()[-1])
-    keys = ("throughput_ratio", "tokens_ratio", "memory_ratio")
+    keys = ("throughput_ratio", "tokens_ratio", "cpu_ratio", "memory_ratio")
     assert set(last) == {f"{m}_{k}" for m in ("sft", "dpo") for k in keys}
