@@ -238,6 +238,7 @@ def ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
                         precision=args.precision, epochs=1000, resume="never")
     info = RunInfo(run_dir=tmp, modality="text", name="bench", config_yaml="")
     with Engine(cfg, info, events=Events(), seed=0) as engine:
+        task.to(engine.device)  # the weights are placed before the meter starts, as TRL's Trainer places them
         window.memory.__enter__()
         modality.train(ctx, engine, task, data)
         optimizer = type(engine.optimizer).__name__ + (" fused" if engine.optimizer.defaults.get("fused") else "")
