@@ -93,7 +93,7 @@ def smollm2_gguf() -> Path:
 
 
 def random_model(shape: str) -> Path:
-    """A transformers directory with random weights (seed 0) of ``SHAPES[shape]`` and a tokenizer
+    """A transformers directory with random bfloat16 weights (seed 0) of ``SHAPES[shape]`` and a tokenizer
     (SmolLM2's when installed and its vocabulary fits, else the bundled tiny one), built once
     into ``<framework cache>/bench/``."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -118,7 +118,9 @@ def random_model(shape: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     tokenizer.save_pretrained(tmp)
-    LlamaForCausalLM(config).save_pretrained(tmp)  # the weights last: their presence marks a complete build
+    # bfloat16 on disk (half the bytes of a 1B model to write and read); both sides load it as
+    # --precision asks. The weights are written last: their presence marks a complete build.
+    LlamaForCausalLM._from_config(config, dtype=torch.bfloat16).save_pretrained(tmp)
     if not out.exists():
         tmp.rename(out)
     else:
