@@ -199,8 +199,8 @@ FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
                  _framework_run("text")),
     "text_dpo_run": ("`python -m framework +modality=text_dpo` (DPO: audit, train, evaluate, export)",
                      _framework_run("text_dpo")),
-    "text_throughput": ("`bench/text_throughput.py`: this plugin / TRL, throughput and peak memory",
-                        _json_ratios("text_throughput.py", [])),
+    "text_throughput": ("`bench/text_throughput.py`: this plugin / TRL on SmolLM2-135M, throughput and training memory",
+                        _json_ratios("text_throughput.py", ["--method", "both"])),
     "audit_parallel": ("`bench/audit_parallel.py`: the audit's per-item work on 1000 photo-like 256-1024 px JPEGs, "
                        "cold page cache, items/s and speed-up per worker count", _audit_parallel),
     "audit_scaling": ("`bench/audit_scaling.py`: cleanliness audit of 10k / 50k / 100k PNGs, seconds", _audit_scaling),

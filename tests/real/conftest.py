@@ -46,17 +46,10 @@ def minilm_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def smollm2_dir(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The GGUF file loaded through the text plugin (dequantised, rebuilt as a plain model) and
-    saved as a transformers directory: the GGUF path is tested once, and the other tests load fast."""
-    from plugins.text.config import TextModelConfig
-    from plugins.text.export import clean_tokenizer_config
-    from plugins.text.model import load_model, load_tokenizer
+def smollm2_dir(smollm2_gguf: Path) -> Path:
+    """The GGUF file dequantised through the text plugin (rebuilt as a plain model) into the
+    framework's cache directory, as every load of the file reads it: the first session makes it
+    (minutes), later ones reuse it (seconds)."""
+    from plugins.text.model import dequantised_gguf
 
-    cfg = TextModelConfig(name=str(smollm2_gguf), dtype="float32", local_files_only=True)
-    cfg.lora.rank = 0
-    out = tmp_path_factory.mktemp("smollm2")
-    load_model(cfg).save_pretrained(out)  # transformers refuses this on the GGUF-loaded model itself
-    load_tokenizer(cfg).save_pretrained(out)
-    clean_tokenizer_config(out)
-    return out
+    return dequantised_gguf(str(smollm2_gguf))

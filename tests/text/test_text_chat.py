@@ -151,3 +151,48 @@ def test_reference_with_adapters_disabled_equals_the_base_model(tok) -> None:
     out = task(batch)
     assert set(out) >= {"loss", "rewards/chosen", "rewards/rejected", "rewards/margin", "rewards/accuracy",
                         "logps/chosen", "logps/rejected"}
+
+
+def test_loss_positions_are_projected_alone_with_the_same_losses_and_gradients(tok, monkeypatch) -> None:
+    """The task projects only the loss positions onto the vocabulary; losses and adapter gradients
+    equal the full-logits computation's, with and without the collator's precomputed positions."""
+    from plugins.text.packing import IGNORE, targets
+    from plugins.text.task import SFTTask, head_only, target_logps
+
+    template = chat.resolve_template(tok, None)
+    examples = [chat.encode_chat(tok, [{"role": "user", "content": f"Convert {n} km to m."},
+                                       {"role": "assistant", "content": f"{n}000 m"}], template, 96)
+                for n in (3, 41, 159, 7)]
+    batch = Collator(tok.pad_token_id)([SFTDataset(examples, 64, packing=True)[i] for i in range(2)])
+    labels = batch["labels"]
+    found = targets(labels)
+    rows, cols = (labels[:, 1:] != IGNORE).nonzero(as_tuple=True)
+    assert found["target_row"].tolist() == rows.tolist()
+    assert found["target_ids"].tolist() == labels[rows, cols + 1].tolist()
+    assert (found["target_index"] == rows * labels.shape[1] + cols).all()
+
+    policy = load_model(TextModelConfig(name=str(TINY), lora=LoRAConfig(rank=4, alpha=8)))
+    with torch.no_grad():
+        for name, p in policy.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    assert head_only(policy)
+
+    def grads(loss: torch.Tensor) -> list[torch.Tensor]:
+        trained = [p for p in policy.parameters() if p.requires_grad]
+        return list(torch.autograd.grad(loss, trained))
+
+    full, mask = token_logps(policy, batch)
+    expected = -full.sum() / mask.sum()
+    loss = SFTTask(policy)(batch)["loss"]
+    torch.testing.assert_close(loss, expected)
+    for a, b in zip(grads(loss), grads(-token_logps(policy, batch)[0].sum() / mask.sum())):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+    bare = {k: batch[k] for k in ("input_ids", "labels", "position_ids")}  # positions derived when absent
+    torch.testing.assert_close(target_logps(policy, bare)[0], target_logps(policy, batch)[0])
+    total, count = sequence_logps(policy, batch)
+    torch.testing.assert_close(total, full.sum(-1))
+    assert count.tolist() == mask.sum(-1).tolist()
+    monkeypatch.setattr("plugins.text.task.HEAD_ONLY", frozenset())  # other architectures: full logits, same figures
+    assert not head_only(policy)
+    torch.testing.assert_close(SFTTask(policy)(batch)["loss"], expected)
