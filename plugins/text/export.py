@@ -16,30 +16,12 @@ An export directory holds:
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from plugins.text.model import is_peft
-
-
-#: ``from_pretrained`` options transformers records in ``tokenizer_config.json``: they describe how
-#: the run loaded its tokenizer, not the tokenizer, and are dropped from an export.
-LOAD_TIME_OPTIONS = ("local_files_only", "is_local", "gguf_file", "revision", "trust_remote_code", "cache_dir",
-                     "force_download", "token", "proxies", "subfolder")
-
-
-def clean_tokenizer_config(directory: Path) -> None:
-    """Drop :data:`LOAD_TIME_OPTIONS` from ``directory/tokenizer_config.json`` (when present)."""
-    path = Path(directory) / "tokenizer_config.json"
-    if not path.is_file():
-        return
-    config = json.loads(path.read_text(encoding="utf-8"))
-    kept = {k: v for k, v in config.items() if k not in LOAD_TIME_OPTIONS}
-    if kept != config:
-        path.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+from plugins.text.model import clean_tokenizer_config, is_peft
 
 
 def merged_copy(model: nn.Module) -> nn.Module:

@@ -87,6 +87,23 @@ def gguf_cache_dir(name: str) -> Path:
     return cache_root() / "gguf" / f"{path.stem}-{key}"
 
 
+#: ``from_pretrained`` options transformers records in ``tokenizer_config.json``: they describe how
+#: the run loaded its tokenizer, not the tokenizer, and are dropped from an export.
+LOAD_TIME_OPTIONS = ("local_files_only", "is_local", "gguf_file", "revision", "trust_remote_code", "cache_dir",
+                     "force_download", "token", "proxies", "subfolder")
+
+
+def clean_tokenizer_config(directory: Path) -> None:
+    """Drop :data:`LOAD_TIME_OPTIONS` from ``directory/tokenizer_config.json`` (when present)."""
+    path = Path(directory) / "tokenizer_config.json"
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    kept = {k: v for k, v in config.items() if k not in LOAD_TIME_OPTIONS}
+    if kept != config:
+        path.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def dequantised_gguf(name: str, cfg: TextModelConfig | None = None) -> Path:
     """A transformers directory (float32 safetensors, config, tokenizer) of the GGUF file ``name``,
     made on first use and kept in :func:`gguf_cache_dir`; later calls return it at once.
@@ -98,8 +115,6 @@ def dequantised_gguf(name: str, cfg: TextModelConfig | None = None) -> Path:
         FrameworkError: no such GGUF file, or the ``gguf`` package is missing.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from plugins.text.export import clean_tokenizer_config
 
     gguf_parts(name)
     _require_gguf(name)

@@ -63,7 +63,7 @@ def test_the_method_picks_one_recipe_per_run(chat_root, pair_root, make_ctx) -> 
 def test_the_exported_tokenizer_config_keeps_no_load_time_option(tmp_path) -> None:
     import json
 
-    from plugins.text.export import clean_tokenizer_config
+    from plugins.text.model import clean_tokenizer_config
 
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(
         {"local_files_only": True, "is_local": True, "gguf_file": "m.gguf", "eos_token": "<|im_end|>",
