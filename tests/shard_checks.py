@@ -77,6 +77,19 @@ def assert_resume_continues(train: Callable[[int, str], None], seen: list[str], 
     return full
 
 
+def train_steps(modality: Any, ctx: Any, data: Any, cfg: Any) -> None:
+    """Train ``modality`` on ``data`` through the engine under ``cfg``, as a run does, and check
+    the engine took ``cfg.max_steps`` steps."""
+    from framework.hookspecs import RunInfo
+    from framework.training import Engine
+
+    task = modality.build_task(ctx, data)
+    info = RunInfo(run_dir=ctx.run_dir, modality=modality.name, name="test", config_yaml=ctx.config_yaml)
+    with Engine(cfg, info, seed=ctx.seed) as engine:
+        modality.train(ctx, engine, task, data)
+        assert engine.state.step == cfg.max_steps
+
+
 def audit_outcome(report: "AuditReport") -> list[Any]:
     """Everything an audit decided (every check's verdict, measurements and findings), less its timings."""
     rows = []

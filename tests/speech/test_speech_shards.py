@@ -15,12 +15,10 @@ from framework.data.parallel import AuditConfig, ItemPool
 from framework.data.shards import ShardWriter
 from framework.data.stream import ShardStream, read_stream_quarantine
 from framework.errors import FrameworkError
-from framework.hookspecs import RunInfo
-from framework.training import Engine
 from plugins.speech.checks import DECODED_INFO_KEY, quality_checks
 from plugins.speech.dataset import UtteranceDecoder
 from plugins.speech.modality import STORE_KEY, SpeechModality
-from shard_checks import WithId, assert_resume_continues, audit_outcome, ids_across_ranks, record_decoded
+from shard_checks import train_steps, WithId, assert_resume_continues, audit_outcome, ids_across_ranks, record_decoded
 from speech_fixtures import CORPUS, context, trainer_config
 
 BAD = "shard-000001/0005"  # the corrupt member's id
@@ -65,14 +63,8 @@ def test_trains_from_shards_and_resumes_mid_epoch_on_exactly_the_remaining_items
     assert data.counts() == {"train": 16, "val": 3}
 
     def train(steps: int, run: str) -> None:
-        ctx = shard_ctx(root, spec, tmp_path / run)
-        modality = SpeechModality()
-        task = modality.build_task(ctx, data)
-        info = RunInfo(run_dir=ctx.run_dir, modality="speech", name="test", config_yaml=ctx.config_yaml)
         cfg = trainer_config(max_steps=steps, batch_size=2, checkpoint_every=3, resume="auto", eval_every=0)
-        with Engine(cfg, info, seed=ctx.seed) as engine:
-            modality.train(ctx, engine, task, data)
-            assert engine.state.step == steps
+        train_steps(SpeechModality(), shard_ctx(root, spec, tmp_path / run), data, cfg)
 
     full = assert_resume_continues(train, seen, batch_size=2, cut=3, end=6)  # 8 batches per epoch
     assert BAD not in full

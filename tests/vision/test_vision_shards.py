@@ -16,12 +16,10 @@ from framework.data.audit import run_audit
 from framework.data.parallel import AuditConfig, ItemPool
 from framework.data.shards import ShardWriter
 from framework.data.stream import ShardStream, read_stream_quarantine
-from framework.hookspecs import RunInfo
-from framework.training import Engine
 from plugins.vision.checks import HEADER_INFO_KEY, quality_checks
 from plugins.vision.dataset import ClassDecoder
 from plugins.vision.modality import STORE_KEY, VisionModality
-from shard_checks import WithId, assert_resume_continues, audit_outcome, ids_across_ranks, record_decoded
+from shard_checks import train_steps, WithId, assert_resume_continues, audit_outcome, ids_across_ranks, record_decoded
 from vision_fixtures import COLOURS, context, trainer_config
 
 BAD = "shard-000001/0009"  # the corrupt member's id
@@ -72,14 +70,8 @@ def test_trains_from_shards_and_resumes_mid_epoch_on_exactly_the_remaining_items
     assert data.counts() == {"train": 48, "val": 6} and data.classes == sorted(COLOURS)
 
     def train(steps: int, run: str) -> None:
-        ctx = shard_ctx(root, spec, tmp_path / run)
-        modality = VisionModality()
-        task = modality.build_task(ctx, data)
-        info = RunInfo(run_dir=ctx.run_dir, modality="vision", name="test", config_yaml=ctx.config_yaml)
         cfg = trainer_config(max_steps=steps, batch_size=4, checkpoint_every=3, resume="auto")
-        with Engine(cfg, info, seed=ctx.seed) as engine:
-            modality.train(ctx, engine, task, data)
-            assert engine.state.step == steps
+        train_steps(VisionModality(), shard_ctx(root, spec, tmp_path / run), data, cfg)
 
     full = assert_resume_continues(train, seen, batch_size=4, cut=6, end=10)  # 12 batches per epoch
     assert BAD not in full
