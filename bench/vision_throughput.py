@@ -9,8 +9,9 @@ autocast on CUDA), gradient clipping (1.0), learning rate, weight decay and sche
 Ours (the plugin's own path): ``prepared([+modality=vision, model=..., data.root=...])``, its
 ``load_data`` (the core folder reader, every file probed once by the plugin's decoder), its
 ``ImageDataset`` (:func:`framework.media.images.decode_image`: Pillow decode, EXIF rotation, RGB,
-resize to the model's input size; then the albumentations pipeline ``RandomResizedCrop(scale
-0.08-1, ratio 3/4-4/3, bilinear)`` + ``HorizontalFlip(p=0.5)``; uint8 batches, normalised on the
+then the albumentations pipeline ``RandomResizedCrop(scale 0.08-1, ratio 3/4-4/3, bilinear)``
+on the decoded image (a pipeline that starts with a crop to the input size skips the decoder's
+resize when the image is not cached) + ``HorizontalFlip(p=0.5)``; uint8 batches, normalised on the
 device), ``train_classifier`` on the :class:`~framework.training.Engine` (seeded resumable
 sampler, non-finite-loss check, metric logging, final checkpoint).
 
@@ -26,9 +27,9 @@ hands ``fused`` to ``torch.optim.AdamW``; no weight decay on biases and norms, a
 a host read of the loss per step (as the engine's non-finite check). ``--channels-last`` (the
 default on CUDA) converts weights and inputs on both sides.
 
-The sides do not do identical pixel work: ours resizes the whole decoded image to the input size
-first (the decode-once policy that lets the plugin cache) and crops from that; timm crops from the
-full-size image and resizes the crop. Both decode the full JPEG.
+Both sides do the same pixel work: decode the JPEG (at full size under 448 px; larger JPEGs
+decode at reduced DCT scale on our side, see ``--sides``), crop, resize the crop once (ours:
+OpenCV bilinear through albumentations; timm: Pillow bilinear).
 
 Timing: each side runs ``2 * steps`` optimizer steps and times the second half, data loading
 included (worker start-up and first-step costs fall in the untimed half): for the engine, the

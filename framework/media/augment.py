@@ -144,6 +144,24 @@ def build_pipeline(
     return A.Compose(transforms, strict=True)
 
 
+def crops_to_size(pipeline: A.Compose | None, size: tuple[int, int]) -> bool:
+    """Whether ``pipeline`` starts by cropping every image to ``size``: a random sized crop
+    (``RandomResizedCrop``, ``RandomSizedCrop``) applied always (``p`` 1, pipeline ``p`` 1) whose
+    output is the model's ``(height, width)``.
+
+    Such a pipeline takes any image size, so a decoder may hand it the decoded file as it is and
+    let the crop do the one resize (crop, then resize the crop, as timm and torchvision train)
+    instead of resizing the whole image to ``size`` first and cropping from that.
+    """
+    if pipeline is None or not pipeline.transforms or float(getattr(pipeline, "p", 1.0)) < 1.0:
+        return False
+    import albumentations as A
+    first = pipeline.transforms[0]
+    if not isinstance(first, (A.RandomResizedCrop, A.RandomSizedCrop)) or float(first.p) < 1.0:
+        return False
+    return tuple(int(v) for v in first.size) == (int(size[0]), int(size[1]))
+
+
 def apply(pipeline: A.Compose, image: np.ndarray) -> np.ndarray:
     """Run ``pipeline`` on one ``(H, W, 3)`` uint8 RGB image; returns the same layout."""
     if not pipeline.transforms:

@@ -22,6 +22,7 @@ from framework.data.probes import ProbeResult
 from framework.data.records import Record
 from framework.data.shards import media_is_file, open_media
 from framework.errors import FrameworkError
+from framework.media.augment import crops_to_size
 
 RESIZE_MODES = ("stretch", "pad", "crop")  # size policies of :func:`resize_to`
 
@@ -110,13 +111,17 @@ def draft_for(img: Image.Image, size: tuple[int, int]) -> None:
     img.draft(None, (side, side))
 
 
-def decode_image(path: Path | IO[bytes], size: tuple[int, int], mode: str = "stretch") -> tuple[np.ndarray, ImageInfo]:
+def decode_image(path: Path | IO[bytes], size: tuple[int, int], mode: str = "stretch",
+                 keep_size: bool = False) -> tuple[np.ndarray, ImageInfo]:
     """Decode one image file to the model's input.
 
     Args:
         path: The image file, a member of a tar shard (``shard.tar/KEY.jpg``) or an open binary file.
         size: Target ``(height, width)``.
         mode: Size policy, see :func:`resize_to`.
+        keep_size: Return the decoded image at its own size (still reduced in the DCT domain
+            while it stays at least ``size``, see :func:`draft_for`) instead of resizing it: for a
+            training pipeline that crops to ``size`` itself (:func:`~framework.media.augment.crops_to_size`).
 
     Returns:
         The pixels, ``(H, W, 3)`` uint8 RGB, and what the file was.
@@ -129,7 +134,8 @@ def decode_image(path: Path | IO[bytes], size: tuple[int, int], mode: str = "str
         draft_for(img, size)
         img = ImageOps.exif_transpose(img)  # phone photos store rotation in EXIF
         rgb = _to_rgb(img)
-        rgb = resize_to(rgb, size, mode)
+        if not keep_size:
+            rgb = resize_to(rgb, size, mode)
         return np.asarray(rgb, dtype=np.uint8).copy(), info  # (H, W, 3)
 
 
@@ -178,12 +184,24 @@ class ImageStore:
             self.cached_bytes += pixels.nbytes
         return pixels
 
-    def get(self, record: Record) -> np.ndarray:
-        """The decoded ``(H, W, 3)`` uint8 RGB pixels of ``record``'s image."""
+    def get(self, record: Record, keep_size: bool = False) -> np.ndarray:
+        """The decoded ``(H, W, 3)`` uint8 RGB pixels of ``record``'s image.
+
+        Args:
+            record: The item.
+            keep_size: For a training pipeline that crops to the model's size itself: cached
+                pixels are returned as they are (at the model's size), an image not in the cache is
+                decoded at its own size (:func:`decode_image`) and not cached, so the crop is
+                taken from the file's pixels and resized once.
+        """
         if record.media is None:
             raise ValueError(f"{record.source}: record {record.id!r} names no image file")
         pixels = self._pixels.get(str(record.media))
-        return pixels if pixels is not None else self._decode(Path(record.media))
+        if pixels is not None:
+            return pixels
+        if keep_size:
+            return decode_image(Path(record.media), self.size, self.mode, keep_size=True)[0]
+        return self._decode(Path(record.media))
 
     def release(self, records: Sequence[Record]) -> None:
         """Drop the cached pixels of ``records`` (a streamed train split's, which training decodes
@@ -241,7 +259,9 @@ def timm_kwargs(model_cfg: Any) -> dict[str, Any]:
 class SampleImages:
     """The image member of a tar-shard sample, decoded for a training stream
     (:func:`framework.train_stream`): decoded to RGB at ``size`` with the ``resize`` policy, through
-    ``pipeline``, as a ``(3, H, W)`` uint8 tensor. A decoder of a modality holds one and adds its
+    ``pipeline``, as a ``(3, H, W)`` uint8 tensor. When ``pipeline`` starts with a random crop to
+    ``size`` (:func:`~framework.media.augment.crops_to_size`), the crop gets the decoded file at its
+    own size instead (crop, then one resize). A decoder of a modality holds one and adds its
     targets (a class, a caption).
 
     Args:
@@ -254,6 +274,8 @@ class SampleImages:
         if resize not in RESIZE_MODES:
             raise FrameworkError(f"modality.resize={resize!r} is not a size policy; valid: {', '.join(RESIZE_MODES)}")
         self.size, self.resize, self.pipeline = (int(size[0]), int(size[1])), resize, pipeline
+        # A pipeline that starts with a random crop to the model's size gets the decoded file as is.
+        self.crop_first = crops_to_size(pipeline, self.size)
 
     def reseed(self, seed: int) -> None:
         """Seed the pipeline's own generators; the stream calls it before each item."""
@@ -276,7 +298,7 @@ class SampleImages:
         from framework.media.augment import apply
 
         _, data = sample.media("image")
-        pixels, _ = decode_image(io.BytesIO(data), self.size, self.resize)  # (H, W, 3) uint8
+        pixels, _ = decode_image(io.BytesIO(data), self.size, self.resize, keep_size=self.crop_first)  # (H, W, 3)
         if self.pipeline is not None:
             pixels = apply(self.pipeline, pixels)
         return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))  # (3, H, W)

@@ -45,7 +45,9 @@ class AlignmentConfig:
     Attributes:
         name: The modality's name (set by ``+modality=alignment``).
         resize: How a decoded image reaches the image tower's input size, once, at decode time
-            (``stretch``, ``pad`` or ``crop``; see :func:`framework.media.images.resize_to`).
+            (``stretch``, ``pad`` or ``crop``; see :func:`framework.media.images.resize_to`);
+            training images decoded on the fly skip it when ``augment`` starts with a
+            ``RandomResizedCrop`` to the input size (the crop is taken from the decoded file).
         augment: Training transforms (albumentations name -> arguments, ``null`` disables one).
         eval_augment: Transforms for evaluation and encoding; usually empty.
         robustness: Evaluation conditions, name -> transform pipeline (each transform applied with

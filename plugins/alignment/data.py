@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from framework.data.errors import DataError
 from framework.data.records import Record
-from framework.media.augment import apply
+from framework.media.augment import apply, crops_to_size
 from framework import LoadedSample
 from framework.media.images import ImageStore, SampleImages
 
@@ -90,6 +90,8 @@ class CaptionDataset(Dataset):
         self.store = store
         self.tokens = tokens
         self.pipeline = pipeline
+        # A crop to the model's size first: uncached images reach it at their own size.
+        self.crop_first = crops_to_size(pipeline, store.size)
         self.sample = sample
 
     def __len__(self) -> int:
@@ -102,7 +104,7 @@ class CaptionDataset(Dataset):
 
     def image(self, i: int) -> torch.Tensor:
         """The ``(3, H, W)`` uint8 image of item ``i``, through the pipeline."""
-        pixels = self.store.get(self.records[i])  # (H, W, 3) uint8
+        pixels = self.store.get(self.records[i], keep_size=self.crop_first)  # (H, W, 3) uint8
         if self.pipeline is not None:
             pixels = apply(self.pipeline, pixels)
         return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))  # (3, H, W)

@@ -19,8 +19,10 @@ released models.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -74,6 +76,8 @@ def build_whisper(model_cfg: Any) -> Whisper:
                 f"a local checkpoint file, nor a transformers or CTranslate2 model directory; or set model.name=null "
                 f"and model.dims to build one"
             )
+        if not path.is_file():
+            require_downloadable(name, model_cfg.download_root)
         try:
             model = whisper.load_model(str(path) if path.is_file() else name, device="cpu",
                                        download_root=model_cfg.download_root)
@@ -91,6 +95,32 @@ def build_whisper(model_cfg: Any) -> Whisper:
         )
     torch.manual_seed(int(model_cfg.init_seed))
     return init_from_scratch(Whisper(dims))
+
+
+def require_downloadable(name: str, download_root: str | None) -> None:
+    """Stop at once, in one line, when the released Whisper ``name`` is neither in whisper's
+    download cache (``download_root``, else ``~/.cache/whisper``) nor reachable (its URL's host
+    does not accept a connection within seconds, or ``HF_HUB_OFFLINE=1``): whisper's own download
+    has no timeout and may hang on a machine whose firewall drops packets.
+
+    Raises:
+        FrameworkError: naming the cache file it looked for and the local options.
+    """
+    import whisper
+
+    from framework.hub import RELEASED_WEIGHTS, hub_reachable
+
+    url = whisper._MODELS[name]  # whisper's own table of release URLs
+    default_root = Path(os.getenv("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"
+    cached = Path(download_root).expanduser() if download_root else default_root
+    cached = cached / os.path.basename(url)
+    if cached.is_file() or hub_reachable(url):
+        return
+    raise FrameworkError(
+        f"model.name={name!r}: {cached} does not exist and {urlparse(url).hostname} does not answer (offline); "
+        f"put the file there (or set model.download_root to its folder), or give a local checkpoint file or a "
+        f"transformers/CTranslate2 Whisper directory as model.name; {RELEASED_WEIGHTS}"
+    )
 
 
 def init_from_scratch(model: Whisper) -> Whisper:

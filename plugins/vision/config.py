@@ -40,7 +40,10 @@ class VisionConfig:
         name: The modality's name (set by ``+modality=vision``).
         resize: How a decoded image reaches the model's input size, once, at decode time:
             ``stretch`` (direct resize, aspect ratio not kept), ``pad`` (fit the longer side, pad
-            the rest with black) or ``crop`` (fit the shorter side, centre crop).
+            the rest with black) or ``crop`` (fit the shorter side, centre crop). Training images
+            that are decoded on the fly (not cached) skip it when ``augment`` starts with a
+            ``RandomResizedCrop`` to the input size: the crop is taken from the decoded file and
+            resized once, as timm trains.
         augment: Training transforms, name -> arguments (``null`` disables one), in order.
         eval_augment: Transforms for evaluation and prediction; usually empty, since decoding
             already produced the input size.

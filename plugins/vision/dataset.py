@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from framework.data.records import Record
 from framework.data.shards import LoadedSample
-from framework.media.augment import apply
+from framework.media.augment import apply, crops_to_size
 from framework.media.images import ImageStore, SampleImages
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ class ImageDataset(Dataset):
         self.store = store
         self.index = {name: i for i, name in enumerate(classes)}
         self.pipeline = pipeline
+        # A crop to the model's size first: uncached images reach it at their own size.
+        self.crop_first = crops_to_size(pipeline, store.size)
         # One generator pair shared by every transform, installed on the first reseed and then
         # reseeded in place for each item: a fresh pair per item (or Compose.set_random_seed, a
         # pair per transform) costs several times more on the per-item path.
@@ -75,7 +77,7 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         record = self.records[i]
-        pixels = self.store.get(record)  # (H, W, 3) uint8
+        pixels = self.store.get(record, keep_size=self.crop_first)  # (H, W, 3) uint8
         if self.pipeline is not None:
             pixels = apply(self.pipeline, pixels)
         image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))  # (3, H, W)

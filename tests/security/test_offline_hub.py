@@ -80,3 +80,24 @@ def test_hf_hub_offline_needs_no_probe_at_all(no_network: list[tuple], monkeypat
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert hub_reachable() is False and no_network == []
+
+
+def test_a_released_whisper_name_offline_fails_in_one_line_before_any_download(
+        no_network: list[tuple], tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import whisper
+
+    from plugins.speech.config import SpeechModelConfig
+    from plugins.speech.model import build_whisper
+
+    def no_download(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("whisper's download was reached")
+
+    monkeypatch.setattr(whisper, "_download", no_download)
+    started = time.perf_counter()
+    with pytest.raises(FrameworkError) as error:
+        build_whisper(SpeechModelConfig(name="base", download_root=str(tmp_path)))
+    assert time.perf_counter() - started < 5
+    message = str(error.value)
+    assert "\n" not in message and str(tmp_path / "base.pt") in message and "openaipublic" in message
+    assert "model.download_root" in message and "CTranslate2" in message
+    assert {host for host, _ in no_network} == {"openaipublic.azureedge.net"}

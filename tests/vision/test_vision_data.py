@@ -186,3 +186,51 @@ def test_a_plugin_check_settings_typo_stops_the_audit(image_root, make_ctx, tmp_
     cfg.gates.plugins = {"image_resolution": {"min_sid": 3}}
     with pytest.raises(SettingsError, match=r"data.gates.plugins.image_resolution has unknown setting\(s\) \['min_sid'\]"):
         run_audit(data, cfg, modality="vision", extra_checks=quality_checks(), out_dir=tmp_path / "audit")
+
+
+def _window_of(source: np.ndarray, out: np.ndarray) -> bool:
+    """Whether ``out`` is one exact window of ``source`` (both ``(H, W, 3)``)."""
+    h, w = out.shape[:2]
+    return any(np.array_equal(source[y:y + h, x:x + w], out)
+               for y in range(source.shape[0] - h + 1) for x in range(source.shape[1] - w + 1))
+
+
+def test_a_pipeline_that_crops_to_the_input_size_gets_the_file_at_its_own_size(tmp_path) -> None:
+    import albumentations as A
+
+    from framework.data.records import Record
+    from framework.media.augment import crops_to_size
+    from framework.media.images import SampleImages
+    from plugins.vision.dataset import ImageDataset
+
+    noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    path = tmp_path / "noise.png"
+    Image.fromarray(noise).save(path)
+    # A crop of a sixteenth of the area, square: 16x16 source pixels, the model's size: no resize.
+    crop = A.Compose([A.RandomResizedCrop(size=(16, 16), scale=(1 / 16, 1 / 16), ratio=(1.0, 1.0))])
+    assert crops_to_size(crop, (16, 16)) and not crops_to_size(crop, (32, 32))
+    assert not crops_to_size(A.Compose([A.RandomResizedCrop(size=(16, 16), p=0.5)]), (16, 16))
+    assert not crops_to_size(A.Compose([A.HorizontalFlip(), A.RandomResizedCrop(size=(16, 16))]), (16, 16))
+    assert not crops_to_size(None, (16, 16))
+
+    record = Record(id="n", split="train", source=str(path), media=str(path), label="a")
+    uncached = ImageDataset([record], ImageStore((16, 16), "stretch", cache_limit_mb=0), ["a"], crop)
+    uncached.reseed(3)
+    out = uncached[0]["image"].numpy().transpose(1, 2, 0)
+    assert out.shape == (16, 16, 3) and _window_of(noise, out)  # cropped from the file's own pixels
+
+    cached_store = ImageStore((16, 16), "stretch", cache_limit_mb=1)
+    assert cached_store.probe(path).ok
+    cached = ImageDataset([record], cached_store, ["a"], crop)
+    cached.reseed(3)
+    small = cached[0]["image"].numpy().transpose(1, 2, 0)  # cropped from the cached 16x16 resize
+    assert small.shape == (16, 16, 3) and not _window_of(noise, small)
+
+    class Sample:  # a shard sample's image member
+        def media(self, kind: str) -> tuple[str, bytes]:
+            return "noise.png", path.read_bytes()
+
+    images = SampleImages((16, 16), "stretch", crop)
+    images.reseed(5)
+    streamed = images(Sample()).numpy().transpose(1, 2, 0)
+    assert images.crop_first and _window_of(noise, streamed)
