@@ -12,7 +12,8 @@ Figures (``--figures``, default all but ``audit_scaling``, which writes 160k PNG
   the weakest class's recall.
 * ``tabular_run``: ``python -m framework +modality=tabular``: wall time and accuracy.
 * ``engine_overhead``: ``bench/engine_overhead.py``: the median of its paired ratios, per run.
-* ``vision_throughput``: ``bench/vision_throughput.py``: the median of its paired ratios, per run.
+* ``vision_throughput``, ``vision_throughput_efficientnet``: ``bench/vision_throughput.py`` on
+  ViT-S/16 and EfficientNet-B0: the median of its paired ratios, per run.
 * ``alignment_run``, ``alignment_untrained``, ``alignment_throughput``: the same for the
   alignment modality (recall@1 both ways per split; the misalignment audit's suspected rate), the
   untrained model on the same data, and the throughput ratio against a plain loop (tiny towers).
@@ -27,7 +28,8 @@ Figures (``--figures``, default all but ``audit_scaling``, which writes 160k PNG
   wall time, held-out exact match (SFT) or preference accuracy (DPO), the starting model's
   (``baseline/``) beside the trained one's.
 * ``text_throughput``: ``bench/text_throughput.py`` (needs the ``bench`` extra, TRL): throughput
-  and peak-memory ratios against TRL's trainers.
+  and training-memory ratios against TRL's trainers (SFT in each side's default layout, and DPO);
+  ``text_throughput_padded``: SFT with one chat per padded row on both sides, equal tokens per step.
 * ``audit_parallel``: ``bench/audit_parallel.py``: the audit's items/s and speed-up per worker count on
   photo-sized JPEGs from a cold page cache.
 * ``audit_scaling``: ``bench/audit_scaling.py``: cleanliness-audit seconds per size.
@@ -178,6 +180,10 @@ FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
     "vision_throughput": ("`bench/vision_throughput.py`: plugin images/s / timm's own training pieces "
                           "(ViT-S/16, 224 px JPEGs from disk)",
                           _ratio_of("vision_throughput.py", [], r"ratio ours/timm: ([0-9.]+)")),
+    "vision_throughput_efficientnet": ("`bench/vision_throughput.py --model efficientnet_b0`: plugin images/s / "
+                                       "timm's own training pieces (EfficientNet-B0, 224 px JPEGs from disk)",
+                                       _ratio_of("vision_throughput.py", ["--model", "efficientnet_b0"],
+                                                 r"ratio ours/timm: ([0-9.]+)")),
     "alignment_run": ("`python -m framework +modality=alignment` (audit, train, misalignment audit, evaluate, export)",
                       _framework_run("alignment")),
     "alignment_untrained": ("`python -m framework +modality=alignment stages=[evaluate]` (the starting weights: "
@@ -201,6 +207,9 @@ FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
                      _framework_run("text_dpo")),
     "text_throughput": ("`bench/text_throughput.py`: this plugin / TRL on SmolLM2-135M, throughput and training memory",
                         _json_ratios("text_throughput.py", ["--method", "both"])),
+    "text_throughput_padded": ("`bench/text_throughput.py --method sft --padded`: this plugin / TRL SFT on "
+                               "SmolLM2-135M at equal tokens per step (one chat per padded row on both sides)",
+                               _json_ratios("text_throughput.py", ["--method", "sft", "--padded"])),
     "audit_parallel": ("`bench/audit_parallel.py`: the audit's per-item work on 1000 photo-like 256-1024 px JPEGs, "
                        "cold page cache, items/s and speed-up per worker count", _audit_parallel),
     "audit_scaling": ("`bench/audit_scaling.py`: cleanliness audit of 10k / 50k / 100k PNGs, seconds", _audit_scaling),
@@ -211,6 +220,7 @@ FIGURES: dict[str, tuple[str, Callable[[Path], Sample]]] = {
 
 # Figures whose script needs an optional package: skipped, and said so, where it is missing.
 NEEDS = {"text_throughput": ("trl", 'pip install -e ".[bench]"'),
+         "text_throughput_padded": ("trl", 'pip install -e ".[bench]"'),
          "alignment_vs_open_clip": ("open_clip", 'pip install -e ".[bench]"')}
 
 
