@@ -37,6 +37,7 @@ _LAZY = {
     "AugmentationError": "framework.media.augment",
     "build_pipeline": "framework.media.augment",
     "apply": "framework.media.augment",
+    "crops_to_size": "framework.media.augment",
     "condition_pipelines": "framework.media.augment",
 }
 

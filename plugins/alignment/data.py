@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from framework.data.errors import DataError
 from framework.data.records import Record
-from framework.media.augment import apply, crops_to_size
+from framework.media import apply, crops_to_size
 from framework import LoadedSample
 from framework.media.images import ImageStore, SampleImages
 

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from framework.data.records import Record
 from framework.data.shards import LoadedSample
-from framework.media.augment import apply, crops_to_size
+from framework.media import apply, crops_to_size
 from framework.media.images import ImageStore, SampleImages
 
 if TYPE_CHECKING:
