@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import sys
 from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Optional, Protocol, Sized, runtime_checkable
 
 import numpy as np
@@ -217,6 +218,18 @@ def epoch_batches(loader: Any, epoch: int, consumed: int) -> Iterator[Any]:
     return itertools.islice(iter(loader), consumed, None)
 
 
+def one_thread_per_worker(worker_id: int) -> None:
+    """A loader worker's ``worker_init_fn``: OpenCV (albumentations' kernels) to one thread.
+
+    torch already runs one intra-op thread in each worker; OpenCV would start a pool of one
+    thread per core in every worker, so ``N`` workers beside the training process's own threads
+    would oversubscribe the cores the model's step needs.
+    """
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        cv2.setNumThreads(1)
+
+
 def make_dataloader(dataset: Dataset, *, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
                     shuffle: bool = True, collate_fn: Optional[Callable[[list[Any]], Any]] = None,
                     drop_last: bool = False, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
@@ -233,11 +246,13 @@ def make_dataloader(dataset: Dataset, *, batch_size: int, seed: int, rank: int =
         dataset.bind(batch_size=batch_size, rank=rank, world_size=world_size, num_workers=num_workers,
                      drop_last=drop_last, seed=seed)
         return DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn, drop_last=drop_last,
-                          num_workers=num_workers, pin_memory=pin_memory)
+                          num_workers=num_workers, pin_memory=pin_memory,
+                          worker_init_fn=one_thread_per_worker if num_workers > 0 else None)
     sampler = ResumableSampler(dataset_length(dataset), seed, shuffle, rank, world_size, drop_last)
     return DataLoader(
         SeededDataset(dataset, seed), batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,
         drop_last=drop_last, num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0,
+        worker_init_fn=one_thread_per_worker if num_workers > 0 else None,
         # Its own generator, so creating an iterator never draws from the global torch RNG
         # (which would make a resumed run's dropout differ from an uninterrupted one).
         generator=torch.Generator().manual_seed(seed),

@@ -59,6 +59,30 @@ def test_a_map_style_loader_keeps_its_workers_from_one_epoch_to_the_next() -> No
     assert len(pids[0]) == 2 and pids[1] == pids[0]  # the same two processes fetched both epochs
 
 
+class OpenCVThreads(torch.utils.data.Dataset):
+    """Items that say how many threads OpenCV may use in the process that fetched them."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        import cv2
+
+        return {"threads": torch.tensor(cv2.getNumThreads())}
+
+
+def test_loader_workers_run_opencv_on_one_thread_each() -> None:
+    import cv2
+
+    from framework.training.data import epoch_batches, make_dataloader
+
+    cv2.setNumThreads(4)  # this process: several threads, as OpenCV starts by default on a multi-core machine
+    assert cv2.getNumThreads() == 4
+    loader = make_dataloader(OpenCVThreads(), batch_size=2, seed=0, num_workers=2)
+    threads = {int(t) for batch in epoch_batches(loader, 0, 0) for t in batch["threads"]}
+    assert threads == {1} and cv2.getNumThreads() == 4  # the workers' pools, not this process's
+
+
 def test_reseed_hook_receives_one_seed_per_batch(tmp_path) -> None:  # type: ignore[no-untyped-def]
     first, second = ReseedRecorder(), ReseedRecorder()
     a = _losses(tmp_path, "a", first, max_steps=8, batch_size=4)
