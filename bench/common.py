@@ -9,6 +9,11 @@ Training memory is measured apart from imports and set-up: on CUDA, ``max_memory
 after a ``reset_peak_memory_stats`` at the start of training; on a CPU, the peak resident set size
 sampled every few milliseconds during training minus the resident size when training started
 (:class:`TrainingMemory`). A whole-process peak (``ru_maxrss``) would mostly count the libraries.
+The resident set follows what the C allocator keeps from the operating system as much as what the
+tensors hold (glibc raises its mmap threshold as blocks are freed, so freed activations can stay
+resident or not from run to run); where a bench compares memory against a target it also
+measures, on a CPU, the peak bytes held by live tensors over one profiled step
+(:class:`TensorPeak`): the CPU counterpart of CUDA's ``max_memory_allocated``.
 """
 
 from __future__ import annotations
@@ -118,6 +123,58 @@ class TrainingMemory:
             self._thread.join()
             self._peak = max(self._peak, _rss_bytes())
             self.peak_mib = (self._peak - self._start) / 2**20
+
+
+def optimizer_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes held between steps by training state: the optimizer's state tensors (AdamW's moments)
+    and the gradients of its parameters that exist now."""
+    total = 0
+    for state in optimizer.state.values():
+        total += sum(v.numel() * v.element_size() for v in state.values() if isinstance(v, torch.Tensor))
+    for group in optimizer.param_groups:
+        total += sum(p.grad.numel() * p.grad.element_size() for p in group["params"] if p.grad is not None)
+    return total
+
+
+class TensorPeak:
+    """Peak bytes held by live CPU tensors over a stretch of training (one optimizer step).
+
+    ``start(held)`` begins a ``torch.profiler`` run with ``profile_memory=True``; ``stop()`` replays
+    its allocation events in time order and takes the highest running total above the start, plus
+    ``held``: the bytes of training state already live when it started (:func:`optimizer_bytes`),
+    which the events of the stretch cannot see. The model's weights, placed before training, are
+    not counted. Unlike the resident set, the figure depends only on the tensors the code
+    allocates, not on what the C allocator returns to the system; the profiler adds time, so run
+    it outside a timed window.
+    """
+
+    def __init__(self) -> None:
+        self.peak_mib = float("nan")
+        self._held = 0
+        self._profiler: Any = None
+
+    def start(self, held: int = 0) -> None:
+        """Begin recording; ``held``: bytes of training state live now (see :func:`optimizer_bytes`)."""
+        self._held = held
+        # One cycle (no schedule): acc_events only keeps torch from warning that cycles are not kept.
+        self._profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                                profile_memory=True, acc_events=True)
+        self._profiler.__enter__()
+
+    def stop(self) -> None:
+        """End recording and set ``peak_mib``."""
+        if self._profiler is None:
+            raise RuntimeError("TensorPeak.stop() before start()")
+        self._profiler.__exit__(None, None, None)
+        cpu = torch.autograd.DeviceType.CPU
+        events = sorted((e.start_ns(), e.nbytes()) for e in self._profiler.profiler.kineto_results.events()
+                        if e.name() == "[memory]" and e.device_type() == cpu)
+        running = peak = 0
+        for _, nbytes in events:
+            running += nbytes
+            peak = max(peak, running)
+        self.peak_mib = (self._held + peak) / 2**20
+        self._profiler = None
 
 
 def write_json(path: Optional[Path], figures: dict[str, Any]) -> None:

@@ -22,10 +22,16 @@ from the end of the last warm-up step to the end of the last step on both sides.
 non-pad tokens of the batches each side's model was actually fed in that window, counted from the
 collator's output (this plugin: the batch's ``tokens``; TRL: its ``attention_mask``, or the
 packed row's length when padding-free), never estimated. Beside wall-clock rates the bench prints
-tokens per CPU-second of the process (``time.process_time``), which a busy machine disturbs less. Training memory is
-:class:`bench.common.TrainingMemory` from the start of training to the end of the last step
-(CPU: sampled RSS above the RSS at the start; CUDA: ``max_memory_allocated`` above the allocation
-at the start), so imports, the loaded weights and this plugin's final checkpoint are not counted.
+tokens per CPU-second of the process (``time.process_time``), which a busy machine disturbs less.
+Training memory leaves out imports, the loaded weights and this plugin's final checkpoint. On CUDA
+it is ``max_memory_allocated`` above the allocation at the start of training
+(:class:`bench.common.TrainingMemory`). On a CPU it is the peak of the bytes held by live tensors
+(:class:`bench.common.TensorPeak`, the CPU counterpart of ``max_memory_allocated``) over as many
+steps again after the timed ones, run under ``torch.profiler`` so the profiler's cost stays out of
+the timed window, plus the optimizer state and gradients live when those steps began; the sampled
+resident-set growth over the timed window is printed beside it (``RSS MiB``), but it follows what
+glibc keeps from the system as much as what the tensors hold (it measured 2.1 GB against a 0.57 GB
+live-tensor peak for the same steps).
 At one batch size, packed rows hold more tokens than padded ones, so the bench also prints
 training memory per thousand tokens of a step (``MiB/1k tok``); ``--padded`` gives this plugin
 TRL's layout for a comparison at equal tokens per step.
@@ -62,7 +68,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import TrainingMemory, add_common_args, apply_threads, machine, write_json  # noqa: E402
+from common import (TensorPeak, TrainingMemory, add_common_args, apply_threads, machine,  # noqa: E402
+                    optimizer_bytes, write_json)
 
 LR = 2e-4
 TINY = ROOT / "examples" / "models" / "tiny-unit-lm"
@@ -154,15 +161,21 @@ def attention(device: str) -> tuple[str, bool]:
 
 class Window:
     """Tokens and items fed between the end of step ``warmup`` and the end of step ``last``, that
-    window's wall-clock time, and training memory up to the end of step ``last``."""
+    window's wall-clock time, and training memory up to the end of step ``last``. On a CPU as many
+    steps again (untimed, up to :attr:`total`) run under :class:`common.TensorPeak` for the peak of
+    live tensors over them; each side trains :attr:`total` steps and sets :attr:`held` to a callable
+    giving the bytes of its training state (:func:`common.optimizer_bytes`)."""
 
     def __init__(self, warmup: int, last: int, device: str, profile: int = 0) -> None:
         self.warmup, self.last, self.profile = warmup, last, profile
         self.profiler: Any = None
         self.table = ""
         self.memory = TrainingMemory(device)
+        self.tensors = TensorPeak() if torch.device(device).type == "cpu" else None
+        self.total = last + (last - warmup if self.tensors is not None else 0)
+        self.held: Callable[[], int] = lambda: 0
         self.fed: list[tuple[Any, int]] = []  # (tokens: int or tensor, items) per micro-batch
-        self.mark = 0
+        self.mark = self.end_mark = 0
         self.start = self.end = self.cpu_start = self.cpu_end = 0.0
 
     def feed(self, tokens: Any, items: int) -> None:
@@ -179,23 +192,28 @@ class Window:
                 self.profiler.__enter__()
             self.start, self.cpu_start, self.mark = time.perf_counter(), time.process_time(), len(self.fed)
         elif step == self.last:
-            self.end, self.cpu_end = time.perf_counter(), time.process_time()
+            self.end, self.cpu_end, self.end_mark = time.perf_counter(), time.process_time(), len(self.fed)
             self.memory.__exit__(None, None, None)
             if self.profiler is not None:
                 self.profiler.__exit__(None, None, None)
                 self.table = self.profiler.key_averages().table(sort_by="self_cpu_time_total",
                                                                 row_limit=self.profile)
+            if self.tensors is not None:
+                self.tensors.start(self.held())
+        elif step == self.total and self.tensors is not None:
+            self.tensors.stop()
 
     def figures(self) -> dict[str, float]:
-        window = self.fed[self.mark:]
+        window = self.fed[self.mark:self.end_mark]
         tokens = sum(int(t) for t, _ in window)
         items = sum(i for _, i in window)
         seconds, cpu = self.end - self.start, self.cpu_end - self.cpu_start
         per_step = tokens / max(self.last - self.warmup, 1)
+        memory = self.tensors.peak_mib if self.tensors is not None else self.memory.peak_mib
         return {"tokens": tokens, "items": items, "seconds": seconds, "tokens_per_s": tokens / seconds,
                 "items_per_s": items / seconds, "cpu_seconds": cpu, "tokens_per_cpu_s": tokens / cpu,
-                "memory_mib": self.memory.peak_mib, "tokens_per_step": per_step,
-                "memory_mib_per_1k_step_tokens": self.memory.peak_mib * 1000 / max(per_step, 1),
+                "memory_mib": memory, "rss_mib": self.memory.peak_mib, "tokens_per_step": per_step,
+                "memory_mib_per_1k_step_tokens": memory * 1000 / max(per_step, 1),
                 **({"profile": self.table} if self.table else {})}
 
 
@@ -235,12 +253,13 @@ def ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         def checkpoint_saved(self, *a: Any) -> None:
             pass
 
-    cfg = TrainerConfig(max_steps=last, batch_size=args.batch_size, lr=LR, weight_decay=0.0, warmup_ratio=0.0,
+    cfg = TrainerConfig(max_steps=window.total, batch_size=args.batch_size, lr=LR, weight_decay=0.0, warmup_ratio=0.0,
                         schedule="cosine", clip_grad_norm=1.0, log_every=1, progress=False, device=args.device,
                         precision=args.precision, epochs=1000, resume="never")
     info = RunInfo(run_dir=tmp, modality="text", name="bench", config_yaml="")
     with Engine(cfg, info, events=Events(), seed=0) as engine:
         task.to(engine.device)  # the weights are placed before the meter starts, as TRL's Trainer places them
+        window.held = lambda: optimizer_bytes(engine.optimizer)
         window.memory.__enter__()
         modality.train(ctx, engine, task, data)
         optimizer = type(engine.optimizer).__name__ + (" fused" if engine.optimizer.defaults.get("fused") else "")
@@ -295,10 +314,12 @@ def trl(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             window.memory.__enter__()
 
         def on_step_end(self, a: Any, state: Any, control: Any, **kw: Any) -> Any:
+            optimizer = kw["optimizer"]
+            window.held = lambda: optimizer_bytes(optimizer)
             window.step_end(state.global_step)
 
     common = dict(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=args.batch_size,
-                  learning_rate=LR, weight_decay=0.0, warmup_steps=0, max_steps=last, lr_scheduler_type="cosine",
+                  learning_rate=LR, weight_decay=0.0, warmup_steps=0, max_steps=window.total, lr_scheduler_type="cosine",
                   max_grad_norm=1.0, optim="adamw_torch_fused", report_to=[], save_strategy="no", logging_steps=last,
                   use_cpu=args.device == "cpu", max_length=args.seq_len, dataloader_num_workers=0, seed=0,
                   disable_tqdm=True, bf16=args.precision == "bf16", gradient_checkpointing=False)
@@ -407,7 +428,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         rate = "tokens_per_s" if method == "sft" else "items_per_s"
         rows = [("tokens/s", "tokens_per_s"), ("pairs/s" if method == "dpo" else "rows/s", "items_per_s"),
                 ("tokens/CPU-s", "tokens_per_cpu_s"), ("train MiB", "memory_mib"),
-                ("MiB/1k tok", "memory_mib_per_1k_step_tokens"), ("tokens/step", "tokens_per_step"),
+                ("MiB/1k tok", "memory_mib_per_1k_step_tokens"), ("RSS MiB", "rss_mib"), ("tokens/step", "tokens_per_step"),
                 ("seconds", "seconds"), ("CPU seconds", "cpu_seconds")]
         print(f"  {'':12}{'ours':>12}{'TRL':>12}{'ratio':>8}")
         for label, key in rows:
@@ -418,7 +439,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
                            "cpu_ratio": _ratio(ours_out["tokens_per_cpu_s"], trl_out["tokens_per_cpu_s"]),
                            "memory_ratio": _ratio(ours_out["memory_mib"], trl_out["memory_mib"]),
                            "memory_per_token_ratio": _ratio(ours_out["memory_mib_per_1k_step_tokens"],
-                                                            trl_out["memory_mib_per_1k_step_tokens"])}
+                                                            trl_out["memory_mib_per_1k_step_tokens"]),
+                           "rss_ratio": _ratio(ours_out["rss_mib"], trl_out["rss_mib"])}
         print(f"  {method} throughput ratio ({rate}) {figures[method]['throughput_ratio']:.2f}x, "
               f"memory ratio {figures[method]['memory_ratio']:.2f}x")
     end = os.getloadavg()
@@ -426,7 +448,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     print(f"load average at the end {end[0]:.2f} {end[1]:.2f} {end[2]:.2f}")
     write_json(args.json, figures)
     print(json.dumps({f"{m}_{k}": figures[m][k] for m in methods
-                      for k in ("throughput_ratio", "tokens_ratio", "cpu_ratio", "memory_ratio")}))
+                      for k in ("throughput_ratio", "tokens_ratio", "cpu_ratio", "memory_ratio",
+                                "memory_per_token_ratio", "rss_ratio")}))
     return figures
 
 
