@@ -39,8 +39,8 @@ def test_worker_processes_give_the_same_losses_as_the_main_process(tmp_path) -> 
     assert in_workers == in_process  # augmentation is a function of (seed, epoch, index), not of the worker
 
 
-class WorkerIds(torch.utils.data.Dataset):
-    """Items that say which process fetched them."""
+class WorkerState(torch.utils.data.Dataset):
+    """Items that say which process fetched them and how many threads OpenCV may use there."""
 
     def __len__(self) -> int:
         return 8
@@ -48,27 +48,17 @@ class WorkerIds(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         import os
 
-        return {"pid": torch.tensor(os.getpid())}
+        import cv2
+
+        return {"pid": torch.tensor(os.getpid()), "threads": torch.tensor(cv2.getNumThreads())}
 
 
 def test_a_map_style_loader_keeps_its_workers_from_one_epoch_to_the_next() -> None:
     from framework.training.data import epoch_batches, make_dataloader
 
-    loader = make_dataloader(WorkerIds(), batch_size=2, seed=0, num_workers=2)
+    loader = make_dataloader(WorkerState(), batch_size=2, seed=0, num_workers=2)
     pids = [{int(p) for batch in epoch_batches(loader, epoch, 0) for p in batch["pid"]} for epoch in range(2)]
     assert len(pids[0]) == 2 and pids[1] == pids[0]  # the same two processes fetched both epochs
-
-
-class OpenCVThreads(torch.utils.data.Dataset):
-    """Items that say how many threads OpenCV may use in the process that fetched them."""
-
-    def __len__(self) -> int:
-        return 4
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        import cv2
-
-        return {"threads": torch.tensor(cv2.getNumThreads())}
 
 
 def test_loader_workers_run_opencv_on_one_thread_each() -> None:
@@ -78,7 +68,7 @@ def test_loader_workers_run_opencv_on_one_thread_each() -> None:
 
     cv2.setNumThreads(4)  # this process: several threads, as OpenCV starts by default on a multi-core machine
     assert cv2.getNumThreads() == 4
-    loader = make_dataloader(OpenCVThreads(), batch_size=2, seed=0, num_workers=2)
+    loader = make_dataloader(WorkerState(), batch_size=2, seed=0, num_workers=2)
     threads = {int(t) for batch in epoch_batches(loader, 0, 0) for t in batch["threads"]}
     assert threads == {1} and cv2.getNumThreads() == 4  # the workers' pools, not this process's
 
